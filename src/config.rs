@@ -1,0 +1,1 @@
+//! Configuration: opentracker-style config file and command line.

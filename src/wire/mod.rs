@@ -1,0 +1,6 @@
+//! Codecs: pure functions over byte slices. No sockets, no store, no allocation on parse paths.
+
+pub mod bencode;
+pub mod http;
+pub mod query;
+pub mod udp;
