@@ -1,3 +1,77 @@
 //! The single-threaded mio event loop: every socket, connection and timer lives here.
+//!
+//! [`bind`] opens every listener first (so a bad address fails before anything is served, and
+//! privileges can be dropped after binding); [`event_loop::run`] then serves them until SIGTERM or
+//! SIGINT.
 
 pub mod conn_id;
+pub mod event_loop;
+pub mod http_server;
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The sockets the loop serves, bound and non-blocking.
+pub struct Listeners {
+    /// HTTP listeners with their bound address (the real port when 0 was asked).
+    pub tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+    /// UDP sockets with their bound address.
+    pub udp: Vec<(std::net::UdpSocket, SocketAddr)>,
+}
+
+/// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
+#[derive(Clone, Copy, Debug)]
+pub struct UdpBuffers {
+    /// SO_RCVBUF asked for; the kernel caps it at `net.core.rmem_max`.
+    pub recv: usize,
+    /// SO_SNDBUF asked for; the kernel caps it at `net.core.wmem_max`.
+    pub send: usize,
+}
+
+/// Binds every TCP and UDP listener. IPv6 sockets are IPv6-only, so `0.0.0.0:6969` and
+/// `[::]:6969` can both be bound. Errors name the address that failed.
+pub fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], buffers: UdpBuffers) -> io::Result<Listeners> {
+    let mut out = Listeners { tcp: Vec::new(), udp: Vec::new() };
+    for addr in tcp {
+        let l = bind_tcp(*addr).map_err(|e| annotate(e, "tcp", addr))?;
+        let local = l.local_addr()?;
+        out.tcp.push((l, local));
+    }
+    for addr in udp {
+        let s = bind_udp(*addr, buffers).map_err(|e| annotate(e, "udp", addr))?;
+        let local = s.local_addr()?;
+        out.udp.push((s, local));
+    }
+    Ok(out)
+}
+
+fn annotate(e: io::Error, kind: &str, addr: &SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot bind {kind} {addr}: {e}"))
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn bind_udp(addr: SocketAddr, buffers: UdpBuffers) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    // Best effort: the kernel silently caps these at rmem_max/wmem_max.
+    let _ = socket.set_recv_buffer_size(buffers.recv);
+    let _ = socket.set_send_buffer_size(buffers.send);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}

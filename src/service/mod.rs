@@ -1,1 +1,265 @@
-//! What a request means: parsed request + source address in, response out. No sockets.
+//! What a request means. A parsed request and the peer's address go in, a response comes out.
+//!
+//! Pure: no sockets, no clock (`now` is passed in, seconds since start). Both servers (HTTP in
+//! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
+//! the peer selection and the counters are decided in one place.
+
+pub mod http;
+
+
+use std::net::IpAddr;
+
+use crate::stats::{Family, Stats};
+use crate::swarm::peer::{peer_v4, peer_v6};
+use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
+use crate::types::{Event, InfoHash};
+
+/// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
+/// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment
+/// (as opentracker since 2024). IPv4 replies hold up to `numwant.max` peers (200 x 6 + 20 bytes).
+pub const UDP_V6_MAX_PEERS: usize = 66;
+
+/// Most peers any reply may hold, whatever the configuration says (keeps buffers bounded).
+pub const NUMWANT_HARD_MAX: u32 = 512;
+
+/// The tracker's policy values, from the config file.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Base announce interval in seconds (`tracker.announce_interval`, default 1800). Each reply
+    /// carries this value with a random jitter of +-10% so that clients spread out (as opentracker,
+    /// which sends 1620..1979 s); `min interval` is half of the value sent.
+    pub announce_interval: u32,
+    /// Peers returned when the client does not ask (`tracker.numwant.default`, default 50).
+    pub numwant_default: u32,
+    /// Most peers returned (`tracker.numwant.max`, default 200).
+    pub numwant_max: u32,
+    /// Most info_hashes answered in one HTTP scrape (`tracker.scrape.max_info_hashes`).
+    pub max_scrape_hashes: usize,
+    /// Seconds after its last announce that a peer is dropped (`tracker.peer_timeout`, default 2700).
+    pub peer_timeout: u32,
+    /// Seconds a torrent without peers but with `downloaded > 0` is kept (`tracker.torrent_timeout`).
+    pub torrent_timeout: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            announce_interval: 1800,
+            numwant_default: 50,
+            numwant_max: 200,
+            max_scrape_hashes: 64,
+            peer_timeout: 2700,
+            torrent_timeout: 86400,
+        }
+    }
+}
+
+/// Which server a request came through; replies over UDP are bounded by the datagram size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP (BEP 3).
+    Http,
+    /// UDP (BEP 15).
+    Udp,
+}
+
+/// An announce, as both wire formats describe it.
+#[derive(Clone, Copy, Debug)]
+pub struct Announce {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// The port the peer listens on (host order), 1..=65535.
+    pub port: u16,
+    /// Bytes the peer still has to download; `Some(0)` makes it a seeder, `None` (HTTP without
+    /// `left`) a leecher, as opentracker.
+    pub left: Option<u64>,
+    /// The announce event.
+    pub event: Event,
+    /// Peers asked for; `None` or negative means the default (BEP 15's -1).
+    pub numwant: Option<i32>,
+}
+
+/// What an announce produced: the counts and interval to send; the peers were appended to the
+/// caller's buffer in compact form (6 bytes each for IPv4, 18 for IPv6, network order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceReply {
+    /// Interval in seconds, jittered.
+    pub interval: u32,
+    /// Minimum interval in seconds (HTTP only): half the interval.
+    pub min_interval: u32,
+    /// Swarm counts over the requester's family, including the requester (as opentracker).
+    pub counts: SwarmCounts,
+    /// The family of the peers written, which is the requester's.
+    pub family: Family,
+}
+
+/// The tracker state owned by one event loop: the two swarm stores, the policy, the counters and
+/// a random generator (for peer selection and interval jitter).
+pub struct Tracker {
+    /// IPv4 swarms: peers as 6-byte records.
+    pub v4: Store<6>,
+    /// IPv6 swarms: peers as 18-byte records.
+    pub v6: Store<18>,
+    /// The policy values.
+    pub policy: Policy,
+    /// Counters.
+    pub stats: Stats,
+    rng: fastrand::Rng,
+}
+
+impl Tracker {
+    /// A tracker with empty stores; the random generator is seeded from the OS.
+    pub fn new(policy: Policy) -> Self {
+        let store_cfg = StoreConfig {
+            peer_timeout: policy.peer_timeout.max(1),
+            torrent_timeout: policy.torrent_timeout,
+        };
+        Tracker {
+            v4: Store::new(&store_cfg),
+            v6: Store::new(&store_cfg),
+            policy,
+            stats: Stats::default(),
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    /// How many peers to return: `requested` if given and not negative, else the default; never
+    /// more than `numwant.max`, and for UDP over IPv6 never more than [`UDP_V6_MAX_PEERS`].
+    pub fn numwant(&self, requested: Option<i32>, proto: Proto, family: Family) -> usize {
+        let max = self.policy.numwant_max.min(NUMWANT_HARD_MAX) as usize;
+        let want = match requested {
+            Some(n) if n >= 0 => n as usize,
+            _ => self.policy.numwant_default as usize,
+        };
+        let want = want.min(max);
+        if proto == Proto::Udp && family == Family::V6 {
+            want.min(UDP_V6_MAX_PEERS)
+        } else {
+            want
+        }
+    }
+
+    /// The interval to send: `announce_interval` +-10%, and `min interval` = half of it.
+    fn interval(&mut self) -> (u32, u32) {
+        let base = self.policy.announce_interval.max(1);
+        let spread = base / 10;
+        let interval = base - spread + self.rng.u32(0..=2 * spread);
+        (interval, (interval / 2).max(1))
+    }
+
+    /// Handles an announce from `ip` (the peer's address: the packet's source, or the proxy's
+    /// forwarded address): `stopped` removes the peer, anything else inserts or refreshes it and
+    /// appends up to numwant peers of the same family to `peers` (compact form). The counts in the
+    /// reply include the requester.
+    ///
+    /// Access checks (whitelist/blacklist) happen before this is called.
+    pub fn announce(
+        &mut self,
+        a: &Announce,
+        ip: IpAddr,
+        proto: Proto,
+        now: u32,
+        peers: &mut Vec<u8>,
+    ) -> AnnounceReply {
+        let family = family_of(ip);
+        let numwant = self.numwant(a.numwant, proto, family);
+        let seeder = a.left == Some(0);
+        let counts = match ip.to_canonical() {
+            IpAddr::V4(ip4) => {
+                let peer = peer_v4(ip4, a.port);
+                if a.event == Event::Stopped {
+                    self.v4.stop(&a.info_hash, &peer, now)
+                } else {
+                    let before = self.v4_downloaded_hint(&a.info_hash, a.event, now);
+                    let c = self.v4.announce(
+                        &AnnounceInput { info_hash: &a.info_hash, peer: &peer, seeder, event: a.event, numwant },
+                        now,
+                        &mut self.rng,
+                        peers,
+                    );
+                    self.count_completed(before, c.downloaded);
+                    c
+                }
+            }
+            IpAddr::V6(ip6) => {
+                let peer = peer_v6(ip6, a.port);
+                if a.event == Event::Stopped {
+                    self.v6.stop(&a.info_hash, &peer, now)
+                } else {
+                    let before = self.v6_downloaded_hint(&a.info_hash, a.event, now);
+                    let c = self.v6.announce(
+                        &AnnounceInput { info_hash: &a.info_hash, peer: &peer, seeder, event: a.event, numwant },
+                        now,
+                        &mut self.rng,
+                        peers,
+                    );
+                    self.count_completed(before, c.downloaded);
+                    c
+                }
+            }
+        };
+        let (interval, min_interval) = self.interval();
+        let stats = match proto {
+            Proto::Http => &mut self.stats.http[family as usize],
+            Proto::Udp => &mut self.stats.udp[family as usize],
+        };
+        stats.announce += 1;
+        AnnounceReply { interval, min_interval, counts, family }
+    }
+
+    /// `downloaded` of the torrent before a `completed` announce, to count completed events.
+    /// (Completed events are rare: one extra lookup for them only.)
+    fn v4_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
+        (event == Event::Completed).then(|| self.v4.scrape(info_hash, now).map_or(0, |c| c.downloaded))
+    }
+
+    fn v6_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
+        (event == Event::Completed).then(|| self.v6.scrape(info_hash, now).map_or(0, |c| c.downloaded))
+    }
+
+    fn count_completed(&mut self, before: Option<u32>, after: u32) {
+        if let Some(b) = before {
+            if after > b {
+                self.stats.completed += 1;
+            }
+        }
+    }
+
+    /// Scrape counts of one torrent over both families (BEP 48): seeders, leechers and
+    /// `downloaded` summed over the IPv4 and IPv6 swarms. `None` if neither knows the torrent.
+    pub fn scrape_one(&mut self, info_hash: &InfoHash, now: u32) -> Option<SwarmCounts> {
+        let a = self.v4.scrape(info_hash, now);
+        let b = self.v6.scrape(info_hash, now);
+        match (a, b) {
+            (None, None) => None,
+            (a, b) => {
+                let a = a.unwrap_or_default();
+                let b = b.unwrap_or_default();
+                Some(SwarmCounts {
+                    seeders: a.seeders + b.seeders,
+                    leechers: a.leechers + b.leechers,
+                    downloaded: a.downloaded.saturating_add(b.downloaded),
+                })
+            }
+        }
+    }
+
+    /// Background cleaning: visits the next `buckets` buckets of each store.
+    pub fn clean_step(&mut self, now: u32, buckets: usize) {
+        self.v4.clean_step(now, buckets);
+        self.v6.clean_step(now, buckets);
+    }
+
+    /// Peers held, over both families.
+    pub fn peers(&self) -> u64 {
+        self.v4.peers() + self.v6.peers()
+    }
+}
+
+/// The family of an address; IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as IPv4.
+pub fn family_of(ip: IpAddr) -> Family {
+    match ip.to_canonical() {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}

@@ -1,1 +1,80 @@
-//! Counters and the /stats output.
+//! Counters of what the tracker did, and (later) the `/stats` and Prometheus output.
+//!
+//! The loop is single-threaded and owns one [`Stats`] value, so counters are plain `u64`s incremented
+//! without atomics or locks on the hot path. When the tracker grows to several loops (DESIGN.md,
+//! growth path), each loop keeps its own `Stats` and the output sums them.
+
+/// Address family of a request or a peer: BEP 7 keeps IPv4 and IPv6 swarms apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: peers are 6 bytes in compact form.
+    V4 = 0,
+    /// IPv6: peers are 18 bytes in compact form.
+    V6 = 1,
+}
+
+impl Family {
+    /// The label used in metrics output (`"ipv4"`, `"ipv6"`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+}
+
+/// Requests counted per protocol and family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Announces answered with peers (or, for `stopped`, with counts).
+    pub announce: u64,
+    /// Scrapes answered (a multi-hash scrape counts once).
+    pub scrape: u64,
+    /// BEP 15 connect requests answered (UDP only).
+    pub connect: u64,
+    /// Requests refused with a bencoded `failure reason` or a BEP 15 error packet.
+    pub failed: u64,
+}
+
+/// Every counter of one event loop. Plain integers, read by `/stats` and `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// HTTP requests by family (index [`Family`] as usize).
+    pub http: [RequestCounts; 2],
+    /// UDP requests by family.
+    pub udp: [RequestCounts; 2],
+    /// TCP connections accepted.
+    pub tcp_accepted: u64,
+    /// TCP connections closed at once because `http.max_connections` were open.
+    pub tcp_refused_over_limit: u64,
+    /// HTTP responses with a non-200 status (framing errors, 404, 405, 413), by status code.
+    pub http_status_errors: Vec<(u16, u64)>,
+    /// `event=completed` announces that raised a torrent's `downloaded` count.
+    pub completed: u64,
+    /// Bytes read from and written to HTTP connections and UDP sockets.
+    pub bytes_in: u64,
+    /// See [`Stats::bytes_in`].
+    pub bytes_out: u64,
+    /// Iterations of the event loop.
+    pub loop_iterations: u64,
+    /// Longest time one loop iteration spent working (not waiting), in microseconds.
+    pub longest_stall_us: u64,
+}
+
+impl Stats {
+    /// Counts one HTTP response with a non-200 status code.
+    pub fn http_status(&mut self, code: u16) {
+        match self.http_status_errors.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => self.http_status_errors.push((code, 1)),
+        }
+    }
+
+    /// How many HTTP responses had status `code` (0 if none).
+    pub fn http_status_count(&self, code: u16) -> u64 {
+        self.http_status_errors
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(0, |(_, n)| *n)
+    }
+}

@@ -1,0 +1,234 @@
+//! The HTTP tracker's meaning: routing, announce (BEP 3, BEP 23 compact, BEP 7 `peers6`) and scrape
+//! (BEP 48) responses. Takes a parsed request head, writes a whole response (head and body).
+//!
+//! Routing, as opentracker (so existing announce URLs keep working): after the leading `/`s, a
+//! path starting with `a` is an announce (`/announce`, `/announce.php`, `/a`), a path starting with
+//! `sc` is a scrape, the empty path redirects to `tracker.redirect_url` (or 404), anything else
+//! is 404. Only `GET` is served (others: 405).
+//!
+//! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
+//! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
+//! HTTP status (400, 405, 413) from the server.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Announce, Proto, Tracker};
+use crate::stats::Family;
+use crate::swarm::store::SwarmCounts;
+use crate::types::InfoHash;
+use crate::wire::bencode;
+use crate::wire::http::{Request, Status, write_error, write_head, write_redirect};
+use crate::wire::query::{self, QueryError, parse_announce, parse_scrape};
+
+/// Site settings of the HTTP tracker, from the config file.
+#[derive(Clone, Debug, Default)]
+pub struct HttpSite {
+    /// `tracker.redirect_url`: where `GET /` goes (302); `None` answers 404.
+    pub redirect_url: Option<String>,
+    /// `access.proxy`: addresses whose `X-Forwarded-For` / `X-Real-IP` header names the peer.
+    pub proxies: Vec<IpNet>,
+}
+
+/// Buffers reused from request to request, so the hot path does not allocate.
+#[derive(Default)]
+pub struct Scratch {
+    peers: Vec<u8>,
+    body: Vec<u8>,
+    hashes: Vec<InfoHash>,
+}
+
+/// Handles one request head and appends the whole response to `out`.
+///
+/// `remote` is the TCP peer's address; `keep_alive` is whether the server is willing to keep the
+/// connection open (the request must want it too). Returns whether the connection stays open.
+pub fn handle(
+    tracker: &mut Tracker,
+    site: &HttpSite,
+    req: &Request<'_>,
+    remote: IpAddr,
+    now: u32,
+    keep_alive: bool,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> bool {
+    let keep_alive = keep_alive && req.keep_alive;
+    if req.method != b"GET" {
+        tracker.stats.http_status(405);
+        write_error(out, Status::MethodNotAllowed405, keep_alive);
+        return keep_alive;
+    }
+    let path = trim_slashes(req.path);
+    let mut decoded = [0u8; 64];
+    let path = match query::percent_decode_into(path, &mut decoded) {
+        Ok(n) => &decoded[..n],
+        Err(_) => {
+            tracker.stats.http_status(404);
+            write_error(out, Status::NotFound404, keep_alive);
+            return keep_alive;
+        }
+    };
+    if path.is_empty() {
+        match &site.redirect_url {
+            Some(url) => {
+                tracker.stats.http_status(302);
+                write_redirect(out, url, keep_alive);
+            }
+            None => {
+                tracker.stats.http_status(404);
+                write_error(out, Status::NotFound404, keep_alive);
+            }
+        }
+        return keep_alive;
+    }
+    scratch.body.clear();
+    let peer_ip = match peer_address(site, req, remote) {
+        Ok(ip) => ip,
+        Err(reason) => {
+            bencode::failure(&mut scratch.body, reason);
+            return finish_ok(scratch, keep_alive, out);
+        }
+    };
+    let family = super::family_of(peer_ip);
+    if path[0] == b'a' {
+        announce(tracker, req.query, peer_ip, family, now, scratch);
+    } else if path.starts_with(b"sc") {
+        scrape(tracker, req.query, family, now, scratch);
+    } else {
+        tracker.stats.http_status(404);
+        write_error(out, Status::NotFound404, keep_alive);
+        return keep_alive;
+    }
+    finish_ok(scratch, keep_alive, out)
+}
+
+fn finish_ok(scratch: &Scratch, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+    write_head(out, Status::Ok200, "text/plain", scratch.body.len(), keep_alive, &[]);
+    out.extend_from_slice(&scratch.body);
+    keep_alive
+}
+
+fn trim_slashes(mut path: &[u8]) -> &[u8] {
+    while let [b'/', rest @ ..] = path {
+        path = rest;
+    }
+    path
+}
+
+/// The peer's address: the TCP source, unless that source is a trusted proxy (`access.proxy`) that
+/// names the client in `X-Forwarded-For` (its last entry: the address the proxy saw) or
+/// `X-Real-IP`. A trusted proxy that sends neither header is itself the client.
+fn peer_address(site: &HttpSite, req: &Request<'_>, remote: IpAddr) -> Result<IpAddr, &'static str> {
+    let remote = remote.to_canonical();
+    if site.proxies.is_empty() || !site.proxies.iter().any(|net| net.contains(&remote)) {
+        return Ok(remote);
+    }
+    let value = if let Some(xff) = req.x_forwarded_for {
+        xff.rsplit(|&b| b == b',').next().unwrap_or(xff)
+    } else if let Some(real) = req.x_real_ip {
+        real
+    } else {
+        return Ok(remote);
+    };
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .ok_or("the proxy's X-Forwarded-For / X-Real-IP header holds no valid address")
+}
+
+fn fail(tracker: &mut Tracker, family: Family, body: &mut Vec<u8>, err: QueryError) {
+    tracker.stats.http[family as usize].failed += 1;
+    bencode::failure(body, err.reason());
+}
+
+fn announce(tracker: &mut Tracker, query: &[u8], ip: IpAddr, family: Family, now: u32, scratch: &mut Scratch) {
+    let q = match parse_announce(query) {
+        Ok(q) => q,
+        Err(e) => return fail(tracker, family, &mut scratch.body, e),
+    };
+    let a = Announce { info_hash: q.info_hash, port: q.port, left: q.left, event: q.event, numwant: q.numwant };
+    scratch.peers.clear();
+    let reply = tracker.announce(&a, ip, Proto::Http, now, &mut scratch.peers);
+    let body = &mut scratch.body;
+    let peer_len = if family == Family::V4 { 6 } else { 18 };
+    body.push(b'd');
+    put_counts(body, &reply.counts);
+    bencode::put_bytes(body, b"interval");
+    bencode::put_int(body, i64::from(reply.interval));
+    bencode::put_bytes(body, b"min interval");
+    bencode::put_int(body, i64::from(reply.min_interval));
+    bencode::put_bytes(body, b"peers");
+    if !q.compact {
+        // BEP 3's original form; we store no peer ids, so the dicts carry `ip` and `port` only
+        // (what `no_peer_id` asks for). Both families go in `peers`.
+        body.push(b'l');
+        for p in scratch.peers.chunks_exact(peer_len) {
+            let (ip, port) = decode_peer(p);
+            body.push(b'd');
+            bencode::put_bytes(body, b"ip");
+            bencode::put_bytes(body, ip.to_string().as_bytes());
+            bencode::put_bytes(body, b"port");
+            bencode::put_int(body, i64::from(port));
+            body.push(b'e');
+        }
+        body.push(b'e');
+    } else if family == Family::V4 {
+        bencode::put_bytes(body, &scratch.peers);
+    } else {
+        // BEP 7: IPv6 peers go in `peers6`; an empty `peers` stays for clients that require it.
+        bencode::put_bytes(body, b"");
+        bencode::put_bytes(body, b"peers6");
+        bencode::put_bytes(body, &scratch.peers);
+    }
+    body.push(b'e');
+}
+
+/// Writes `complete`, `downloaded`, `incomplete` (sorted keys, BEP 48 names).
+fn put_counts(body: &mut Vec<u8>, c: &SwarmCounts) {
+    bencode::put_bytes(body, b"complete");
+    bencode::put_int(body, i64::from(c.seeders));
+    bencode::put_bytes(body, b"downloaded");
+    bencode::put_int(body, i64::from(c.downloaded));
+    bencode::put_bytes(body, b"incomplete");
+    bencode::put_int(body, i64::from(c.leechers));
+}
+
+fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
+    let port = u16::from_be_bytes([p[p.len() - 2], p[p.len() - 1]]);
+    let ip = if p.len() == 6 {
+        IpAddr::from(<[u8; 4]>::try_from(&p[..4]).expect("4 bytes"))
+    } else {
+        IpAddr::from(<[u8; 16]>::try_from(&p[..16]).expect("16 bytes"))
+    };
+    (ip, port)
+}
+
+/// Scrape (BEP 48): `d5:filesd<hash>d8:completei..e10:downloadedi..e10:incompletei..ee...ee`.
+/// Keys are sorted and unique (valid bencode, unlike opentracker's request order). An info_hash
+/// the tracker does not know is answered with zeros, so a client can tell "no peers" from a
+/// failed request. More than `tracker.scrape.max_info_hashes` hashes: the first ones are answered.
+fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch: &mut Scratch) {
+    let max = tracker.policy.max_scrape_hashes.max(1);
+    scratch.hashes.clear();
+    if let Err(e) = parse_scrape(query, max, &mut scratch.hashes) {
+        return fail(tracker, family, &mut scratch.body, e);
+    }
+    if scratch.hashes.is_empty() {
+        return fail(tracker, family, &mut scratch.body, QueryError::MissingInfoHash);
+    }
+    scratch.hashes.sort_unstable();
+    scratch.hashes.dedup();
+    let body = &mut scratch.body;
+    body.extend_from_slice(b"d5:filesd");
+    for h in &scratch.hashes {
+        let counts = tracker.scrape_one(h, now).unwrap_or_default();
+        bencode::put_bytes(body, h);
+        body.push(b'd');
+        put_counts(body, &counts);
+        body.push(b'e');
+    }
+    body.extend_from_slice(b"ee");
+    tracker.stats.http[family as usize].scrape += 1;
+}

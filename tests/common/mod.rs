@@ -1,0 +1,250 @@
+//! Test harness: starts the real `opentracker-rs` binary with a config file on loopback (port 0,
+//! so the OS picks free ports), learns the bound addresses from its start-up log lines, and
+//! stops it (SIGTERM) when dropped. Plus tiny HTTP and bencode helpers over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use opentracker_rs::wire::bencode::{Value, decode};
+
+/// A running tracker process.
+pub struct Tracker {
+    pub child: Child,
+    pub http: Vec<SocketAddr>,
+    pub udp: Vec<SocketAddr>,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A fresh, empty temp directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("otrs-{}-{}-{}", name, std::process::id(), n));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_opentracker-rs")
+}
+
+impl Tracker {
+    /// Starts the tracker with `config` (the text of a config file) and waits until it logged every
+    /// listener. The config should bind port 0.
+    pub fn start(name: &str, config: &str) -> Tracker {
+        Self::start_with_args(name, config, &[])
+    }
+
+    pub fn start_with_args(name: &str, config: &str, extra: &[&str]) -> Tracker {
+        let dir = temp_dir(name);
+        let conf = dir.join("opentracker.conf");
+        std::fs::write(&conf, config).unwrap();
+        let expected_http = config.lines().filter(|l| l.starts_with("listen.tcp")).count();
+        let expected_udp = config
+            .lines()
+            .filter(|l| l.starts_with("listen.udp ") || l.starts_with("listen.tcp_udp"))
+            .count();
+        let mut child = Command::new(binary())
+            .arg("-f")
+            .arg(&conf)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tracker");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut http = Vec::new();
+        let mut udp = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.len() < expected_http || udp.len() < expected_udp {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tracker did not start; log: {:#?}", log.lock().unwrap());
+                }
+            };
+            if let Some(addr) = line.split("listening: http ").nth(1) {
+                http.push(addr.trim().parse().unwrap());
+            } else if let Some(addr) = line.split("listening: udp ").nth(1) {
+                udp.push(addr.trim().parse().unwrap());
+            }
+        }
+        Tracker { child, http, udp, dir, log }
+    }
+
+    /// The first HTTP listener of the given family.
+    pub fn http_addr(&self, v6: bool) -> SocketAddr {
+        *self.http.iter().find(|a| a.is_ipv6() == v6).expect("listener of that family")
+    }
+
+    pub fn udp_addr(&self, v6: bool) -> SocketAddr {
+        *self.udp.iter().find(|a| a.is_ipv6() == v6).expect("udp listener of that family")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tracker did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn bencode(&self) -> Value<'_> {
+        decode(&self.body).unwrap_or_else(|e| panic!("bad bencode {:?}: {:?}", String::from_utf8_lossy(&self.body), e))
+    }
+
+    /// The `failure reason` of a bencoded failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        let v = decode(&self.body).ok()?;
+        v.get(b"failure reason").and_then(|r| r.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// Reads one response (by Content-Length) from a stream.
+pub fn read_response(stream: &mut impl Read) -> Option<Response> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) => buf.push(byte[0]),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+        })
+        .expect("content-length");
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    Some(Response { status, head, body })
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// One `GET` with `Connection: close`.
+pub fn get(addr: SocketAddr, target: &str) -> Response {
+    let mut s = connect(addr);
+    write!(s, "GET {target} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").unwrap();
+    read_response(&mut s).expect("a response")
+}
+
+/// Sends raw bytes and reads one response.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<Response> {
+    let mut s = connect(addr);
+    s.write_all(bytes).unwrap();
+    read_response(&mut s)
+}
+
+/// Percent-encodes every byte (as some clients do).
+pub fn pct(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// A 20-byte info_hash from a small number.
+pub fn hash(n: u32) -> [u8; 20] {
+    let mut h = [0x5au8; 20];
+    h[..4].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
+/// The announce target for a peer of a torrent.
+pub fn announce(info_hash: &[u8; 20], port: u16, left: u64, extra: &str) -> String {
+    format!(
+        "/announce?info_hash={}&peer_id=-TE0001-{:012}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
+        pct(info_hash),
+        port
+    )
+}
+
+pub fn config_loopback(extra: &str) -> String {
+    format!("listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\n{extra}\n")
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
