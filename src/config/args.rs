@@ -1,0 +1,369 @@
+//! The command line: opentracker's getopt letters, processed left to right.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use super::file::{add_listener, apply, parse_file};
+use super::value;
+use super::{Command, Config, ConfigError};
+
+const ORIGIN: &str = "command line";
+
+/// Usage text for `-h` / `--help`, ending with a newline.
+pub fn usage() -> &'static str {
+    "\
+Usage: opentracker-rs [OPTIONS]
+
+Options are processed left to right, as opentracker's:
+  -f FILE        read the config file FILE now (a missing file is an error)
+  -i IP          address for the following -p, -P and -s (default 0.0.0.0; IPv6 allowed)
+  -p PORT        listen for HTTP (TCP) on the last -i address and PORT (repeatable)
+  -P PORT        listen for UDP on the last -i address and PORT (repeatable)
+  -s PORT        live sync cluster listen port on the last -i address
+  -A IP[/LEN]    allow IP or network to read /stats (repeatable)
+  -w FILE        whitelist of info_hashes (access.whitelist)
+  -b FILE        blacklist of info_hashes (access.blacklist)
+  -d DIR         chroot (as root) or chdir to DIR after binding (tracker.rootdir)
+  -u USER        user to switch to after binding (tracker.user)
+  -r URL         redirect GET / to URL (tracker.redirect_url)
+  -l FILE        load a state file at start (tracker.state_file)
+  --check-config parse everything, print the effective config and exit
+  -h, --help     print this help and exit
+  -v, --version  print the version and exit
+
+Without any -p, -P or listen directive the tracker listens on 0.0.0.0:6969 and
+[::]:6969, TCP and UDP.
+"
+}
+
+/// `opentracker-rs VERSION`, for `-v` / `--version`.
+pub fn version() -> &'static str {
+    concat!("opentracker-rs ", env!("CARGO_PKG_VERSION"))
+}
+
+/// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`].
+///
+/// Flags are opentracker's (`-f -i -p -P -s -A -w -b -d -u -r -l -h -v`) plus
+/// `--help`, `--version` and `--check-config`, applied left to right: `-i` only affects
+/// later `-p/-P/-s`, and a later value overwrites an earlier one from a file or flag.
+/// `-h`/`-v` return at once when reached. For `Run` and `CheckConfig`, [`Config::finish`]
+/// has already been applied (default listeners, cross checks).
+///
+/// Errors: `command line: FLAG: MESSAGE` for a bad flag value, an unknown flag
+/// (`unknown option "-x"; try -h`) or a stray argument; errors from `-f`'s file carry that
+/// file's name and line (a missing file is an error, unlike opentracker);
+/// `configuration: DIRECTIVE: MESSAGE` from [`Config::finish`].
+pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, ConfigError> {
+    use lexopt::Arg::{Long, Short, Value};
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut cfg = Config::default();
+    let mut bind_ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let mut check_only = false;
+    let mut flags_used = false;
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return Err(lexopt_error(e)),
+        };
+        let flag = match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('v') | Long("version") => return Ok(Command::Version),
+            Long("check-config") => {
+                check_only = true;
+                continue;
+            }
+            Short(c @ ('f' | 'i' | 'p' | 'P' | 's' | 'A' | 'w' | 'b' | 'd' | 'u' | 'r' | 'l')) => c,
+            Short(c) => return Err(flag_error(&format!("-{c}"), "unknown option; try -h")),
+            Long(name) => return Err(flag_error(&format!("--{name}"), "unknown option; try -h")),
+            Value(v) => {
+                return Err(flag_error(
+                    &v.to_string_lossy(),
+                    "unexpected argument (options take the form -p PORT); try -h",
+                ));
+            }
+        };
+        let name = format!("-{flag}");
+        let raw = parser.value().map_err(lexopt_error)?;
+        let text = raw
+            .to_str()
+            .ok_or_else(|| flag_error(&name, "value is not valid UTF-8"))?
+            .trim_ascii();
+        if flag == 'f' {
+            parse_file(Path::new(text), &mut cfg)?;
+            continue;
+        }
+        flags_used = true;
+        let result = match flag {
+            'i' => value::ip_addr(text).map(|ip| bind_ip = ip),
+            'p' => port_for(bind_ip, text)
+                .and_then(|addr| add_listener(&mut cfg.listen_tcp, addr, "TCP")),
+            'P' => port_for(bind_ip, text)
+                .and_then(|addr| add_listener(&mut cfg.listen_udp, addr, "UDP")),
+            's' => port_for(bind_ip, text).map(|addr| cfg.livesync_listen = Some(addr)),
+            _ => {
+                let directive = match flag {
+                    'A' => "access.stats",
+                    'w' => "access.whitelist",
+                    'b' => "access.blacklist",
+                    'd' => "tracker.rootdir",
+                    'u' => "tracker.user",
+                    'r' => "tracker.redirect_url",
+                    _ => "tracker.state_file",
+                };
+                apply(&mut cfg, directive, text).map(|warning| {
+                    if let Some(w) = warning {
+                        cfg.warnings.push(format!("{ORIGIN}: {name}: {w}"));
+                    }
+                })
+            }
+        };
+        result.map_err(|message| flag_error(&name, &message))?;
+    }
+    if flags_used {
+        cfg.sources.push(ORIGIN.to_owned());
+    }
+    cfg.finish()?;
+    Ok(if check_only {
+        Command::CheckConfig(cfg)
+    } else {
+        Command::Run(cfg)
+    })
+}
+
+fn port_for(ip: IpAddr, text: &str) -> Result<SocketAddr, String> {
+    value::port(text)
+        .map(|port| SocketAddr::new(ip, port))
+        .map_err(|why| format!("invalid port \"{text}\": {why}"))
+}
+
+fn flag_error(flag: &str, message: &str) -> ConfigError {
+    ConfigError {
+        origin: ORIGIN.to_owned(),
+        line: None,
+        directive: flag.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn lexopt_error(e: lexopt::Error) -> ConfigError {
+    match e {
+        lexopt::Error::MissingValue { option: Some(o) } => flag_error(&o, "missing value"),
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            flag_error(&option, "takes no value; try -h")
+        }
+        other => ConfigError {
+            origin: ORIGIN.to_owned(),
+            line: None,
+            directive: String::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse_args(args.iter().map(OsString::from)) {
+            Ok(Command::Run(cfg)) => Ok(cfg),
+            Ok(other) => panic!("not Run: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn sa(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn order_matters_for_i() {
+        let cfg = run(&["-p", "80", "-i", "1.2.3.4", "-p", "81"]).unwrap();
+        assert_eq!(cfg.listen_tcp, [sa("0.0.0.0:80"), sa("1.2.3.4:81")]);
+        // -p only: no UDP, and no default listeners either.
+        assert!(cfg.listen_udp.is_empty());
+    }
+
+    #[test]
+    fn opentracker_flags() {
+        let cfg = run(&[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "16969",
+            "-P",
+            "16969",
+            "-w",
+            "/tmp/otr/whitelist.txt",
+            "-A",
+            "127.0.0.1",
+            "-A",
+            "10.0.0.0/8",
+            "-u",
+            "nobody",
+            "-d",
+            "/var/ot",
+            "-r",
+            "https://example.org/",
+            "-l",
+            "/var/ot/state",
+            "-i",
+            "::1",
+            "-P",
+            "0",
+            "-s",
+            "9696",
+        ])
+        .unwrap();
+        assert_eq!(cfg.listen_tcp, [sa("127.0.0.1:16969")]);
+        assert_eq!(cfg.listen_udp, [sa("127.0.0.1:16969"), sa("[::1]:0")]);
+        assert_eq!(cfg.whitelist, Some(PathBuf::from("/tmp/otr/whitelist.txt")));
+        assert_eq!(
+            cfg.stats_allowed,
+            [
+                "127.0.0.1/32".parse().unwrap(),
+                "10.0.0.0/8".parse().unwrap()
+            ]
+        );
+        assert_eq!(cfg.user.as_deref(), Some("nobody"));
+        assert_eq!(cfg.rootdir, Some(PathBuf::from("/var/ot")));
+        assert_eq!(cfg.redirect_url.as_deref(), Some("https://example.org/"));
+        assert_eq!(cfg.state_file, Some(PathBuf::from("/var/ot/state")));
+        assert_eq!(cfg.livesync_listen, Some(sa("[::1]:9696")));
+        assert_eq!(cfg.sources, ["command line"]);
+    }
+
+    #[test]
+    fn attached_values_and_bracketed_ip() {
+        let cfg = run(&["-i[::1]", "-p6970"]).unwrap();
+        assert_eq!(cfg.listen_tcp, [sa("[::1]:6970")]);
+    }
+
+    #[test]
+    fn no_flags_gives_default_listeners() {
+        let cfg = run(&[]).unwrap();
+        let both = [sa("0.0.0.0:6969"), sa("[::]:6969")];
+        assert_eq!(cfg.listen_tcp, both);
+        assert_eq!(cfg.listen_udp, both);
+        assert!(cfg.sources.is_empty());
+    }
+
+    #[test]
+    fn help_version_check() {
+        let parse = |a: &[&str]| parse_args(a.iter().map(OsString::from));
+        assert!(matches!(parse(&["-h"]), Ok(Command::Help)));
+        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        assert!(matches!(parse(&["-v"]), Ok(Command::Version)));
+        assert!(matches!(parse(&["--version"]), Ok(Command::Version)));
+        // Left to right: -h is reached before the bad port.
+        assert!(matches!(parse(&["-h", "-p", "x"]), Ok(Command::Help)));
+        assert!(parse(&["-p", "x", "-h"]).is_err());
+        match parse(&["--check-config", "-p", "1"]) {
+            Ok(Command::CheckConfig(cfg)) => assert_eq!(cfg.listen_tcp, [sa("0.0.0.0:1")]),
+            other => panic!("{other:?}"),
+        }
+        assert!(usage().contains("-f FILE"));
+        assert!(version().starts_with("opentracker-rs "));
+    }
+
+    #[test]
+    fn flag_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["-p", "99999"],
+                "command line: -p: invalid port \"99999\": port out of range",
+            ),
+            (
+                &["-P", "udp"],
+                "command line: -P: invalid port \"udp\": port is not a decimal number",
+            ),
+            (&["-p"], "command line: -p: missing value"),
+            (&["-x"], "command line: -x: unknown option; try -h"),
+            (
+                &["--listen", "1"],
+                "command line: --listen: unknown option; try -h",
+            ),
+            (
+                &["--check-config=yes"],
+                "command line: --check-config: takes no value; try -h",
+            ),
+            (
+                &["opentracker.conf"],
+                "command line: opentracker.conf: unexpected argument (options take the form -p PORT); try -h",
+            ),
+            (
+                &["-i", "localhost"],
+                "command line: -i: invalid IP address \"localhost\" (host names are not resolved)",
+            ),
+            (
+                &["-A", "1.2.3.4/99"],
+                "command line: -A: invalid address or network \"1.2.3.4/99\": prefix length must be 0..=32",
+            ),
+            (
+                &["-w", "/a", "-b", "/b"],
+                "command line: -b: access.whitelist and access.blacklist are exclusive",
+            ),
+            (
+                &["-p", "80", "-p", "80"],
+                "command line: -p: TCP listener 0.0.0.0:80 is already configured",
+            ),
+            (
+                &["-f", "/nonexistent/opentracker-rs.conf"],
+                "/nonexistent/opentracker-rs.conf: cannot read config file: No such file or directory (os error 2)",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(run(args).unwrap_err(), *want, "{args:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_value() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![OsString::from("-u"), OsString::from_vec(vec![0x66, 0xff])];
+        let e = parse_args(args).unwrap_err();
+        assert_eq!(e.to_string(), "command line: -u: value is not valid UTF-8");
+    }
+
+    #[test]
+    fn config_file_and_flags_in_order() {
+        let path =
+            std::env::temp_dir().join(format!("otrs-config-test-{}-args.conf", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen.tcp_udp 127.0.0.1:0\naccess.blacklist /etc/bl\ntracker.user a\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let first = run(&["-u", "b", "-f", p]);
+        let second = run(&["-f", p, "-u", "b", "-p", "0"]);
+        let conflict = run(&["-f", p, "-w", "/etc/wl"]);
+        let conflict_in_file = run(&["-w", "/etc/wl", "-f", p]);
+        std::fs::remove_file(&path).unwrap();
+
+        let first = first.unwrap();
+        assert_eq!(first.user.as_deref(), Some("a"));
+        assert_eq!(first.listen_tcp, [sa("127.0.0.1:0")]);
+        assert_eq!(first.listen_udp, [sa("127.0.0.1:0")]);
+        assert_eq!(
+            first.sources,
+            [format!("file {p}"), "command line".to_owned()]
+        );
+        let second = second.unwrap();
+        assert_eq!(second.user.as_deref(), Some("b"));
+        assert_eq!(second.listen_tcp, [sa("127.0.0.1:0"), sa("0.0.0.0:0")]);
+        assert_eq!(
+            conflict.unwrap_err(),
+            "command line: -w: access.whitelist and access.blacklist are exclusive"
+        );
+        assert_eq!(
+            conflict_in_file.unwrap_err(),
+            format!("{p}:2: access.blacklist: access.whitelist and access.blacklist are exclusive")
+        );
+    }
+}
