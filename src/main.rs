@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("opentracker-rs {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", config::version());
             ExitCode::SUCCESS
         }
         Command::CheckConfig(cfg) => match check_supported(&cfg) {

@@ -16,6 +16,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use super::Listeners;
 use super::http_server::{HttpLimits, HttpServer};
+use super::udp_server::{UdpHandler, UdpServer};
 use crate::service::http::HttpSite;
 use crate::service::{Policy, Tracker};
 use crate::swarm::store::BUCKETS;
@@ -53,6 +54,11 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut http = HttpServer::new(listeners.tcp.into_iter().map(|(l, _)| l).collect(), cfg.http, CONN_BASE)?;
     http.register(poll.registry(), 0)?;
+    let mut udp: Vec<UdpServer> = listeners.udp.into_iter().map(|(s, _)| UdpServer::new(s)).collect();
+    for (i, u) in udp.iter_mut().enumerate() {
+        u.register(poll.registry(), Token(UDP_BASE + i))?;
+    }
+    let mut udp_handler = UdpHandler::new()?;
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     poll.registry().register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
     let mut tracker = Tracker::new(cfg.policy.clone());
@@ -66,7 +72,11 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
 
     while running {
         let wake = next_clean.min(next_idle);
-        let timeout = wake.saturating_duration_since(Instant::now());
+        let timeout = if udp.iter().any(|u| u.pending) {
+            Duration::ZERO
+        } else {
+            wake.saturating_duration_since(Instant::now())
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -79,6 +89,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
             let token = event.token().0;
             if token < http.listener_count() {
                 http.accept(token, poll.registry(), &mut tracker, now);
+            } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
+                udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
             } else if token == SIGNAL {
                 for sig in signals.pending() {
                     match sig {
@@ -100,6 +112,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                     now,
                 );
             }
+        }
+        // Sockets left with queued datagrams by the fairness cap get another turn.
+        for u in udp.iter_mut().filter(|u| u.pending) {
+            u.serve(&mut udp_handler, &mut tracker, now);
         }
         if t0 >= next_clean {
             tracker.clean_step(now, buckets_per_slice);

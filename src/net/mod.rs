@@ -7,6 +7,7 @@
 pub mod conn_id;
 pub mod event_loop;
 pub mod http_server;
+pub mod udp_server;
 
 use std::io;
 use std::net::SocketAddr;

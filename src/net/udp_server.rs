@@ -20,8 +20,9 @@ use std::os::fd::AsRawFd;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use crate::service::Tracker;
-use crate::service::udp::{UdpHandler, reply_size_max};
+use super::conn_id::ConnectionIds;
+use crate::service::{self, Tracker};
+use crate::wire::udp::{self, ConnectResponse, ErrorResponse, Request};
 
 /// Datagrams per `recvmmsg`/`sendmmsg` call.
 pub const BATCH: usize = 64;
@@ -29,6 +30,9 @@ pub const BATCH: usize = 64;
 pub const MAX_BATCHES_PER_TURN: usize = 16;
 /// Receive buffer per datagram; a longer datagram is truncated and treated as malformed.
 pub const RECV_SIZE: usize = 2048;
+/// Bytes reserved per reply slot: the largest reply is an IPv4 announce with 512 peers
+/// (20 + 512 x 6 = 3092 bytes) when `tracker.numwant.max` is raised that far.
+const REPLY_CAPACITY: usize = 4096;
 
 /// One UDP socket with its batch buffers.
 pub struct UdpServer {
@@ -36,7 +40,7 @@ pub struct UdpServer {
     /// More datagrams may be queued: serve again without waiting for readiness.
     pub pending: bool,
     recv_bufs: Box<[[u8; RECV_SIZE]]>,
-    send_bufs: Box<[[u8; reply_size_max()]]>,
+    send_bufs: Box<[Vec<u8>]>,
     names: Box<[libc::sockaddr_storage]>,
     recv_iov: Box<[libc::iovec]>,
     send_iov: Box<[libc::iovec]>,
@@ -56,7 +60,7 @@ impl UdpServer {
             socket: UdpSocket::from_std(socket),
             pending: false,
             recv_bufs: vec![[0u8; RECV_SIZE]; BATCH].into_boxed_slice(),
-            send_bufs: vec![[0u8; reply_size_max()]; BATCH].into_boxed_slice(),
+            send_bufs: (0..BATCH).map(|_| Vec::with_capacity(REPLY_CAPACITY)).collect(),
             names: vec![zero_name; BATCH].into_boxed_slice(),
             recv_iov: vec![zero_iov; BATCH].into_boxed_slice(),
             send_iov: vec![zero_iov; BATCH].into_boxed_slice(),
@@ -99,7 +103,9 @@ impl UdpServer {
                 };
                 let data = &self.recv_bufs[i][..len.min(RECV_SIZE)];
                 let out = &mut self.send_bufs[replies];
-                if let Some(reply_len) = handler.handle(tracker, data, truncated, src, now, out) {
+                out.clear();
+                if handler.handle(tracker, data, truncated, src, now, out) {
+                    let reply_len = out.len();
                     self.send_iov[replies] =
                         libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: reply_len };
                     let hdr = &mut self.send_hdrs[replies].msg_hdr;
@@ -191,4 +197,100 @@ fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
         copy.as_mut_ptr().write(*name);
         socket2::SockAddr::new(copy.assume_init(), len).as_socket()
     }
+}
+
+/// The BEP 15 request policy: connect, connection_id checks, and which bad datagram gets an error
+/// packet and which gets silence.
+///
+/// The rule against reflection and amplification: before a connection_id proved that the sender
+/// receives packets at its source address, a reply is never longer than the request. So:
+/// - fewer than 16 bytes, or longer than the receive buffer: silence (no transaction_id to echo);
+/// - a connect without the magic: silence (not a BEP 15 client);
+/// - connect: a 16-byte reply to a 16-byte request (never larger);
+/// - a wrong or expired connection_id: an error packet ("connection_id expired or invalid"),
+///   cut to the request's length, so the client knows to connect again;
+/// - with a valid connection_id: an error packet for an unknown action or a malformed announce or
+///   scrape, a normal reply otherwise.
+///
+/// Error packets carry no trailing NUL (opentracker adds one; clients read the length).
+pub struct UdpHandler {
+    ids: ConnectionIds,
+    peers: Vec<u8>,
+}
+
+impl UdpHandler {
+    /// A handler with a fresh random connection_id key.
+    pub fn new() -> io::Result<Self> {
+        Ok(UdpHandler { ids: ConnectionIds::new_random()?, peers: Vec::with_capacity(REPLY_CAPACITY) })
+    }
+
+    /// Handles one datagram from `src`; appends the reply to `out` (empty) and returns whether to
+    /// send it.
+    pub fn handle(
+        &mut self,
+        tracker: &mut Tracker,
+        data: &[u8],
+        truncated: bool,
+        src: SocketAddr,
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let invalid = &mut tracker.stats.udp_invalid;
+        let (Some(connection_id), Some(transaction_id)) =
+            (udp::peek_connection_id(data), udp::peek_transaction_id(data))
+        else {
+            invalid.malformed_header += 1;
+            return false;
+        };
+        if truncated {
+            invalid.malformed_header += 1;
+            return false;
+        }
+        let ip = src.ip().to_canonical();
+        let family = service::family_of(ip) as usize;
+        let is_connect = udp::peek_action(data) == Some(0);
+        if !is_connect && !self.ids.check(connection_id, ip, now) {
+            invalid.bad_connection_id += 1;
+            tracker.stats.udp[family].failed += 1;
+            error_reply(out, transaction_id, b"connection_id expired or invalid", data.len());
+            return true;
+        }
+        match udp::parse_request(data) {
+            Ok(Request::Connect(c)) => {
+                ConnectResponse { transaction_id: c.transaction_id, connection_id: self.ids.make(ip, now) }
+                    .emit(out);
+                tracker.stats.udp[family].connect += 1;
+            }
+            Ok(Request::Announce(a)) => {
+                service::udp::announce(tracker, &a, ip, now, &mut self.peers, out);
+            }
+            Ok(Request::Scrape(s)) => {
+                service::udp::scrape(tracker, &s, ip, now, out);
+            }
+            Err(udp::Error::BadMagic) => {
+                invalid.bad_magic += 1;
+                return false;
+            }
+            Err(e) => {
+                if matches!(e, udp::Error::UnknownAction(_)) {
+                    invalid.unknown_action += 1;
+                } else {
+                    invalid.malformed_request += 1;
+                }
+                tracker.stats.udp[family].failed += 1;
+                // The connection_id was valid (connect errors other than the magic cannot occur
+                // at 16 bytes or more), so the sender is proven: a full error text is fine.
+                error_reply(out, transaction_id, e.text().as_bytes(), usize::MAX);
+            }
+        }
+        true
+    }
+}
+
+/// Appends a BEP 15 error packet (action 3) with `message` cut so the packet is at most `max_len`
+/// bytes (at least the 8-byte header).
+fn error_reply(out: &mut Vec<u8>, transaction_id: u32, message: &[u8], max_len: usize) {
+    let room = max_len.saturating_sub(udp::RESPONSE_HEADER_LEN);
+    let message = &message[..message.len().min(room)];
+    ErrorResponse { transaction_id, message }.emit(out);
 }

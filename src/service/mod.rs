@@ -5,6 +5,7 @@
 //! the peer selection and the counters are decided in one place.
 
 pub mod http;
+pub mod udp;
 
 
 use std::net::IpAddr;

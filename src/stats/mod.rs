@@ -55,6 +55,10 @@ pub struct Stats {
     pub bytes_in: u64,
     /// See [`Stats::bytes_in`].
     pub bytes_out: u64,
+    /// UDP datagrams dropped or refused before reaching the store, by reason.
+    pub udp_invalid: UdpInvalid,
+    /// UDP replies the kernel would not take (full send buffer, unreachable address): dropped.
+    pub udp_send_dropped: u64,
     /// Iterations of the event loop.
     pub loop_iterations: u64,
     /// Longest time one loop iteration spent working (not waiting), in microseconds.
@@ -77,4 +81,19 @@ impl Stats {
             .find(|(c, _)| *c == code)
             .map_or(0, |(_, n)| *n)
     }
+}
+
+/// UDP datagrams that were not served, by reason (BEP 15 handling in `net::udp_server`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpInvalid {
+    /// Shorter than 16 bytes, or longer than the receive buffer: dropped silently.
+    pub malformed_header: u64,
+    /// A connect without the protocol magic: dropped silently (not a BEP 15 client).
+    pub bad_magic: u64,
+    /// An action other than connect, announce or scrape.
+    pub unknown_action: u64,
+    /// A connection_id that is forged or older than two windows.
+    pub bad_connection_id: u64,
+    /// An announce or scrape that does not parse (truncated, bad event, bad option, no hash).
+    pub malformed_request: u64,
 }
