@@ -208,21 +208,26 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
 /// Scrape (BEP 48): `d5:filesd<hash>d8:completei..e10:downloadedi..e10:incompletei..ee...ee`.
 /// Keys are sorted and unique (valid bencode, unlike opentracker's request order). An info_hash
 /// the tracker does not know is answered with zeros, so a client can tell "no peers" from a
-/// failed request. More than `tracker.scrape.max_info_hashes` hashes: the first ones are answered.
+/// failed request. More than `tracker.scrape.max_info_hashes` hashes get a `failure reason`
+/// (opentracker silently answers the first 64; a client that knows can split its request).
 fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch: &mut Scratch) {
     let max = tracker.policy.max_scrape_hashes.max(1);
-    scratch.hashes.clear();
-    if let Err(e) = parse_scrape(query, max, &mut scratch.hashes) {
-        return fail(tracker, family, &mut scratch.body, e);
-    }
-    if scratch.hashes.is_empty() {
-        return fail(tracker, family, &mut scratch.body, QueryError::MissingInfoHash);
-    }
-    scratch.hashes.sort_unstable();
-    scratch.hashes.dedup();
+    scratch.hashes.resize(max, [0; 20]);
+    let n = match parse_scrape(query, &mut scratch.hashes) {
+        Ok(0) => return fail(tracker, family, &mut scratch.body, QueryError::MissingInfoHash),
+        Ok(n) => n,
+        Err(e) => return fail(tracker, family, &mut scratch.body, e),
+    };
+    let hashes = &mut scratch.hashes[..n];
+    hashes.sort_unstable();
     let body = &mut scratch.body;
     body.extend_from_slice(b"d5:filesd");
-    for h in &scratch.hashes {
+    let mut last: Option<&InfoHash> = None;
+    for h in hashes.iter() {
+        if last == Some(h) {
+            continue;
+        }
+        last = Some(h);
         let counts = tracker.scrape_one(h, now).unwrap_or_default();
         bencode::put_bytes(body, h);
         body.push(b'd');
