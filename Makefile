@@ -1,14 +1,24 @@
-# opentracker-rs: `make test` runs the test suite (CI: bash .ci/run).
+# opentracker-rs
 #
-# Targets still to come (placeholders):
-#   all      build the release binary (will become the first, default target)
-#   run      run the tracker in the foreground with a local config
-#   install  install the binary, man page and sample config
-#   bench    load benchmarks against opentracker-rs and opentracker
+#   make            build the release binary (target/release/opentracker-rs)
+#   make run        build and start the tracker in the foreground with opentracker.conf.sample
+#   make test       install the test dependencies (python3-libtorrent) and run every test
+#   make install    install the binary and the sample config (PREFIX=/usr/local)
+#
+# CI runs `bash .ci/run`, which runs `make test`.
 
 CARGO ?= cargo
+PREFIX ?= /usr/local
+CONFIG ?= opentracker.conf.sample
+BIN := target/release/opentracker-rs
 
-.PHONY: test test-deps
+.PHONY: all run test test-deps install clean
+
+all:
+	$(CARGO) build --release --locked
+
+run: all
+	./$(BIN) -f $(CONFIG)
 
 test: test-deps
 	$(CARGO) test --locked
@@ -16,3 +26,10 @@ test: test-deps
 # python3-libtorrent for the end-to-end swarm test (tests/e2e/libtorrent_swarm.py)
 test-deps:
 	@bash scripts/install-test-deps.sh
+
+install: all
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/opentracker-rs
+	install -D -m 0644 opentracker.conf.sample $(DESTDIR)$(PREFIX)/share/doc/opentracker-rs/opentracker.conf.sample
+
+clean:
+	$(CARGO) clean

@@ -15,13 +15,19 @@ use std::time::Duration;
 
 use common::*;
 
-fn require_libtorrent() {
-    let ok = Command::new("python3")
-        .args(["-c", "import libtorrent"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "python3 with libtorrent is required: run `make test-deps`");
+/// A python interpreter that can import libtorrent: `python3` from PATH, or Debian's
+/// `/usr/bin/python3` (where `python3-libtorrent` installs when PATH has another python).
+fn python_with_libtorrent() -> &'static str {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import libtorrent"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .expect("python3 with libtorrent is required: run `make test-deps`")
 }
 
 fn hex_decode(s: &str) -> [u8; 20] {
@@ -42,7 +48,7 @@ fn scrape_http(t: &Tracker, v6: bool, h: &[u8; 20]) -> (i64, i64, i64) {
 }
 
 fn run_swarm(proto: &str, v6: bool) {
-    require_libtorrent();
+    let python = python_with_libtorrent();
     let t = Tracker::start(
         "e2e",
         "listen.tcp_udp 127.0.0.1:0\nlisten.tcp_udp [::1]:0\ntracker.announce_interval 30\n",
@@ -58,7 +64,7 @@ fn run_swarm(proto: &str, v6: bool) {
     };
     let work = temp_dir(&format!("e2e-{proto}-{}", if v6 { 6 } else { 4 }));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/libtorrent_swarm.py");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python)
         .arg(script)
         .args(["--announce", &url, "--family", if v6 { "6" } else { "4" }])
         .arg("--workdir")

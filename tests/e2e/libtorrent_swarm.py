@@ -53,6 +53,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import select
 import shutil
 import signal
 import sys
@@ -407,6 +408,7 @@ def run(args, out):
                     tracker_sources[key] = tracker_sources.get(key, 0) | int(pi.source)
                 st = leecher.handle.status()
                 if st.is_seeding:
+                    leecher_replies_at_finish = leecher.replies
                     out["seconds"] = round(now - leecher_started_at, 3)
                     out["leecher_payload_download_bytes"] = st.total_payload_download
                     break
@@ -445,12 +447,31 @@ def run(args, out):
             raise Failure("no extension handshake seen: cannot show PEX is off")
         if not args.direct and out["leecher_peers_from_tracker"] == 0:
             raise Failure("the leecher completed without a peer from the tracker")
+        if args.hold:
+            hold(args, leecher, leecher_replies_at_finish, deadline)
     finally:
         if "tracker_errors" not in out:  # failed early: still say what happened
             report(out, seeder, leecher, tracker_sources)
         for p in peers:
             p.shutdown()
         out["total_seconds"] = round(time.monotonic() - t_start, 3)
+
+
+def hold(args, leecher, replies_at_finish, deadline):
+    """--hold: once the leecher's `completed` announce was answered, print HOLDING and keep both
+    sessions running until a line arrives on stdin (or the deadline), so the caller can scrape the
+    tracker while the swarm is alive."""
+    while leecher.replies <= replies_at_finish:
+        leecher.poll()
+        if time.monotonic() >= deadline:
+            raise Failure("the leecher's completed announce got no tracker reply")
+        time.sleep(0.05)
+    print("HOLDING", flush=True)
+    left = max(0.0, deadline - time.monotonic())
+    ready, _, _ = select.select([sys.stdin], [], [], left)
+    if not ready:
+        raise Failure("--hold: nobody released the swarm before the deadline")
+    sys.stdin.readline()
 
 
 def main():
@@ -466,6 +487,8 @@ def main():
     ap.add_argument("--direct", action="store_true",
                     help="diagnostic: connect the leecher to the seeder by hand, bypassing the tracker")
     ap.add_argument("--verbose", action="store_true", help="log connections and handshakes to stderr")
+    ap.add_argument("--hold", action="store_true",
+                    help="after success, print HOLDING and keep the swarm alive until a line on stdin")
     args = ap.parse_args()
     _verbose = args.verbose
     if args.timeout <= 0:
