@@ -82,7 +82,10 @@ fn run(cfg: Config) -> ExitCode {
         eprintln!("opentracker-rs: {e}");
         return ExitCode::FAILURE;
     }
-    let buffers = UdpBuffers { recv: cfg.udp.recv_buffer, send: cfg.udp.send_buffer };
+    let buffers = UdpBuffers {
+        recv: cfg.udp.recv_buffer,
+        send: cfg.udp.send_buffer,
+    };
     let listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, buffers) {
         Ok(l) => l,
         Err(e) => {
@@ -90,12 +93,6 @@ fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for (_, addr) in &listeners.tcp {
-        log::info!("listening: http {addr}");
-    }
-    for (_, addr) in &listeners.udp {
-        log::info!("listening: udp {addr}");
-    }
     let loop_cfg = LoopConfig {
         policy: Policy {
             announce_interval: cfg.announce_interval,
@@ -105,12 +102,15 @@ fn run(cfg: Config) -> ExitCode {
             peer_timeout: cfg.peer_timeout,
             torrent_timeout: cfg.torrent_timeout,
         },
-        site: HttpSite { redirect_url: cfg.redirect_url.clone(), proxies: cfg.proxies.clone() },
+        site: HttpSite {
+            redirect_url: cfg.redirect_url.clone(),
+            proxies: cfg.proxies.clone(),
+            keepalive: cfg.http.keepalive,
+        },
         http: HttpLimits {
             max_connections: cfg.http.max_connections,
             max_request_size: cfg.http.max_request_size,
             idle_timeout: cfg.http.idle_timeout,
-            keepalive: cfg.http.keepalive,
         },
     };
     match event_loop::run(listeners, loop_cfg) {

@@ -32,7 +32,11 @@ fn help_exits_zero() {
 fn check_config_prints_effective_config() {
     let dir = temp_dir("check");
     let conf = dir.join("a.conf");
-    std::fs::write(&conf, "# comment\nlisten.tcp_udp 127.0.0.1:7000\ntracker.numwant.max 100\n").unwrap();
+    std::fs::write(
+        &conf,
+        "# comment\nlisten.tcp_udp 127.0.0.1:7000\ntracker.numwant.max 100\n",
+    )
+    .unwrap();
     let (code, out, err) = run(&["-f", conf.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("listen.tcp 127.0.0.1:7000"), "{out}");
@@ -47,8 +51,16 @@ fn config_error_names_file_line_and_directive_and_binds_nothing() {
     let dir = temp_dir("bad");
     let conf = dir.join("bad.conf");
     // Take a port, then free it: the error must come before any bind of line 1.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    std::fs::write(&conf, format!("listen.tcp 127.0.0.1:{port}\n\nlisten.udp 1.2.3.4:99999\n")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &conf,
+        format!("listen.tcp 127.0.0.1:{port}\n\nlisten.udp 1.2.3.4:99999\n"),
+    )
+    .unwrap();
     let (code, _, err) = run(&["-f", conf.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("bad.conf:3"), "{err}");
@@ -58,7 +70,10 @@ fn config_error_names_file_line_and_directive_and_binds_nothing() {
     std::fs::write(&conf, "tracker.no_such_thing 1\n").unwrap();
     let (code, _, err) = run(&["-f", conf.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("bad.conf:1") && err.contains("tracker.no_such_thing"), "{err}");
+    assert!(
+        err.contains("bad.conf:1") && err.contains("tracker.no_such_thing"),
+        "{err}"
+    );
 
     let (code, _, err) = run(&["-f", dir.join("missing.conf").to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -76,7 +91,16 @@ fn flags_bind_like_opentracker() {
         let conf = dir.join("empty.conf");
         std::fs::write(&conf, "# nothing\n").unwrap();
         let mut child = Command::new(binary())
-            .args(["-f", conf.to_str().unwrap(), "-i", "127.0.0.1", "-p", "0", "-P", "0"])
+            .args([
+                "-f",
+                conf.to_str().unwrap(),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-P",
+                "0",
+            ])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -95,6 +119,12 @@ fn flags_bind_like_opentracker() {
         assert!(st.success());
         seen
     };
-    assert!(t.iter().any(|l| l.contains("listening: http 127.0.0.1:")), "{t:?}");
-    assert!(t.iter().any(|l| l.contains("listening: udp 127.0.0.1:")), "{t:?}");
+    assert!(
+        t.iter().any(|l| l.contains("listening: http 127.0.0.1:")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter().any(|l| l.contains("listening: udp 127.0.0.1:")),
+        "{t:?}"
+    );
 }

@@ -54,9 +54,23 @@ fn run_swarm(proto: &str, v6: bool) {
         "listen.tcp_udp 127.0.0.1:0\nlisten.tcp_udp [::1]:0\ntracker.announce_interval 30\n",
     );
     let (host, addr) = if v6 {
-        ("[::1]".to_string(), if proto == "http" { t.http_addr(true) } else { t.udp_addr(true) })
+        (
+            "[::1]".to_string(),
+            if proto == "http" {
+                t.http_addr(true)
+            } else {
+                t.udp_addr(true)
+            },
+        )
     } else {
-        ("127.0.0.1".to_string(), if proto == "http" { t.http_addr(false) } else { t.udp_addr(false) })
+        (
+            "127.0.0.1".to_string(),
+            if proto == "http" {
+                t.http_addr(false)
+            } else {
+                t.udp_addr(false)
+            },
+        )
     };
     let url = match proto {
         "http" => format!("http://{host}:{}/announce", addr.port()),
@@ -90,7 +104,10 @@ fn run_swarm(proto: &str, v6: bool) {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("libtorrent script gave no result; tracker log:\n{}", t.log_text());
+                panic!(
+                    "libtorrent script gave no result; tracker log:\n{}",
+                    t.log_text()
+                );
             }
         };
         eprintln!("script: {line}");
@@ -99,9 +116,19 @@ fn run_swarm(proto: &str, v6: bool) {
         } else if line.starts_with("HOLDING") {
             // Both sessions still run: the tracker must show the swarm now. The leecher finished
             // (event=completed, left=0): two seeders, one download.
+            // The leecher's `completed` announce may still be on its way: poll (bounded).
             let h = info_hash.expect("info_hash before HOLDING");
-            let counts = scrape_http(&t, v6, &h);
-            assert_eq!(counts, (2, 1, 0), "scrape (complete, downloaded, incomplete)");
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let mut counts = scrape_http(&t, v6, &h);
+            while counts != (2, 1, 0) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                counts = scrape_http(&t, v6, &h);
+            }
+            assert_eq!(
+                counts,
+                (2, 1, 0),
+                "scrape (complete, downloaded, incomplete)"
+            );
             held = true;
             let mut stdin = child.stdin.take().unwrap();
             writeln!(stdin, "release").unwrap();
@@ -111,7 +138,11 @@ fn run_swarm(proto: &str, v6: bool) {
     }
     let status = child.wait().unwrap();
     let result = result.unwrap();
-    assert!(status.success() && result.contains("\"ok\": true"), "{result}\ntracker log:\n{}", t.log_text());
+    assert!(
+        status.success() && result.contains("\"ok\": true"),
+        "{result}\ntracker log:\n{}",
+        t.log_text()
+    );
     assert!(held, "the script never paused for the scrape");
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -16,12 +16,19 @@ fn peers4(v: &Value<'_>) -> Vec<(String, u16)> {
         .and_then(|p| p.as_bytes())
         .expect("compact peers")
         .chunks(6)
-        .map(|c| (format!("{}.{}.{}.{}", c[0], c[1], c[2], c[3]), u16::from_be_bytes([c[4], c[5]])))
+        .map(|c| {
+            (
+                format!("{}.{}.{}.{}", c[0], c[1], c[2], c[3]),
+                u16::from_be_bytes([c[4], c[5]]),
+            )
+        })
         .collect()
 }
 
 fn int(v: &Value<'_>, key: &[u8]) -> i64 {
-    v.get(key).and_then(|x| x.as_int()).unwrap_or_else(|| panic!("no int {}", String::from_utf8_lossy(key)))
+    v.get(key)
+        .and_then(|x| x.as_int())
+        .unwrap_or_else(|| panic!("no int {}", String::from_utf8_lossy(key)))
 }
 
 #[test]
@@ -45,7 +52,10 @@ fn announce_compact_exact_bytes_and_counts() {
     // A seeder joins and gets the leecher, in exact compact bytes.
     let r = get(a, &announce(&h, 6882, 0, "&event=started&compact=1"));
     let v = r.bencode();
-    assert_eq!(v.get(b"peers").unwrap().as_bytes(), Some(&[127, 0, 0, 1, 0x1a, 0xe1][..]));
+    assert_eq!(
+        v.get(b"peers").unwrap().as_bytes(),
+        Some(&[127, 0, 0, 1, 0x1a, 0xe1][..])
+    );
     assert_eq!(int(&v, b"complete"), 1);
     assert_eq!(int(&v, b"incomplete"), 1);
     // The whole body, byte for byte, apart from the jittered interval.
@@ -59,7 +69,9 @@ fn announce_compact_exact_bytes_and_counts() {
     assert_eq!(r.body, expect);
 
     // The leecher re-announces and gets the seeder.
-    let v = get(a, &announce(&h, 6881, 100, "")).bencode().to_owned_peers();
+    let v = get(a, &announce(&h, 6881, 100, ""))
+        .bencode()
+        .to_owned_peers();
     assert_eq!(v, vec![("127.0.0.1".to_string(), 6882)]);
 }
 
@@ -80,9 +92,15 @@ fn announce_non_compact_lists_ip_and_port() {
     get(a, &announce(&h, 7001, 5, ""));
     let r = get(a, &announce(&h, 7002, 5, "&compact=0"));
     let v = r.bencode();
-    let list = v.get(b"peers").and_then(|p| p.as_list()).expect("list of peers");
+    let list = v
+        .get(b"peers")
+        .and_then(|p| p.as_list())
+        .expect("list of peers");
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].get(b"ip").unwrap().as_bytes(), Some(&b"127.0.0.1"[..]));
+    assert_eq!(
+        list[0].get(b"ip").unwrap().as_bytes(),
+        Some(&b"127.0.0.1"[..])
+    );
     assert_eq!(list[0].get(b"port").unwrap().as_int(), Some(7001));
     assert!(list[0].get(b"peer id").is_none());
 }
@@ -102,9 +120,15 @@ fn announce_over_ipv6_uses_peers6() {
     assert_eq!(v.get(b"peers6").unwrap().as_bytes(), Some(&expect[..]));
     // IPv4 swarm of the same torrent is separate: an IPv4 peer sees nobody...
     let v4 = get(t.http_addr(false), &announce(&h, 8003, 5, ""));
-    assert_eq!(v4.bencode().get(b"peers").unwrap().as_bytes(), Some(&b""[..]));
+    assert_eq!(
+        v4.bencode().get(b"peers").unwrap().as_bytes(),
+        Some(&b""[..])
+    );
     // ...but scrape counts both families.
-    let s = get(t.http_addr(false), &format!("/scrape?info_hash={}", pct(&h)));
+    let s = get(
+        t.http_addr(false),
+        &format!("/scrape?info_hash={}", pct(&h)),
+    );
     let files = s.bencode();
     let entry = files.get(b"files").unwrap().get(&h).unwrap();
     assert_eq!(entry.get(b"incomplete").unwrap().as_int(), Some(3));
@@ -121,12 +145,23 @@ fn scrape_one_many_unknown() {
     let r = get(a, &format!("/scrape?info_hash={}", pct(&h1)));
     assert_eq!(
         r.body,
-        [b"d5:filesd20:".as_slice(), &h1, b"d8:completei1e10:downloadedi0e10:incompletei1eeee"].concat()
+        [
+            b"d5:filesd20:".as_slice(),
+            &h1,
+            b"d8:completei1e10:downloadedi0e10:incompletei1eeee"
+        ]
+        .concat()
     );
     // Many: sorted keys, duplicates once, unknown hashes answered with zeros.
     let r = get(
         a,
-        &format!("/scrape?info_hash={}&info_hash={}&info_hash={}&info_hash={}", pct(&h1), pct(&unknown), pct(&h2), pct(&h1)),
+        &format!(
+            "/scrape?info_hash={}&info_hash={}&info_hash={}&info_hash={}",
+            pct(&h1),
+            pct(&unknown),
+            pct(&h2),
+            pct(&h1)
+        ),
     );
     let expect = [
         b"d5:filesd20:".as_slice(),
@@ -151,10 +186,14 @@ fn stopped_removes_and_completed_counts_once() {
     get(a, &announce(&h, 1002, 10, "&event=started"));
     // Completed with left>0 does not count.
     get(a, &announce(&h, 1002, 10, "&event=completed"));
-    let v = get(a, &announce(&h, 1001, 0, "&event=completed")).bencode().clone_counts();
+    let v = get(a, &announce(&h, 1001, 0, "&event=completed"))
+        .bencode()
+        .clone_counts();
     assert_eq!(v, (1, 1, 1));
     // Twice from the same peer: counted once.
-    let v = get(a, &announce(&h, 1001, 0, "&event=completed")).bencode().clone_counts();
+    let v = get(a, &announce(&h, 1001, 0, "&event=completed"))
+        .bencode()
+        .clone_counts();
     assert_eq!(v, (1, 1, 1));
     // Stopped removes the peer, the reply has the counts after removal and no peers.
     let r = get(a, &announce(&h, 1002, 10, "&event=stopped"));
@@ -171,13 +210,20 @@ trait Counts {
 impl Counts for Value<'_> {
     /// (complete, incomplete, downloaded)
     fn clone_counts(&self) -> (i64, i64, i64) {
-        (int(self, b"complete"), int(self, b"incomplete"), int(self, b"downloaded"))
+        (
+            int(self, b"complete"),
+            int(self, b"incomplete"),
+            int(self, b"downloaded"),
+        )
     }
 }
 
 #[test]
 fn numwant_default_max_and_zero() {
-    let t = Tracker::start("numwant", &config_loopback("tracker.numwant.default 5\ntracker.numwant.max 8"));
+    let t = Tracker::start(
+        "numwant",
+        &config_loopback("tracker.numwant.default 5\ntracker.numwant.max 8"),
+    );
     let a = t.http_addr(false);
     let h = hash(30);
     for port in 2000..2020 {
@@ -209,7 +255,16 @@ fn peers_expire_after_peer_timeout() {
     std::thread::sleep(Duration::from_millis(4200));
     let s = get(a, &format!("/scrape?info_hash={}", pct(&h)));
     let v = s.bencode();
-    assert_eq!(v.get(b"files").unwrap().get(&h).unwrap().get(b"incomplete").unwrap().as_int(), Some(0));
+    assert_eq!(
+        v.get(b"files")
+            .unwrap()
+            .get(&h)
+            .unwrap()
+            .get(b"incomplete")
+            .unwrap()
+            .as_int(),
+        Some(0)
+    );
     let r = get(a, &announce(&h, 4003, 10, ""));
     assert_eq!(peers4(&r.bencode()), vec![]);
 }
@@ -220,11 +275,21 @@ fn keep_alive_two_requests_on_one_connection() {
     let a = t.http_addr(false);
     let h = hash(50);
     let mut s = connect(a);
-    write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", announce(&h, 5001, 1, "")).unwrap();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        announce(&h, 5001, 1, "")
+    )
+    .unwrap();
     let r1 = read_response(&mut s).unwrap();
     assert_eq!(r1.status, 200);
     assert_eq!(r1.header("connection"), Some("keep-alive".into()));
-    write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", announce(&h, 5002, 1, "")).unwrap();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        announce(&h, 5002, 1, "")
+    )
+    .unwrap();
     let r2 = read_response(&mut s).unwrap();
     assert_eq!(peers4(&r2.bencode()), vec![("127.0.0.1".to_string(), 5001)]);
     // Pipelined: two requests in one write, two responses in order.
@@ -239,7 +304,10 @@ fn keep_alive_two_requests_on_one_connection() {
     assert_eq!(peers4(&r3.bencode()).len(), 2);
     let r4 = read_response(&mut s).unwrap();
     assert_eq!(r4.header("connection"), Some("close".into()));
-    assert!(read_response(&mut s).is_none(), "closed after Connection: close");
+    assert!(
+        read_response(&mut s).is_none(),
+        "closed after Connection: close"
+    );
     // HTTP/1.0 without keep-alive: closed after one response.
     let mut s = connect(a);
     write!(s, "GET {} HTTP/1.0\r\n\r\n", announce(&h, 5004, 1, "")).unwrap();
@@ -255,24 +323,50 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
     let short = &h[..19];
     let cases: Vec<(String, &str)> = vec![
         ("/announce?port=1&left=0".into(), "info_hash"),
-        (format!("/announce?info_hash={}&port=1&left=0", pct(short)), "info_hash"),
-        (format!("/announce?info_hash={0}&info_hash={0}&port=1", pct(&h)), "info_hash"),
+        (
+            format!("/announce?info_hash={}&port=1&left=0", pct(short)),
+            "info_hash",
+        ),
+        (
+            format!("/announce?info_hash={0}&info_hash={0}&port=1", pct(&h)),
+            "info_hash",
+        ),
         (format!("/announce?info_hash={}&left=0", pct(&h)), "port"),
-        (format!("/announce?info_hash={}&port=70000", pct(&h)), "port"),
+        (
+            format!("/announce?info_hash={}&port=70000", pct(&h)),
+            "port",
+        ),
         (format!("/announce?info_hash={}&port=0", pct(&h)), "port"),
-        (format!("/announce?info_hash={}&port=1&numwant=abc", pct(&h)), "numwant"),
-        (format!("/announce?info_hash={}&port=1&left=12abc", pct(&h)), "left"),
-        (format!("/announce?info_hash={}&port=1&event=bogus", pct(&h)), "event"),
-        (format!("/announce?info_hash={}&port=1&compact=x", pct(&h)), "compact"),
+        (
+            format!("/announce?info_hash={}&port=1&numwant=abc", pct(&h)),
+            "numwant",
+        ),
+        (
+            format!("/announce?info_hash={}&port=1&left=12abc", pct(&h)),
+            "left",
+        ),
+        (
+            format!("/announce?info_hash={}&port=1&event=bogus", pct(&h)),
+            "event",
+        ),
+        (
+            format!("/announce?info_hash={}&port=1&compact=x", pct(&h)),
+            "compact",
+        ),
         (format!("/announce?info_hash=%zz{}&port=1", pct(short)), ""),
-        (format!("/announce?info_hash={}&peer_id=short&port=1", pct(&h)), "peer_id"),
+        (
+            format!("/announce?info_hash={}&peer_id=short&port=1", pct(&h)),
+            "peer_id",
+        ),
         ("/scrape".into(), "info_hash"),
         (format!("/scrape?info_hash={}", pct(short)), "info_hash"),
     ];
     for (target, word) in &cases {
         let r = get(a, target);
         assert_eq!(r.status, 200, "{target}");
-        let reason = r.failure().unwrap_or_else(|| panic!("no failure for {target}: {:?}", r.body));
+        let reason = r
+            .failure()
+            .unwrap_or_else(|| panic!("no failure for {target}: {:?}", r.body));
         assert!(reason.contains(word), "{target}: {reason}");
     }
     // Framing errors get a status.
@@ -282,11 +376,15 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
         (b"GET / HTTP/1.1\r\n\r\n", 404),
         (b"GET /announce HTTP/9.9\r\n\r\n", 400),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
-        (b"GET /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 400),
+        (
+            b"GET /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            400,
+        ),
         (b"GET /announce HTTP/1.1\r\nBadHeaderLine\r\n\r\n", 400),
     ];
     for (bytes, status) in statuses {
-        let r = raw(a, bytes).unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(bytes)));
+        let r = raw(a, bytes)
+            .unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(bytes)));
         assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(bytes));
     }
     // An oversized head: 413 and close.
@@ -301,17 +399,33 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
     }
     // Nothing was stored by any of that, and a good request is served.
     let s = get(a, &format!("/scrape?info_hash={}", pct(&h)));
-    assert_eq!(s.bencode().get(b"files").unwrap().get(&h).unwrap().get(b"incomplete").unwrap().as_int(), Some(0));
+    assert_eq!(
+        s.bencode()
+            .get(b"files")
+            .unwrap()
+            .get(&h)
+            .unwrap()
+            .get(b"incomplete")
+            .unwrap()
+            .as_int(),
+        Some(0)
+    );
     let r = get(a, &announce(&h, 6000, 1, ""));
     assert_eq!(r.bencode().get(b"incomplete").unwrap().as_int(), Some(1));
 }
 
 #[test]
 fn redirect_when_configured() {
-    let t = Tracker::start("redirect", &config_loopback("tracker.redirect_url https://example.invalid/"));
+    let t = Tracker::start(
+        "redirect",
+        &config_loopback("tracker.redirect_url https://example.invalid/"),
+    );
     let r = get(t.http_addr(false), "/");
     assert_eq!(r.status, 302);
-    assert_eq!(r.header("location").as_deref(), Some("https://example.invalid/"));
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("https://example.invalid/")
+    );
 }
 
 #[test]
@@ -328,11 +442,19 @@ fn forwarded_address_only_from_configured_proxies() {
     .unwrap();
     read_response(&mut s).unwrap();
     let r = get(a, &announce(&h, 7778, 1, ""));
-    assert_eq!(peers4(&r.bencode()), vec![("203.0.113.7".to_string(), 7777)]);
+    assert_eq!(
+        peers4(&r.bencode()),
+        vec![("203.0.113.7".to_string(), 7777)]
+    );
     // Over [::1] the proxy list does not match: the header is ignored.
     let a6 = t.http_addr(true);
     let mut s = connect(a6);
-    write!(s, "GET {} HTTP/1.1\r\nX-Real-IP: 198.51.100.1\r\nConnection: close\r\n\r\n", announce(&h, 7779, 1, "")).unwrap();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nX-Real-IP: 198.51.100.1\r\nConnection: close\r\n\r\n",
+        announce(&h, 7779, 1, "")
+    )
+    .unwrap();
     read_response(&mut s).unwrap();
     let r = get(a, &announce(&h, 7780, 1, "&numwant=10"));
     assert!(!peers4(&r.bencode()).iter().any(|p| p.0 == "198.51.100.1"));
@@ -352,11 +474,26 @@ fn many_connections_at_once_all_served() {
     let h = hash(80);
     let mut streams: Vec<_> = (0..200).map(|_| connect(a)).collect();
     for (i, s) in streams.iter_mut().enumerate() {
-        write!(s, "GET {} HTTP/1.1\r\nConnection: close\r\n\r\n", announce(&h, 10000 + i as u16, 1, "&numwant=0")).unwrap();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nConnection: close\r\n\r\n",
+            announce(&h, 10000 + i as u16, 1, "&numwant=0")
+        )
+        .unwrap();
     }
     for s in streams.iter_mut() {
         assert_eq!(read_response(s).unwrap().status, 200);
     }
     let s = get(a, &format!("/scrape?info_hash={}", pct(&h)));
-    assert_eq!(s.bencode().get(b"files").unwrap().get(&h).unwrap().get(b"incomplete").unwrap().as_int(), Some(200));
+    assert_eq!(
+        s.bencode()
+            .get(b"files")
+            .unwrap()
+            .get(&h)
+            .unwrap()
+            .get(b"incomplete")
+            .unwrap()
+            .as_int(),
+        Some(200)
+    );
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::*;
 use opentracker_rs::types::Event;
 use opentracker_rs::wire::udp::{
-    AnnounceOptions, AnnounceRequest, ConnectRequest, InfoHashes, Response, ScrapeRequest, parse_response,
+    AnnounceOptions, AnnounceRequest, ConnectRequest, InfoHashes, Response, ScrapeRequest,
+    parse_response,
 };
 
 fn start() -> Tracker {
@@ -22,9 +23,14 @@ struct Client {
 
 impl Client {
     fn new(tracker: SocketAddr) -> Client {
-        let bind = if tracker.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" };
+        let bind = if tracker.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        };
         let sock = UdpSocket::bind(bind).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
         Client { sock, tracker }
     }
 
@@ -47,7 +53,10 @@ impl Client {
 
     fn connect(&self) -> u64 {
         let mut out = Vec::new();
-        ConnectRequest { transaction_id: 0x1234 }.emit(&mut out);
+        ConnectRequest {
+            transaction_id: 0x1234,
+        }
+        .emit(&mut out);
         let reply = self.send(&out).expect("connect reply");
         assert_eq!(reply.len(), 16);
         match parse_response(&reply).unwrap() {
@@ -59,7 +68,15 @@ impl Client {
         }
     }
 
-    fn announce_bytes(&self, id: u64, h: &[u8; 20], port: u16, left: u64, event: Event, num_want: i32) -> Vec<u8> {
+    fn announce_bytes(
+        &self,
+        id: u64,
+        h: &[u8; 20],
+        port: u16,
+        left: u64,
+        event: Event,
+        num_want: i32,
+    ) -> Vec<u8> {
         let req = AnnounceRequest {
             connection_id: id,
             transaction_id: 77,
@@ -81,8 +98,18 @@ impl Client {
     }
 
     /// Announce; returns (interval, leechers, seeders, peers bytes).
-    fn announce(&self, id: u64, h: &[u8; 20], port: u16, left: u64, event: Event, num_want: i32) -> (u32, u32, u32, Vec<u8>) {
-        let reply = self.send(&self.announce_bytes(id, h, port, left, event, num_want)).expect("announce reply");
+    fn announce(
+        &self,
+        id: u64,
+        h: &[u8; 20],
+        port: u16,
+        left: u64,
+        event: Event,
+        num_want: i32,
+    ) -> (u32, u32, u32, Vec<u8>) {
+        let reply = self
+            .send(&self.announce_bytes(id, h, port, left, event, num_want))
+            .expect("announce reply");
         match parse_response(&reply).unwrap() {
             Response::Announce(a) => {
                 assert_eq!(a.transaction_id, 77);
@@ -105,11 +132,16 @@ impl Client {
 
     /// Scrape; returns (seeders, completed, leechers) per hash.
     fn scrape(&self, id: u64, hashes: &[[u8; 20]]) -> Vec<(u32, u32, u32)> {
-        let reply = self.send(&self.scrape_bytes(id, hashes)).expect("scrape reply");
+        let reply = self
+            .send(&self.scrape_bytes(id, hashes))
+            .expect("scrape reply");
         match parse_response(&reply).unwrap() {
             Response::Scrape(s) => {
                 assert_eq!(s.transaction_id, 99);
-                s.entries.iter().map(|e| (e.seeders, e.completed, e.leechers)).collect()
+                s.entries
+                    .iter()
+                    .map(|e| (e.seeders, e.completed, e.leechers))
+                    .collect()
             }
             other => panic!("{other:?}"),
         }
@@ -117,7 +149,10 @@ impl Client {
 
     fn expect_error(&self, bytes: &[u8]) -> String {
         let reply = self.send(bytes).expect("an error reply");
-        assert!(reply.len() <= bytes.len(), "error reply larger than the request");
+        assert!(
+            reply.len() <= bytes.len(),
+            "error reply larger than the request"
+        );
         match parse_response(&reply).unwrap() {
             Response::Error(e) => String::from_utf8_lossy(e.message).into_owned(),
             other => panic!("{other:?}"),
@@ -137,22 +172,29 @@ fn connect_announce_scrape_ipv4() {
     let seeder = Client::new(addr);
     let h = hash(100);
     let id = leecher.connect();
-    let (interval, leechers, seeders, peers) = leecher.announce(id, &h, leecher.port(), 10, Event::Started, -1);
+    let (interval, leechers, seeders, peers) =
+        leecher.announce(id, &h, leecher.port(), 10, Event::Started, -1);
     assert!((1620..=1980).contains(&interval));
     assert_eq!((leechers, seeders), (1, 0));
     assert!(peers.is_empty(), "never the requester itself");
 
     // The same connection_id works from another source port of the same address.
-    let (_, leechers, seeders, peers) = seeder.announce(id, &h, seeder.port(), 0, Event::Completed, -1);
+    let (_, leechers, seeders, peers) =
+        seeder.announce(id, &h, seeder.port(), 0, Event::Completed, -1);
     assert_eq!((leechers, seeders), (1, 1));
     let mut expect = vec![127, 0, 0, 1];
     expect.extend_from_slice(&leecher.port().to_be_bytes());
     assert_eq!(peers, expect, "6-byte peer of the leecher");
 
-    assert_eq!(leecher.scrape(id, &[h, hash(101)]), vec![(1, 1, 1), (0, 0, 0)]);
+    assert_eq!(
+        leecher.scrape(id, &[h, hash(101)]),
+        vec![(1, 1, 1), (0, 0, 0)]
+    );
 
     // stopped: 20-byte reply with counts after removal.
-    let reply = leecher.send(&leecher.announce_bytes(id, &h, leecher.port(), 10, Event::Stopped, -1)).unwrap();
+    let reply = leecher
+        .send(&leecher.announce_bytes(id, &h, leecher.port(), 10, Event::Stopped, -1))
+        .unwrap();
     assert_eq!(reply.len(), 20);
     assert_eq!(leecher.scrape(id, &[h]), vec![(1, 1, 0)]);
     // numwant 0: counts only.
@@ -189,7 +231,11 @@ fn scrape_of_74_and_more_hashes_in_request_order() {
     let got = c.scrape(id, &hashes[..74]);
     assert_eq!(got.len(), 74);
     assert_eq!(got[3], (1, 0, 0));
-    assert!(got.iter().enumerate().all(|(i, e)| i == 3 || *e == (0, 0, 0)));
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, e)| i == 3 || *e == (0, 0, 0))
+    );
     // More than fit one datagram: the first 120 are answered.
     let got = c.scrape(id, &hashes);
     assert_eq!(got.len(), 120);
@@ -197,7 +243,10 @@ fn scrape_of_74_and_more_hashes_in_request_order() {
 
 #[test]
 fn many_peers_numwant_bounds() {
-    let t = Tracker::start("udpnumwant", "listen.udp 127.0.0.1:0\ntracker.numwant.default 7\ntracker.numwant.max 30\n");
+    let t = Tracker::start(
+        "udpnumwant",
+        "listen.udp 127.0.0.1:0\ntracker.numwant.default 7\ntracker.numwant.max 30\n",
+    );
     let c = Client::new(t.udp_addr(false));
     let id = c.connect();
     let h = hash(120);
@@ -206,7 +255,10 @@ fn many_peers_numwant_bounds() {
     }
     assert_eq!(c.announce(id, &h, 9999, 1, Event::None, -1).3.len(), 7 * 6);
     assert_eq!(c.announce(id, &h, 9999, 1, Event::None, 10).3.len(), 10 * 6);
-    assert_eq!(c.announce(id, &h, 9999, 1, Event::None, 1000).3.len(), 30 * 6);
+    assert_eq!(
+        c.announce(id, &h, 9999, 1, Event::None, 1000).3.len(),
+        30 * 6
+    );
 }
 
 #[test]
@@ -263,7 +315,10 @@ fn bad_datagrams_each_followed_by_a_good_one() {
     let mut opts = c.announce_bytes(id, &h, 1235, 1, Event::None, 0);
     opts.extend_from_slice(&[1, 2, 5, b'/', b'a', b'n', b'n', b'?', 0]);
     let reply = c.send(&opts).unwrap();
-    assert!(matches!(parse_response(&reply).unwrap(), Response::Announce(_)));
+    assert!(matches!(
+        parse_response(&reply).unwrap(),
+        Response::Announce(_)
+    ));
     // None of the bad ones changed the swarm: two good peers (1234, 1235), nobody else.
     assert_eq!(c.scrape(id, &[h]), vec![(0, 0, 2)]);
 }
@@ -277,8 +332,12 @@ fn connection_id_is_bound_to_the_address() {
     let a = Client::new(SocketAddr::from(([127, 0, 0, 1], port)));
     let id = a.connect();
     let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    let b = Client { sock, tracker: SocketAddr::from(([127, 0, 0, 1], port)) };
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let b = Client {
+        sock,
+        tracker: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
     let msg = b.expect_error(&b.announce_bytes(id, &hash(140), 1, 1, Event::None, 0));
     assert!(msg.contains("connection_id"));
     let id_b = b.connect();

@@ -50,21 +50,38 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
 
 /// Serves `listeners` until SIGTERM or SIGINT.
 pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
+    // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
+    for (_, addr) in &listeners.tcp {
+        log::info!("listening: http {addr}");
+    }
+    for (_, addr) in &listeners.udp {
+        log::info!("listening: udp {addr}");
+    }
     let mut events = Events::with_capacity(1024);
-    let mut http = HttpServer::new(listeners.tcp.into_iter().map(|(l, _)| l).collect(), cfg.http, CONN_BASE)?;
+    let mut http = HttpServer::new(
+        listeners.tcp.into_iter().map(|(l, _)| l).collect(),
+        cfg.http,
+        CONN_BASE,
+    )?;
     http.register(poll.registry(), 0)?;
-    let mut udp: Vec<UdpServer> = listeners.udp.into_iter().map(|(s, _)| UdpServer::new(s)).collect();
+    let mut udp: Vec<UdpServer> = listeners
+        .udp
+        .into_iter()
+        .map(|(s, _)| UdpServer::new(s))
+        .collect();
     for (i, u) in udp.iter_mut().enumerate() {
         u.register(poll.registry(), Token(UDP_BASE + i))?;
     }
     let mut udp_handler = UdpHandler::new()?;
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    poll.registry().register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
+    poll.registry()
+        .register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
     let mut tracker = Tracker::new(cfg.policy.clone());
 
     let start = Instant::now();
-    let slices_per_sweep = (sweep_period(cfg.policy.peer_timeout).as_millis() as u64 / CLEAN_SLICE_MS).max(1);
+    let slices_per_sweep =
+        (sweep_period(cfg.policy.peer_timeout).as_millis() as u64 / CLEAN_SLICE_MS).max(1);
     let buckets_per_slice = (BUCKETS as u64).div_ceil(slices_per_sweep) as usize;
     let mut next_clean = start + Duration::from_millis(CLEAN_SLICE_MS);
     let mut next_idle = start + Duration::from_secs(1);

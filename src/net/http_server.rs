@@ -30,8 +30,6 @@ pub struct HttpLimits {
     pub max_request_size: usize,
     /// Seconds without progress before a connection is closed (`http.idle_timeout`).
     pub idle_timeout: u32,
-    /// Whether connections may be kept open for more requests (`http.keepalive`).
-    pub keepalive: bool,
 }
 
 /// Bytes read from a socket at once.
@@ -71,7 +69,11 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Takes the bound listeners; connection tokens are `token_base + slot`.
-    pub fn new(listeners: Vec<std::net::TcpListener>, limits: HttpLimits, token_base: usize) -> io::Result<Self> {
+    pub fn new(
+        listeners: Vec<std::net::TcpListener>,
+        limits: HttpLimits,
+        token_base: usize,
+    ) -> io::Result<Self> {
         let listeners = listeners.into_iter().map(TcpListener::from_std).collect();
         Ok(HttpServer {
             listeners,
@@ -126,7 +128,11 @@ impl HttpServer {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
-            if let Err(e) = registry.register(&mut stream, Token(self.token_base + slot), Interest::READABLE) {
+            if let Err(e) = registry.register(
+                &mut stream,
+                Token(self.token_base + slot),
+                Interest::READABLE,
+            ) {
                 log::warn!("cannot register connection: {e}");
                 self.free.push(slot);
                 continue;
@@ -159,7 +165,9 @@ impl HttpServer {
         now: u32,
     ) {
         let slot = token.0 - self.token_base;
-        let Some(Some(conn)) = self.conns.get_mut(slot) else { return };
+        let Some(Some(conn)) = self.conns.get_mut(slot) else {
+            return;
+        };
         let mut alive = true;
         if writable && conn.want_write {
             alive = flush(conn, tracker, now);
@@ -237,7 +245,6 @@ impl HttpServer {
                                 &req,
                                 conn.remote,
                                 now,
-                                limits.keepalive,
                                 &mut self.scratch,
                                 &mut conn.wbuf,
                             )
@@ -334,7 +341,13 @@ fn set_interest(conn: &mut Conn, registry: &Registry, token: Token, write: bool)
     if conn.want_write == write {
         return true;
     }
-    let interest = if write { Interest::WRITABLE } else { Interest::READABLE };
+    let interest = if write {
+        Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    };
     conn.want_write = write;
-    registry.reregister(&mut conn.stream, token, interest).is_ok()
+    registry
+        .reregister(&mut conn.stream, token, interest)
+        .is_ok()
 }

@@ -34,7 +34,10 @@ pub struct UdpBuffers {
 /// Binds every TCP and UDP listener. IPv6 sockets are IPv6-only, so `0.0.0.0:6969` and
 /// `[::]:6969` can both be bound. Errors name the address that failed.
 pub fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], buffers: UdpBuffers) -> io::Result<Listeners> {
-    let mut out = Listeners { tcp: Vec::new(), udp: Vec::new() };
+    let mut out = Listeners {
+        tcp: Vec::new(),
+        udp: Vec::new(),
+    };
     for addr in tcp {
         let l = bind_tcp(*addr).map_err(|e| annotate(e, "tcp", addr))?;
         let local = l.local_addr()?;

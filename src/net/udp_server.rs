@@ -29,7 +29,7 @@ pub const BATCH: usize = 64;
 /// Batches served per readiness event before other sockets get their turn.
 pub const MAX_BATCHES_PER_TURN: usize = 16;
 /// Receive buffer per datagram; a longer datagram is truncated and treated as malformed.
-pub const RECV_SIZE: usize = 2048;
+pub const RECV_SIZE: usize = 4096;
 /// Bytes reserved per reply slot: the largest reply is an IPv4 announce with 512 peers
 /// (20 + 512 x 6 = 3092 bytes) when `tracker.numwant.max` is raised that far.
 const REPLY_CAPACITY: usize = 4096;
@@ -54,13 +54,18 @@ impl UdpServer {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all-zero
         // bytes are a valid value.
         let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
-        let zero_iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+        let zero_iov = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
         let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
         UdpServer {
             socket: UdpSocket::from_std(socket),
             pending: false,
             recv_bufs: vec![[0u8; RECV_SIZE]; BATCH].into_boxed_slice(),
-            send_bufs: (0..BATCH).map(|_| Vec::with_capacity(REPLY_CAPACITY)).collect(),
+            send_bufs: (0..BATCH)
+                .map(|_| Vec::with_capacity(REPLY_CAPACITY))
+                .collect(),
             names: vec![zero_name; BATCH].into_boxed_slice(),
             recv_iov: vec![zero_iov; BATCH].into_boxed_slice(),
             send_iov: vec![zero_iov; BATCH].into_boxed_slice(),
@@ -98,7 +103,9 @@ impl UdpServer {
                 let len = self.recv_hdrs[i].msg_len as usize;
                 let truncated = self.recv_hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
                 tracker.stats.bytes_in += len as u64;
-                let Some(src) = sockaddr_to_std(&self.names[i], self.recv_hdrs[i].msg_hdr.msg_namelen) else {
+                let Some(src) =
+                    sockaddr_to_std(&self.names[i], self.recv_hdrs[i].msg_hdr.msg_namelen)
+                else {
                     continue;
                 };
                 let data = &self.recv_bufs[i][..len.min(RECV_SIZE)];
@@ -106,8 +113,10 @@ impl UdpServer {
                 out.clear();
                 if handler.handle(tracker, data, truncated, src, now, out) {
                     let reply_len = out.len();
-                    self.send_iov[replies] =
-                        libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: reply_len };
+                    self.send_iov[replies] = libc::iovec {
+                        iov_base: out.as_mut_ptr().cast(),
+                        iov_len: reply_len,
+                    };
                     let hdr = &mut self.send_hdrs[replies].msg_hdr;
                     hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
                     hdr.msg_namelen = self.recv_hdrs[i].msg_hdr.msg_namelen;
@@ -130,8 +139,10 @@ impl UdpServer {
 
     fn recv_batch(&mut self) -> io::Result<usize> {
         for i in 0..BATCH {
-            self.recv_iov[i] =
-                libc::iovec { iov_base: self.recv_bufs[i].as_mut_ptr().cast(), iov_len: RECV_SIZE };
+            self.recv_iov[i] = libc::iovec {
+                iov_base: self.recv_bufs[i].as_mut_ptr().cast(),
+                iov_len: RECV_SIZE,
+            };
             let hdr = &mut self.recv_hdrs[i].msg_hdr;
             hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -153,7 +164,11 @@ impl UdpServer {
                 std::ptr::null_mut(),
             )
         };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 
     fn send_batch(&mut self, count: usize, tracker: &mut Tracker) {
@@ -212,6 +227,9 @@ fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
 /// - with a valid connection_id: an error packet for an unknown action or a malformed announce or
 ///   scrape, a normal reply otherwise.
 ///
+/// Error packets are cut to the request's length in every case (one rule, easy to audit; the
+/// texts are short enough that only a few-byte request loses part of its text).
+///
 /// Error packets carry no trailing NUL (opentracker adds one; clients read the length).
 pub struct UdpHandler {
     ids: ConnectionIds,
@@ -221,7 +239,10 @@ pub struct UdpHandler {
 impl UdpHandler {
     /// A handler with a fresh random connection_id key.
     pub fn new() -> io::Result<Self> {
-        Ok(UdpHandler { ids: ConnectionIds::new_random()?, peers: Vec::with_capacity(REPLY_CAPACITY) })
+        Ok(UdpHandler {
+            ids: ConnectionIds::new_random()?,
+            peers: Vec::with_capacity(REPLY_CAPACITY),
+        })
     }
 
     /// Handles one datagram from `src`; appends the reply to `out` (empty) and returns whether to
@@ -236,9 +257,10 @@ impl UdpHandler {
         out: &mut Vec<u8>,
     ) -> bool {
         let invalid = &mut tracker.stats.udp_invalid;
-        let (Some(connection_id), Some(transaction_id)) =
-            (udp::peek_connection_id(data), udp::peek_transaction_id(data))
-        else {
+        let (Some(connection_id), Some(transaction_id)) = (
+            udp::peek_connection_id(data),
+            udp::peek_transaction_id(data),
+        ) else {
             invalid.malformed_header += 1;
             return false;
         };
@@ -252,13 +274,21 @@ impl UdpHandler {
         if !is_connect && !self.ids.check(connection_id, ip, now) {
             invalid.bad_connection_id += 1;
             tracker.stats.udp[family].failed += 1;
-            error_reply(out, transaction_id, b"connection_id expired or invalid", data.len());
+            error_reply(
+                out,
+                transaction_id,
+                b"connection_id expired or invalid",
+                data.len(),
+            );
             return true;
         }
         match udp::parse_request(data) {
             Ok(Request::Connect(c)) => {
-                ConnectResponse { transaction_id: c.transaction_id, connection_id: self.ids.make(ip, now) }
-                    .emit(out);
+                ConnectResponse {
+                    transaction_id: c.transaction_id,
+                    connection_id: self.ids.make(ip, now),
+                }
+                .emit(out);
                 tracker.stats.udp[family].connect += 1;
             }
             Ok(Request::Announce(a)) => {
@@ -278,9 +308,7 @@ impl UdpHandler {
                     invalid.malformed_request += 1;
                 }
                 tracker.stats.udp[family].failed += 1;
-                // The connection_id was valid (connect errors other than the magic cannot occur
-                // at 16 bytes or more), so the sender is proven: a full error text is fine.
-                error_reply(out, transaction_id, e.text().as_bytes(), usize::MAX);
+                error_reply(out, transaction_id, e.text().as_bytes(), data.len());
             }
         }
         true
@@ -292,5 +320,9 @@ impl UdpHandler {
 fn error_reply(out: &mut Vec<u8>, transaction_id: u32, message: &[u8], max_len: usize) {
     let room = max_len.saturating_sub(udp::RESPONSE_HEADER_LEN);
     let message = &message[..message.len().min(room)];
-    ErrorResponse { transaction_id, message }.emit(out);
+    ErrorResponse {
+        transaction_id,
+        message,
+    }
+    .emit(out);
 }

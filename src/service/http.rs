@@ -29,6 +29,8 @@ pub struct HttpSite {
     pub redirect_url: Option<String>,
     /// `access.proxy`: addresses whose `X-Forwarded-For` / `X-Real-IP` header names the peer.
     pub proxies: Vec<IpNet>,
+    /// `http.keepalive`: whether connections may stay open for more requests.
+    pub keepalive: bool,
 }
 
 /// Buffers reused from request to request, so the hot path does not allocate.
@@ -41,19 +43,18 @@ pub struct Scratch {
 
 /// Handles one request head and appends the whole response to `out`.
 ///
-/// `remote` is the TCP peer's address; `keep_alive` is whether the server is willing to keep the
-/// connection open (the request must want it too). Returns whether the connection stays open.
+/// `remote` is the TCP peer's address. The connection stays open (the return value) when the
+/// request asks for it and `site.keepalive` allows it.
 pub fn handle(
     tracker: &mut Tracker,
     site: &HttpSite,
     req: &Request<'_>,
     remote: IpAddr,
     now: u32,
-    keep_alive: bool,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> bool {
-    let keep_alive = keep_alive && req.keep_alive;
+    let keep_alive = site.keepalive && req.keep_alive;
     if req.method != b"GET" {
         tracker.stats.http_status(405);
         write_error(out, Status::MethodNotAllowed405, keep_alive);
@@ -104,7 +105,14 @@ pub fn handle(
 }
 
 fn finish_ok(scratch: &Scratch, keep_alive: bool, out: &mut Vec<u8>) -> bool {
-    write_head(out, Status::Ok200, "text/plain", scratch.body.len(), keep_alive, &[]);
+    write_head(
+        out,
+        Status::Ok200,
+        "text/plain",
+        scratch.body.len(),
+        keep_alive,
+        &[],
+    );
     out.extend_from_slice(&scratch.body);
     keep_alive
 }
@@ -119,7 +127,11 @@ fn trim_slashes(mut path: &[u8]) -> &[u8] {
 /// The peer's address: the TCP source, unless that source is a trusted proxy (`access.proxy`) that
 /// names the client in `X-Forwarded-For` (its last entry: the address the proxy saw) or
 /// `X-Real-IP`. A trusted proxy that sends neither header is itself the client.
-fn peer_address(site: &HttpSite, req: &Request<'_>, remote: IpAddr) -> Result<IpAddr, &'static str> {
+fn peer_address(
+    site: &HttpSite,
+    req: &Request<'_>,
+    remote: IpAddr,
+) -> Result<IpAddr, &'static str> {
     let remote = remote.to_canonical();
     if site.proxies.is_empty() || !site.proxies.iter().any(|net| net.contains(&remote)) {
         return Ok(remote);
@@ -143,12 +155,25 @@ fn fail(tracker: &mut Tracker, family: Family, body: &mut Vec<u8>, err: QueryErr
     bencode::failure(body, err.reason());
 }
 
-fn announce(tracker: &mut Tracker, query: &[u8], ip: IpAddr, family: Family, now: u32, scratch: &mut Scratch) {
+fn announce(
+    tracker: &mut Tracker,
+    query: &[u8],
+    ip: IpAddr,
+    family: Family,
+    now: u32,
+    scratch: &mut Scratch,
+) {
     let q = match parse_announce(query) {
         Ok(q) => q,
         Err(e) => return fail(tracker, family, &mut scratch.body, e),
     };
-    let a = Announce { info_hash: q.info_hash, port: q.port, left: q.left, event: q.event, numwant: q.numwant };
+    let a = Announce {
+        info_hash: q.info_hash,
+        port: q.port,
+        left: q.left,
+        event: q.event,
+        numwant: q.numwant,
+    };
     scratch.peers.clear();
     let reply = tracker.announce(&a, ip, Proto::Http, now, &mut scratch.peers);
     let body = &mut scratch.body;
@@ -214,7 +239,14 @@ fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch
     let max = tracker.policy.max_scrape_hashes.max(1);
     scratch.hashes.resize(max, [0; 20]);
     let n = match parse_scrape(query, &mut scratch.hashes) {
-        Ok(0) => return fail(tracker, family, &mut scratch.body, QueryError::MissingInfoHash),
+        Ok(0) => {
+            return fail(
+                tracker,
+                family,
+                &mut scratch.body,
+                QueryError::MissingInfoHash,
+            );
+        }
         Ok(n) => n,
         Err(e) => return fail(tracker, family, &mut scratch.body, e),
     };

@@ -7,7 +7,6 @@
 pub mod http;
 pub mod udp;
 
-
 use std::net::IpAddr;
 
 use crate::stats::{Family, Stats};
@@ -116,8 +115,8 @@ impl Tracker {
             torrent_timeout: policy.torrent_timeout,
         };
         Tracker {
-            v4: Store::new(&store_cfg),
-            v6: Store::new(&store_cfg),
+            v4: Store::new(store_cfg),
+            v6: Store::new(store_cfg),
             policy,
             stats: Stats::default(),
             rng: fastrand::Rng::new(),
@@ -173,7 +172,13 @@ impl Tracker {
                 } else {
                     let before = self.v4_downloaded_hint(&a.info_hash, a.event, now);
                     let c = self.v4.announce(
-                        &AnnounceInput { info_hash: &a.info_hash, peer: &peer, seeder, event: a.event, numwant },
+                        &AnnounceInput {
+                            info_hash: &a.info_hash,
+                            peer: &peer,
+                            seeder,
+                            event: a.event,
+                            numwant,
+                        },
                         now,
                         &mut self.rng,
                         peers,
@@ -189,7 +194,13 @@ impl Tracker {
                 } else {
                     let before = self.v6_downloaded_hint(&a.info_hash, a.event, now);
                     let c = self.v6.announce(
-                        &AnnounceInput { info_hash: &a.info_hash, peer: &peer, seeder, event: a.event, numwant },
+                        &AnnounceInput {
+                            info_hash: &a.info_hash,
+                            peer: &peer,
+                            seeder,
+                            event: a.event,
+                            numwant,
+                        },
                         now,
                         &mut self.rng,
                         peers,
@@ -205,17 +216,24 @@ impl Tracker {
             Proto::Udp => &mut self.stats.udp[family as usize],
         };
         stats.announce += 1;
-        AnnounceReply { interval, min_interval, counts, family }
+        AnnounceReply {
+            interval,
+            min_interval,
+            counts,
+            family,
+        }
     }
 
     /// `downloaded` of the torrent before a `completed` announce, to count completed events.
     /// (Completed events are rare: one extra lookup for them only.)
     fn v4_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
-        (event == Event::Completed).then(|| self.v4.scrape(info_hash, now).map_or(0, |c| c.downloaded))
+        (event == Event::Completed)
+            .then(|| self.v4.scrape(info_hash, now).map_or(0, |c| c.downloaded))
     }
 
     fn v6_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
-        (event == Event::Completed).then(|| self.v6.scrape(info_hash, now).map_or(0, |c| c.downloaded))
+        (event == Event::Completed)
+            .then(|| self.v6.scrape(info_hash, now).map_or(0, |c| c.downloaded))
     }
 
     fn count_completed(&mut self, before: Option<u32>, after: u32) {

@@ -48,12 +48,30 @@ pub fn announce(
 /// leechers) for each info_hash in REQUEST order (BEP 15), zeros for unknown torrents. At most
 /// [`MAX_SCRAPE_HASHES_PER_DATAGRAM`] (120) hashes are answered, so the reply fits one datagram
 /// even over IPv6; the rest are ignored.
-pub fn scrape(tracker: &mut Tracker, req: &ScrapeRequest<'_>, ip: IpAddr, now: u32, out: &mut Vec<u8>) {
-    let head = ScrapeResponse { transaction_id: req.transaction_id, entries: ScrapeEntries::EMPTY };
+pub fn scrape(
+    tracker: &mut Tracker,
+    req: &ScrapeRequest<'_>,
+    ip: IpAddr,
+    now: u32,
+    out: &mut Vec<u8>,
+) {
+    let head = ScrapeResponse {
+        transaction_id: req.transaction_id,
+        entries: ScrapeEntries::EMPTY,
+    };
     head.emit(out);
-    for h in req.info_hashes.truncated(MAX_SCRAPE_HASHES_PER_DATAGRAM).iter() {
+    for h in req
+        .info_hashes
+        .truncated(MAX_SCRAPE_HASHES_PER_DATAGRAM)
+        .iter()
+    {
         let c = tracker.scrape_one(h, now).unwrap_or_default();
-        ScrapeEntry { seeders: c.seeders, completed: c.downloaded, leechers: c.leechers }.emit(out);
+        ScrapeEntry {
+            seeders: c.seeders,
+            completed: c.downloaded,
+            leechers: c.leechers,
+        }
+        .emit(out);
     }
     tracker.stats.udp[super::family_of(ip) as usize].scrape += 1;
 }

@@ -46,7 +46,10 @@ impl Tracker {
         let dir = temp_dir(name);
         let conf = dir.join("opentracker.conf");
         std::fs::write(&conf, config).unwrap();
-        let expected_http = config.lines().filter(|l| l.starts_with("listen.tcp")).count();
+        let expected_http = config
+            .lines()
+            .filter(|l| l.starts_with("listen.tcp"))
+            .count();
         let expected_udp = config
             .lines()
             .filter(|l| l.starts_with("listen.udp ") || l.starts_with("listen.tcp_udp"))
@@ -91,16 +94,30 @@ impl Tracker {
                 udp.push(addr.trim().parse().unwrap());
             }
         }
-        Tracker { child, http, udp, dir, log }
+        Tracker {
+            child,
+            http,
+            udp,
+            dir,
+            log,
+        }
     }
 
     /// The first HTTP listener of the given family.
     pub fn http_addr(&self, v6: bool) -> SocketAddr {
-        *self.http.iter().find(|a| a.is_ipv6() == v6).expect("listener of that family")
+        *self
+            .http
+            .iter()
+            .find(|a| a.is_ipv6() == v6)
+            .expect("listener of that family")
     }
 
     pub fn udp_addr(&self, v6: bool) -> SocketAddr {
-        *self.udp.iter().find(|a| a.is_ipv6() == v6).expect("udp listener of that family")
+        *self
+            .udp
+            .iter()
+            .find(|a| a.is_ipv6() == v6)
+            .expect("udp listener of that family")
     }
 
     pub fn signal(&self, sig: i32) {
@@ -160,18 +177,28 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
 
     pub fn bencode(&self) -> Value<'_> {
-        decode(&self.body).unwrap_or_else(|e| panic!("bad bencode {:?}: {:?}", String::from_utf8_lossy(&self.body), e))
+        decode(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "bad bencode {:?}: {:?}",
+                String::from_utf8_lossy(&self.body),
+                e
+            )
+        })
     }
 
     /// The `failure reason` of a bencoded failure, if any.
     pub fn failure(&self) -> Option<String> {
         let v = decode(&self.body).ok()?;
-        v.get(b"failure reason").and_then(|r| r.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+        v.get(b"failure reason")
+            .and_then(|r| r.as_bytes())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -192,7 +219,8 @@ pub fn read_response(stream: &mut impl Read) -> Option<Response> {
         .lines()
         .find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
         })
         .expect("content-length");
     let mut body = vec![0u8; len];
@@ -209,7 +237,11 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 /// One `GET` with `Connection: close`.
 pub fn get(addr: SocketAddr, target: &str) -> Response {
     let mut s = connect(addr);
-    write!(s, "GET {target} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     read_response(&mut s).expect("a response")
 }
 

@@ -408,7 +408,6 @@ def run(args, out):
                     tracker_sources[key] = tracker_sources.get(key, 0) | int(pi.source)
                 st = leecher.handle.status()
                 if st.is_seeding:
-                    leecher_replies_at_finish = leecher.replies
                     out["seconds"] = round(now - leecher_started_at, 3)
                     out["leecher_payload_download_bytes"] = st.total_payload_download
                     break
@@ -448,7 +447,7 @@ def run(args, out):
         if not args.direct and out["leecher_peers_from_tracker"] == 0:
             raise Failure("the leecher completed without a peer from the tracker")
         if args.hold:
-            hold(args, leecher, leecher_replies_at_finish, deadline)
+            hold(args, deadline)
     finally:
         if "tracker_errors" not in out:  # failed early: still say what happened
             report(out, seeder, leecher, tracker_sources)
@@ -457,15 +456,9 @@ def run(args, out):
         out["total_seconds"] = round(time.monotonic() - t_start, 3)
 
 
-def hold(args, leecher, replies_at_finish, deadline):
-    """--hold: once the leecher's `completed` announce was answered, print HOLDING and keep both
-    sessions running until a line arrives on stdin (or the deadline), so the caller can scrape the
-    tracker while the swarm is alive."""
-    while leecher.replies <= replies_at_finish:
-        leecher.poll()
-        if time.monotonic() >= deadline:
-            raise Failure("the leecher's completed announce got no tracker reply")
-        time.sleep(0.05)
+def hold(args, deadline):
+    """--hold: print HOLDING and keep both sessions running until a line arrives on stdin (or the
+    deadline), so the caller can scrape the tracker while the swarm is alive."""
     print("HOLDING", flush=True)
     left = max(0.0, deadline - time.monotonic())
     ready, _, _ = select.select([sys.stdin], [], [], left)
