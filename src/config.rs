@@ -79,6 +79,21 @@ pub struct Config {
     /// `tracker.state_file PATH` / `-l PATH`: a state dump loaded at start (opentracker's
     /// `-l`; the directive is opentracker-rs's own). Read after the chroot.
     pub state_file: Option<PathBuf>,
+    /// `tracker.allow_root on|off` / `--allow-root`: serve as root when no `user` is set;
+    /// default off, so starting as root without `tracker.user` is refused (opentracker instead
+    /// switches to `nobody`).
+    pub allow_root: bool,
+    /// `tracker.pid_file PATH` / `--pid-file PATH`: the tracker's process id (decimal and a
+    /// newline) is written here after binding, before the chroot and the privilege drop, and
+    /// removed at a clean exit when still reachable. Default: none.
+    pub pid_file: Option<PathBuf>,
+    /// `tracker.log_file PATH` / `--log-file PATH`: once the tracker is ready to serve, its
+    /// stderr (the log) is appended to this file, opened before the chroot. Default: none
+    /// (stderr; `/dev/null` with `-D`).
+    pub log_file: Option<PathBuf>,
+    /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
+    /// (foreground, as systemd's `Type=simple` wants).
+    pub daemon: bool,
     /// `livesync.cluster.listen IP[:PORT]` (default port 9696) / `-i IP -s PORT`. Parsed only.
     pub livesync_listen: Option<SocketAddr>,
     /// `livesync.cluster.node_ip IP|CIDR` (repeatable): peers allowed to send live sync. Parsed only.
@@ -100,6 +115,9 @@ pub struct Config {
     /// `tracker.scrape.max_info_hashes N`: info_hashes answered per scrape, 1..=1024,
     /// default 64 (as opentracker's `OT_MAXMULTISCRAPE_COUNT`).
     pub max_scrape_hashes: u32,
+    /// `tracker.random_peers N`: made-up peers with random public addresses mixed into each
+    /// announce reply that carries peers, 0..=200, default 0 (off). opentracker-rs's own.
+    pub random_peers: u32,
     /// HTTP server limits (`http.*`).
     pub http: HttpConfig,
     /// UDP socket settings (`udp.*`).
@@ -175,6 +193,10 @@ impl Default for Config {
             user: None,
             redirect_url: None,
             state_file: None,
+            allow_root: false,
+            pid_file: None,
+            log_file: None,
+            daemon: false,
             livesync_listen: None,
             livesync_node_ips: Vec::new(),
             announce_interval: 1800,
@@ -183,6 +205,7 @@ impl Default for Config {
             peer_timeout: 2700,
             torrent_timeout: 86_400,
             max_scrape_hashes: 64,
+            random_peers: 0,
             http: HttpConfig::default(),
             udp: UdpConfig::default(),
             sources: Vec::new(),
@@ -342,6 +365,10 @@ impl Config {
             "(obsolete, ignored)",
         );
         put("tracker.state_file", path(&self.state_file), unset);
+        let allow_root = if self.allow_root { "on" } else { "off" };
+        put("tracker.allow_root", one(allow_root.to_owned()), "");
+        put("tracker.pid_file", path(&self.pid_file), unset);
+        put("tracker.log_file", path(&self.log_file), unset);
         let n = |v: u32| one(v.to_string());
         let z = |v: usize| one(v.to_string());
         put("tracker.announce_interval", n(self.announce_interval), "");
@@ -354,6 +381,7 @@ impl Config {
             n(self.max_scrape_hashes),
             "",
         );
+        put("tracker.random_peers", n(self.random_peers), "");
         put("http.max_connections", z(self.http.max_connections), "");
         put("http.max_request_size", z(self.http.max_request_size), "");
         put("http.idle_timeout", n(self.http.idle_timeout), "");
@@ -506,12 +534,16 @@ tracker.redirect_url https://example.org/#top
 livesync.cluster.listen 224.0.42.23
 livesync.cluster.node_ip 10.0.0.2
 tracker.state_file state.dump
+tracker.allow_root on
+tracker.pid_file /run/ot.pid
+tracker.log_file ot.log
 tracker.announce_interval 900
 tracker.numwant.default 25
 tracker.numwant.max 100
 tracker.peer_timeout 1200
 tracker.torrent_timeout 7200
 tracker.scrape.max_info_hashes 74
+tracker.random_peers 7
 http.max_connections 123
 http.max_request_size 4096
 http.idle_timeout 5
@@ -577,12 +609,16 @@ udp.send_buffer 65536
                 "livesync.cluster.node_ip 10.0.0.2",
                 "# batchsync.cluster.admin_ip (obsolete, ignored)",
                 "tracker.state_file state.dump",
+                "tracker.allow_root on",
+                "tracker.pid_file /run/ot.pid",
+                "tracker.log_file ot.log",
                 "tracker.announce_interval 900",
                 "tracker.numwant.default 25",
                 "tracker.numwant.max 100",
                 "tracker.peer_timeout 1200",
                 "tracker.torrent_timeout 7200",
                 "tracker.scrape.max_info_hashes 74",
+                "tracker.random_peers 7",
                 "http.max_connections 123",
                 "http.max_request_size 4096",
                 "http.idle_timeout 5",

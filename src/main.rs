@@ -101,6 +101,7 @@ fn run(cfg: Config) -> ExitCode {
             max_scrape_hashes: cfg.max_scrape_hashes as usize,
             peer_timeout: cfg.peer_timeout,
             torrent_timeout: cfg.torrent_timeout,
+            random_peers: cfg.random_peers,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),

@@ -28,6 +28,10 @@ Options are processed left to right, as opentracker's:
   -u USER        user to switch to after binding (tracker.user)
   -r URL         redirect GET / to URL (tracker.redirect_url)
   -l FILE        load a state file at start (tracker.state_file)
+  -D, --daemon   detach from the terminal after binding (default: foreground)
+  --pid-file FILE   write the process id to FILE (tracker.pid_file)
+  --log-file FILE   append the log (stderr) to FILE once serving (tracker.log_file)
+  --allow-root   serve as root when no -u USER is given (tracker.allow_root)
   --check-config parse everything, print the effective config and exit
   -h, --help     print this help and exit
   -v, --version  print the version and exit
@@ -45,7 +49,8 @@ pub fn version() -> &'static str {
 /// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`].
 ///
 /// Flags are opentracker's (`-f -i -p -P -s -A -w -b -d -u -r -l -h -v`) plus
-/// `--help`, `--version` and `--check-config`, applied left to right: `-i` only affects
+/// `--help`, `--version`, `--check-config`, `-D`/`--daemon`, `--allow-root`, `--pid-file PATH`
+/// and `--log-file PATH` (opentracker-rs's own), applied left to right: `-i` only affects
 /// later `-p/-P/-s`, and a later value overwrites an earlier one from a file or flag.
 /// `-h`/`-v` return at once when reached. For `Run` and `CheckConfig`, [`Config::finish`]
 /// has already been applied (default listeners, cross checks).
@@ -73,6 +78,27 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
             Short('v') | Long("version") => return Ok(Command::Version),
             Long("check-config") => {
                 check_only = true;
+                continue;
+            }
+            Short('D') | Long("daemon") => {
+                cfg.daemon = true;
+                flags_used = true;
+                continue;
+            }
+            Long("allow-root") => {
+                cfg.allow_root = true;
+                flags_used = true;
+                continue;
+            }
+            Long(long @ ("pid-file" | "log-file")) => {
+                let (name, directive) = if long == "pid-file" {
+                    ("--pid-file", "tracker.pid_file")
+                } else {
+                    ("--log-file", "tracker.log_file")
+                };
+                let text = flag_text(&mut parser, name)?;
+                apply(&mut cfg, directive, &text).map_err(|m| flag_error(name, &m))?;
+                flags_used = true;
                 continue;
             }
             Short(c @ ('f' | 'i' | 'p' | 'P' | 's' | 'A' | 'w' | 'b' | 'd' | 'u' | 'r' | 'l')) => c,
@@ -131,6 +157,14 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
     } else {
         Command::Run(cfg)
     })
+}
+
+/// The value of a flag, as UTF-8 without surrounding blanks.
+fn flag_text(parser: &mut lexopt::Parser, name: &str) -> Result<String, ConfigError> {
+    let raw = parser.value().map_err(lexopt_error)?;
+    raw.to_str()
+        .map(|t| t.trim_ascii().to_owned())
+        .ok_or_else(|| flag_error(name, "value is not valid UTF-8"))
 }
 
 fn port_for(ip: IpAddr, text: &str) -> Result<SocketAddr, String> {
@@ -235,6 +269,38 @@ mod tests {
         assert_eq!(cfg.state_file, Some(PathBuf::from("/var/ot/state")));
         assert_eq!(cfg.livesync_listen, Some(sa("[::1]:9696")));
         assert_eq!(cfg.sources, ["command line"]);
+    }
+
+    #[test]
+    fn daemon_and_privilege_flags() {
+        let cfg = run(&[
+            "-D",
+            "--allow-root",
+            "--pid-file",
+            "/run/ot.pid",
+            "--log-file=/var/log/ot.log",
+        ])
+        .unwrap();
+        assert!(cfg.daemon && cfg.allow_root);
+        assert_eq!(cfg.pid_file, Some(PathBuf::from("/run/ot.pid")));
+        assert_eq!(cfg.log_file, Some(PathBuf::from("/var/log/ot.log")));
+        assert_eq!(cfg.sources, ["command line"]);
+        let cfg = run(&["--daemon"]).unwrap();
+        assert!(cfg.daemon && !cfg.allow_root && cfg.pid_file.is_none());
+        let d = Config::default();
+        assert!(!d.daemon && !d.allow_root && d.pid_file.is_none() && d.log_file.is_none());
+        assert_eq!(
+            run(&["--pid-file"]).unwrap_err(),
+            "command line: --pid-file: missing value"
+        );
+        assert_eq!(
+            run(&["--allow-root=yes"]).unwrap_err(),
+            "command line: --allow-root: takes no value; try -h"
+        );
+        assert_eq!(
+            run(&["--log-file", " "]).unwrap_err(),
+            "command line: --log-file: missing value"
+        );
     }
 
     #[test]

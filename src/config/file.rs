@@ -33,12 +33,16 @@ pub const DIRECTIVES: &[&str] = &[
     "batchsync.cluster.admin_ip",
     // opentracker-rs's own directives.
     "tracker.state_file",
+    "tracker.allow_root",
+    "tracker.pid_file",
+    "tracker.log_file",
     "tracker.announce_interval",
     "tracker.numwant.default",
     "tracker.numwant.max",
     "tracker.peer_timeout",
     "tracker.torrent_timeout",
     "tracker.scrape.max_info_hashes",
+    "tracker.random_peers",
     "http.max_connections",
     "http.max_request_size",
     "http.idle_timeout",
@@ -63,6 +67,9 @@ pub(crate) mod bounds {
     pub const TORRENT_TIMEOUT: (u32, u32) = (1, 2_592_000);
     /// `tracker.scrape.max_info_hashes`.
     pub const MAX_SCRAPE_HASHES: (u32, u32) = (1, 1024);
+    /// `tracker.random_peers` (made-up peers per announce reply; 200 is
+    /// `service::deniability::MAX_RANDOM_PEERS`).
+    pub const RANDOM_PEERS: (u32, u32) = (0, 200);
     /// `http.max_connections`.
     pub const HTTP_MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
     /// `http.max_request_size`, bytes.
@@ -229,6 +236,10 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "tracker.user" => cfg.user = Some(value.to_owned()),
         "tracker.redirect_url" => cfg.redirect_url = Some(value.to_owned()),
         "tracker.state_file" => cfg.state_file = Some(PathBuf::from(value)),
+        "tracker.allow_root" => cfg.allow_root = value::boolean(value)?,
+        "tracker.pid_file" => cfg.pid_file = Some(PathBuf::from(value)),
+        "tracker.log_file" => cfg.log_file = Some(PathBuf::from(value)),
+        "tracker.random_peers" => cfg.random_peers = u32_in(RANDOM_PEERS)?,
         "livesync.cluster.listen" => {
             cfg.livesync_listen = Some(value::socket_addr(value, LIVESYNC_DEFAULT_PORT)?);
         }
@@ -393,6 +404,10 @@ batchsync.cluster.admin_ip 10.1.1.1
                     tracker.torrent_timeout 3600\n\
                     tracker.scrape.max_info_hashes 74\n\
                     tracker.state_file /var/lib/ot/state\n\
+                    tracker.allow_root yes\n\
+                    tracker.pid_file /run/ot.pid\n\
+                    tracker.log_file /var/log/ot.log\n\
+                    tracker.random_peers 20\n\
                     http.max_connections 500\n\
                     http.max_request_size 4096\n\
                     http.idle_timeout 10\n\
@@ -408,6 +423,10 @@ batchsync.cluster.admin_ip 10.1.1.1
         assert_eq!(cfg.torrent_timeout, 3600);
         assert_eq!(cfg.max_scrape_hashes, 74);
         assert_eq!(cfg.state_file, Some(PathBuf::from("/var/lib/ot/state")));
+        assert!(cfg.allow_root);
+        assert_eq!(cfg.pid_file, Some(PathBuf::from("/run/ot.pid")));
+        assert_eq!(cfg.log_file, Some(PathBuf::from("/var/log/ot.log")));
+        assert_eq!(cfg.random_peers, 20);
         assert_eq!(cfg.http.max_connections, 500);
         assert_eq!(cfg.http.max_request_size, 4096);
         assert_eq!(cfg.http.idle_timeout, 10);
@@ -494,6 +513,14 @@ batchsync.cluster.admin_ip 10.1.1.1
             (
                 "tracker.announce_interval 30m\n",
                 "opentracker.conf:1: tracker.announce_interval: invalid number \"30m\": expected decimal digits",
+            ),
+            (
+                "tracker.random_peers 201\n",
+                "opentracker.conf:1: tracker.random_peers: value 201 is out of range 0..=200",
+            ),
+            (
+                "tracker.allow_root sometimes\n",
+                "opentracker.conf:1: tracker.allow_root: invalid boolean \"sometimes\": expected on/off, yes/no, true/false or 1/0",
             ),
             (
                 "http.max_request_size 100\n",

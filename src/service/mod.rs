@@ -4,6 +4,7 @@
 //! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
 //! the peer selection and the counters are decided in one place.
 
+pub mod deniability;
 pub mod http;
 pub mod udp;
 
@@ -39,6 +40,9 @@ pub struct Policy {
     pub peer_timeout: u32,
     /// Seconds a torrent without peers but with `downloaded > 0` is kept (`tracker.torrent_timeout`).
     pub torrent_timeout: u32,
+    /// Made-up peers mixed into each announce reply that carries peers (`tracker.random_peers`,
+    /// 0..=200, default 0 = off); see [`deniability`] for the addresses and the size limits.
+    pub random_peers: u32,
 }
 
 impl Default for Policy {
@@ -50,6 +54,7 @@ impl Default for Policy {
             max_scrape_hashes: 64,
             peer_timeout: 2700,
             torrent_timeout: 86400,
+            random_peers: 0,
         }
     }
 }
@@ -150,7 +155,9 @@ impl Tracker {
     /// Handles an announce from `ip` (the peer's address: the packet's source, or the proxy's
     /// forwarded address): `stopped` removes the peer, anything else inserts or refreshes it and
     /// appends up to numwant peers of the same family to `peers` (compact form). The counts in the
-    /// reply include the requester.
+    /// reply include the requester. With `tracker.random_peers N`, N made-up peers are mixed in
+    /// at random positions ([`deniability`]; the real peers may then be capped lower so the reply
+    /// stays within its size limit).
     ///
     /// Access checks (whitelist/blacklist) happen before this is called.
     pub fn announce(
@@ -163,6 +170,12 @@ impl Tracker {
     ) -> AnnounceReply {
         let family = family_of(ip);
         let numwant = self.numwant(a.numwant, proto, family);
+        let random = match a.event {
+            Event::Stopped => 0,
+            _ => deniability::random_count(self.policy.random_peers, numwant, proto, family),
+        };
+        let numwant = numwant.min(deniability::reply_limit(proto, family) - random);
+        let start = peers.len();
         let seeder = a.left == Some(0);
         let counts = match ip.to_canonical() {
             IpAddr::V4(ip4) => {
@@ -210,6 +223,9 @@ impl Tracker {
                 }
             }
         };
+        if random > 0 {
+            deniability::mix_in(peers, start, random, family, &mut self.rng);
+        }
         let (interval, min_interval) = self.interval();
         let stats = match proto {
             Proto::Http => &mut self.stats.http[family as usize],
