@@ -6,7 +6,9 @@
 
 pub mod access;
 pub mod config;
+pub mod daemon;
 pub mod net;
+pub mod privileges;
 pub mod service;
 pub mod stats;
 pub mod swarm;

@@ -1,21 +1,21 @@
-//! `opentracker-rs`: command line, config, binding, then the event loop.
+//! `opentracker-rs`: command line, config, binding, privilege drop, then the event loop.
 //!
 //! Exit status: 0 after SIGTERM/SIGINT or `-h`/`--check-config`; 1 for a config error (printed as
-//! `FILE:LINE: DIRECTIVE: message` before anything is bound) or a socket that cannot be bound.
+//! `FILE:LINE: DIRECTIVE: message` before anything is bound), a socket that cannot be bound, a
+//! refused or failed privilege drop (see [`run`] for the order of the start-up steps).
 
 use std::process::ExitCode;
 
 use opentracker_rs::config::{self, Command, Config};
+use opentracker_rs::daemon::{self, Detached, PidFile};
 use opentracker_rs::net::event_loop::{self, LoopConfig};
 use opentracker_rs::net::http_server::HttpLimits;
 use opentracker_rs::net::{self, UdpBuffers};
+use opentracker_rs::privileges;
 use opentracker_rs::service::Policy;
 use opentracker_rs::service::http::HttpSite;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_secs()
-        .init();
     let command = match config::parse_args(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
@@ -55,12 +55,6 @@ fn check_supported(cfg: &Config) -> Result<(), String> {
     if cfg.blacklist.is_some() {
         missing.push("access.blacklist");
     }
-    if cfg.rootdir.is_some() {
-        missing.push("tracker.rootdir");
-    }
-    if cfg.user.is_some() {
-        missing.push("tracker.user");
-    }
     if cfg.livesync_listen.is_some() || !cfg.livesync_node_ips.is_empty() {
         missing.push("livesync.cluster.*");
     }
@@ -74,7 +68,31 @@ fn check_supported(cfg: &Config) -> Result<(), String> {
     }
 }
 
+/// Logs go to stderr (`RUST_LOG`, default `info`); without colours when they end up in a file.
+fn init_logging(cfg: &Config) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    builder.format_timestamp_secs();
+    if cfg.log_file.is_some() || cfg.daemon {
+        builder.write_style(env_logger::WriteStyle::Never);
+    }
+    builder.init();
+}
+
+/// Start-up, in this order (each step's errors exit 1):
+/// 1. config checks; the user is looked up (the passwd database is outside the chroot) and the
+///    root policy applied, before anything is bound;
+/// 2. bind every listener (errors still on the terminal);
+/// 3. open the log file and `/dev/null` with the start-up credentials, outside the chroot;
+/// 4. `-D`: fork and `setsid` ([`daemon::detach`]); from here on errors reach the terminal
+///    through the waiting parent;
+/// 5. write the pid file (before the drop, so it may live in `/run`);
+/// 6. chroot/chdir to `tracker.rootdir` (or `/` with `-D`), switch to `tracker.user`;
+/// 7. files read from here on (access lists, state file) are resolved INSIDE the chroot and read
+///    with the dropped privileges, as opentracker;
+/// 8. redirect stderr to the log file (or `/dev/null` with `-D`), report ready, serve.
 fn run(cfg: Config) -> ExitCode {
+    init_logging(&cfg);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
@@ -82,6 +100,20 @@ fn run(cfg: Config) -> ExitCode {
         eprintln!("opentracker-rs: {e}");
         return ExitCode::FAILURE;
     }
+    // Step 1: whom to become, and whether running as root is allowed.
+    let user = match cfg.user.as_deref().map(privileges::lookup_user).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("opentracker-rs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let as_root = privileges::running_as_root();
+    if let Err(e) = privileges::check_root(as_root, user.as_ref(), cfg.allow_root) {
+        eprintln!("opentracker-rs: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Step 2: bind.
     let buffers = UdpBuffers {
         recv: cfg.udp.recv_buffer,
         send: cfg.udp.send_buffer,
@@ -93,6 +125,101 @@ fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Step 3: files that live outside the chroot.
+    let opened = (|| -> Result<_, String> {
+        let log = cfg.log_file.as_deref().map(daemon::open_log).transpose()?;
+        let null = if cfg.daemon {
+            Some(daemon::open_null()?)
+        } else {
+            None
+        };
+        Ok((log, null))
+    })();
+    let (log_file, null) = match opened {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("opentracker-rs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Step 4: detach. Only the child returns; no thread exists yet.
+    let mut detached = None;
+    if cfg.daemon {
+        match daemon::detach() {
+            Ok(d) => detached = Some(d),
+            Err(e) => {
+                eprintln!("opentracker-rs: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let fail = |detached: Option<Detached>, e: &str| {
+        match detached {
+            Some(d) => d.fail(e),
+            None => eprintln!("opentracker-rs: {e}"),
+        }
+        ExitCode::FAILURE
+    };
+    // Step 5: pid file.
+    let pid_file = match cfg.pid_file.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(detached, &e),
+    };
+    // A start that fails from here on takes its pid file along, unless a chroot may have
+    // happened (the path would then name another file).
+    let fail = |detached: Option<Detached>, chrooted: bool, e: &str| {
+        if let Some(p) = &pid_file {
+            if !chrooted {
+                let _ = p.remove();
+            }
+        }
+        fail(detached, e)
+    };
+    // Step 6: chroot / chdir and user switch.
+    if cfg.daemon && cfg.rootdir.is_none() {
+        if let Err(e) = std::env::set_current_dir("/") {
+            let e = format!("cannot change directory to /: {e}");
+            return fail(detached, false, &e);
+        }
+    }
+    let chrooted = match cfg.rootdir.as_deref().map(privileges::enter_rootdir) {
+        None => false,
+        Some(Ok(place)) => place == privileges::Rootdir::Chrooted,
+        Some(Err(e)) => return fail(detached, false, &e),
+    };
+    if let Some(id) = &user {
+        if let Err(e) = privileges::switch_user(id) {
+            return fail(detached, chrooted, &e);
+        }
+    }
+    // Step 7: load access lists and the state file here (paths inside the chroot); report a
+    // failure with `return fail(detached, chrooted, &message)` so `-D` shows it on the
+    // terminal.
+
+    // Step 8: output, readiness.
+    let redirected = match (&log_file, &null) {
+        (Some(log), _) => daemon::redirect_output(log, null.as_ref()),
+        (None, Some(null)) => daemon::redirect_output(null, Some(null)),
+        (None, None) => Ok(()),
+    };
+    if let Err(e) = redirected {
+        return fail(detached, chrooted, &e);
+    }
+    drop((log_file, null));
+    if let Some(d) = detached {
+        d.ready();
+    }
+    log::info!(
+        "running as uid {} gid {}{}{}",
+        nix::unistd::getuid(),
+        nix::unistd::getgid(),
+        match (&cfg.rootdir, chrooted) {
+            (Some(dir), true) => format!(", chrooted to {}", dir.display()),
+            (Some(dir), false) => format!(", in {}", dir.display()),
+            _ => String::new(),
+        },
+        if cfg.daemon { ", detached" } else { "" },
+    );
     let loop_cfg = LoopConfig {
         policy: Policy {
             announce_interval: cfg.announce_interval,
@@ -114,11 +241,31 @@ fn run(cfg: Config) -> ExitCode {
             idle_timeout: cfg.http.idle_timeout,
         },
     };
-    match event_loop::run(listeners, loop_cfg) {
+    let status = match event_loop::run(listeners, loop_cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("opentracker-rs: event loop failed: {e}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(p) = pid_file {
+        remove_pid_file(&p, chrooted);
+    }
+    status
+}
+
+/// Removes the pid file at exit, when its path still means the same file: not from inside a
+/// chroot (the path would resolve elsewhere). After a user switch the directory is often not
+/// writable any more; that is logged, not an error.
+fn remove_pid_file(p: &PidFile, chrooted: bool) {
+    if chrooted {
+        log::info!(
+            "pid file {} left in place (outside the chroot)",
+            p.path().display()
+        );
+        return;
+    }
+    if let Err(e) = p.remove() {
+        log::warn!("cannot remove pid file {}: {e}", p.path().display());
     }
 }

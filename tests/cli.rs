@@ -101,6 +101,7 @@ fn flags_bind_like_opentracker() {
                 "-P",
                 "0",
             ])
+            .args(allow_root_arg())
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()

@@ -31,6 +31,16 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Whether the tests run with effective uid 0.
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `--allow-root` when running as root, else nothing: for tests that spawn the binary directly.
+pub fn allow_root_arg() -> &'static [&'static str] {
+    if is_root() { &["--allow-root"] } else { &[] }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_opentracker-rs")
 }
@@ -42,7 +52,19 @@ impl Tracker {
         Self::start_with_args(name, config, &[])
     }
 
+    /// Starts the tracker with extra flags. When the tests run as root (as in CI), `--allow-root`
+    /// is added, since the tracker refuses root without `tracker.user`; tests of the privilege
+    /// drop itself use [`Tracker::start_as_is`].
     pub fn start_with_args(name: &str, config: &str, extra: &[&str]) -> Tracker {
+        let mut args = extra.to_vec();
+        if is_root() {
+            args.push("--allow-root");
+        }
+        Self::start_as_is(name, config, &args)
+    }
+
+    /// Starts the tracker with exactly these flags (no `--allow-root` added).
+    pub fn start_as_is(name: &str, config: &str, extra: &[&str]) -> Tracker {
         let dir = temp_dir(name);
         let conf = dir.join("opentracker.conf");
         std::fs::write(&conf, config).unwrap();
