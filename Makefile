@@ -17,8 +17,11 @@ BIN := target/release/opentracker-rs
 all:
 	$(CARGO) build --release --locked
 
+# As root the tracker refuses to serve without tracker.user; `make run` is for trying it out.
+RUN_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
 run: all
-	./$(BIN) -f $(CONFIG)
+	./$(BIN) -f $(CONFIG) $(RUN_FLAGS)
 
 test: test-deps
 	$(CARGO) test --locked
@@ -30,6 +33,7 @@ test-deps:
 install: all
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/opentracker-rs
 	install -D -m 0644 opentracker.conf.sample $(DESTDIR)$(PREFIX)/share/doc/opentracker-rs/opentracker.conf.sample
+	install -D -m 0644 dist/opentracker-rs.service $(DESTDIR)$(PREFIX)/share/doc/opentracker-rs/opentracker-rs.service
 
 clean:
 	$(CARGO) clean
