@@ -76,9 +76,13 @@ pub struct Config {
     /// `tracker.redirect_url URL` / `-r URL`: `GET /` answers 302 to this URL. Not checked
     /// beyond "no control characters".
     pub redirect_url: Option<String>,
-    /// `tracker.state_file PATH` / `-l PATH`: a state dump loaded at start (opentracker's
-    /// `-l`; the directive is opentracker-rs's own). Read after the chroot.
+    /// `tracker.state_file PATH` / `-l PATH`: the `downloaded` counts, loaded at start (as
+    /// opentracker's `-l`), written every `state_interval` and at exit (see [`crate::state`];
+    /// the directive is opentracker-rs's own). Read after the chroot.
     pub state_file: Option<PathBuf>,
+    /// `tracker.state_interval S`: seconds between two writes of `state_file`, 0..=86400,
+    /// default 600; 0 writes it only at exit (SIGTERM/SIGINT). opentracker-rs's own.
+    pub state_interval: u32,
     /// `livesync.cluster.listen IP[:PORT]` (default port 9696) / `-i IP -s PORT`. Parsed only.
     pub livesync_listen: Option<SocketAddr>,
     /// `livesync.cluster.node_ip IP|CIDR` (repeatable): peers allowed to send live sync. Parsed only.
@@ -175,6 +179,7 @@ impl Default for Config {
             user: None,
             redirect_url: None,
             state_file: None,
+            state_interval: 600,
             livesync_listen: None,
             livesync_node_ips: Vec::new(),
             announce_interval: 1800,
@@ -343,6 +348,7 @@ impl Config {
         );
         put("tracker.state_file", path(&self.state_file), unset);
         let n = |v: u32| one(v.to_string());
+        put("tracker.state_interval", n(self.state_interval), "");
         let z = |v: usize| one(v.to_string());
         put("tracker.announce_interval", n(self.announce_interval), "");
         put("tracker.numwant.default", n(self.numwant_default), "");
@@ -506,6 +512,7 @@ tracker.redirect_url https://example.org/#top
 livesync.cluster.listen 224.0.42.23
 livesync.cluster.node_ip 10.0.0.2
 tracker.state_file state.dump
+tracker.state_interval 60
 tracker.announce_interval 900
 tracker.numwant.default 25
 tracker.numwant.max 100
@@ -577,6 +584,7 @@ udp.send_buffer 65536
                 "livesync.cluster.node_ip 10.0.0.2",
                 "# batchsync.cluster.admin_ip (obsolete, ignored)",
                 "tracker.state_file state.dump",
+                "tracker.state_interval 60",
                 "tracker.announce_interval 900",
                 "tracker.numwant.default 25",
                 "tracker.numwant.max 100",

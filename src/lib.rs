@@ -2,12 +2,13 @@
 //!
 //! Layers (imports only point down; see DESIGN.md):
 //! `net` (sockets, the mio loop) -> `service` (what a request means) -> `swarm` (the RAM store),
-//! `access`, `stats`; `wire` holds the pure codecs. `types` holds plain shared values.
+//! `access`, `stats`, `state` (the state file); `wire` holds the pure codecs. `types` holds plain shared values.
 
 pub mod access;
 pub mod config;
 pub mod net;
 pub mod service;
+pub mod state;
 pub mod stats;
 pub mod swarm;
 pub mod types;

@@ -5,7 +5,9 @@
 
 use std::process::ExitCode;
 
+use opentracker_rs::access::{self, Access, Mode};
 use opentracker_rs::config::{self, Command, Config};
+use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
 use opentracker_rs::net::http_server::HttpLimits;
 use opentracker_rs::net::{self, UdpBuffers};
@@ -49,12 +51,6 @@ fn main() -> ExitCode {
 /// Directives this build parses but cannot honour yet: refusing them beats silently ignoring them.
 fn check_supported(cfg: &Config) -> Result<(), String> {
     let mut missing = Vec::new();
-    if cfg.whitelist.is_some() {
-        missing.push("access.whitelist");
-    }
-    if cfg.blacklist.is_some() {
-        missing.push("access.blacklist");
-    }
     if cfg.rootdir.is_some() {
         missing.push("tracker.rootdir");
     }
@@ -93,6 +89,15 @@ fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Files named in the config are read after binding (and, once privileges are dropped, after
+    // that too), before serving.
+    let access = match load_access(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("opentracker-rs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let loop_cfg = LoopConfig {
         policy: Policy {
             announce_interval: cfg.announce_interval,
@@ -112,6 +117,11 @@ fn run(cfg: Config) -> ExitCode {
             max_request_size: cfg.http.max_request_size,
             idle_timeout: cfg.http.idle_timeout,
         },
+        background: BackgroundConfig {
+            access,
+            state_file: cfg.state_file.clone(),
+            state_interval: cfg.state_interval,
+        },
     };
     match event_loop::run(listeners, loop_cfg) {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,4 +130,28 @@ fn run(cfg: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads `access.whitelist` / `access.blacklist` before serving. Bad lines are logged as warnings
+/// and skipped; a missing or unreadable file is fatal at start (opentracker would silently serve
+/// nothing from a whitelist it cannot read).
+fn load_access(cfg: &Config) -> Result<Option<(Access, std::path::PathBuf)>, String> {
+    let (mode, path) = match (&cfg.whitelist, &cfg.blacklist) {
+        (Some(p), _) => (Mode::Whitelist, p),
+        (None, Some(p)) => (Mode::Blacklist, p),
+        (None, None) => return Ok(None),
+    };
+    let loaded = access::load(path).map_err(|e| format!("{}: {e}", mode.directive()))?;
+    for w in &loaded.warnings {
+        log::warn!("{}: {w}", mode.directive());
+    }
+    log::info!(
+        "{} {}: {} info_hashes loaded in {} ms ({} bad lines)",
+        mode.directive(),
+        path.display(),
+        loaded.list.len(),
+        loaded.elapsed.as_millis(),
+        loaded.bad_lines
+    );
+    Ok(Some((Access::new(mode, loaded.list), path.clone())))
 }

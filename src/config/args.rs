@@ -27,7 +27,7 @@ Options are processed left to right, as opentracker's:
   -d DIR         chroot (as root) or chdir to DIR after binding (tracker.rootdir)
   -u USER        user to switch to after binding (tracker.user)
   -r URL         redirect GET / to URL (tracker.redirect_url)
-  -l FILE        load a state file at start (tracker.state_file)
+  -l FILE        state file of downloaded counts, loaded and saved (tracker.state_file)
   --check-config parse everything, print the effective config and exit
   -h, --help     print this help and exit
   -v, --version  print the version and exit

@@ -33,6 +33,7 @@ pub const DIRECTIVES: &[&str] = &[
     "batchsync.cluster.admin_ip",
     // opentracker-rs's own directives.
     "tracker.state_file",
+    "tracker.state_interval",
     "tracker.announce_interval",
     "tracker.numwant.default",
     "tracker.numwant.max",
@@ -51,6 +52,8 @@ pub const DIRECTIVES: &[&str] = &[
 pub(crate) mod bounds {
     /// `listen.udp.workers`.
     pub const UDP_WORKERS: (u32, u32) = (0, 1024);
+    /// `tracker.state_interval`, seconds (0 = only at exit .. 1 day).
+    pub const STATE_INTERVAL: (u32, u32) = (0, 86_400);
     /// `tracker.announce_interval`, seconds (1 s .. 1 day).
     pub const ANNOUNCE_INTERVAL: (u32, u32) = (1, 86_400);
     /// `tracker.numwant.default`.
@@ -229,6 +232,7 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "tracker.user" => cfg.user = Some(value.to_owned()),
         "tracker.redirect_url" => cfg.redirect_url = Some(value.to_owned()),
         "tracker.state_file" => cfg.state_file = Some(PathBuf::from(value)),
+        "tracker.state_interval" => cfg.state_interval = u32_in(STATE_INTERVAL)?,
         "livesync.cluster.listen" => {
             cfg.livesync_listen = Some(value::socket_addr(value, LIVESYNC_DEFAULT_PORT)?);
         }
@@ -393,6 +397,7 @@ batchsync.cluster.admin_ip 10.1.1.1
                     tracker.torrent_timeout 3600\n\
                     tracker.scrape.max_info_hashes 74\n\
                     tracker.state_file /var/lib/ot/state\n\
+                    tracker.state_interval 0\n\
                     http.max_connections 500\n\
                     http.max_request_size 4096\n\
                     http.idle_timeout 10\n\
@@ -408,6 +413,7 @@ batchsync.cluster.admin_ip 10.1.1.1
         assert_eq!(cfg.torrent_timeout, 3600);
         assert_eq!(cfg.max_scrape_hashes, 74);
         assert_eq!(cfg.state_file, Some(PathBuf::from("/var/lib/ot/state")));
+        assert_eq!(cfg.state_interval, 0);
         assert_eq!(cfg.http.max_connections, 500);
         assert_eq!(cfg.http.max_request_size, 4096);
         assert_eq!(cfg.http.idle_timeout, 10);

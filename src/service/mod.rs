@@ -4,6 +4,7 @@
 //! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
 //! the peer selection and the counters are decided in one place.
 
+pub mod access;
 pub mod http;
 pub mod udp;
 
@@ -105,6 +106,10 @@ pub struct Tracker {
     /// Counters.
     pub stats: Stats,
     rng: fastrand::Rng,
+    /// The whitelist/blacklist in force (`None`: every info_hash is served); see [`access`].
+    access: Option<crate::access::Access>,
+    /// Next bucket to purge of torrents the access list refuses, while a purge runs.
+    purge_next: Option<usize>,
 }
 
 impl Tracker {
@@ -120,6 +125,8 @@ impl Tracker {
             policy,
             stats: Stats::default(),
             rng: fastrand::Rng::new(),
+            access: None,
+            purge_next: None,
         }
     }
 
@@ -152,7 +159,7 @@ impl Tracker {
     /// appends up to numwant peers of the same family to `peers` (compact form). The counts in the
     /// reply include the requester.
     ///
-    /// Access checks (whitelist/blacklist) happen before this is called.
+    /// Access checks (whitelist/blacklist, [`Tracker::allowed`]) happen before this is called.
     pub fn announce(
         &mut self,
         a: &Announce,
