@@ -58,6 +58,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
+    let mut tracker = Tracker::new(cfg.policy.clone());
+    // The state file is loaded before the listeners are announced: "listening" means ready.
+    let mut background =
+        Background::start(&cfg.background, poll.registry(), Token(WAKER), &mut tracker)?;
     for (_, addr) in &listeners.tcp {
         log::info!("listening: http {addr}");
     }
@@ -82,9 +86,6 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     let mut udp_handler = UdpHandler::new()?;
     poll.registry()
         .register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
-    let mut tracker = Tracker::new(cfg.policy.clone());
-    let mut background =
-        Background::start(&cfg.background, poll.registry(), Token(WAKER), &mut tracker)?;
 
     let start = Instant::now();
     let slices_per_sweep =

@@ -231,7 +231,7 @@ pub fn merge_sum(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
 
 /// A thread that writes state files, one at a time, so the event loop never waits for a disk.
 pub struct Writer {
-    jobs: Option<Sender<Vec<Entry>>>,
+    jobs: Option<Sender<(Vec<Entry>, Vec<Entry>)>>,
     busy: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -242,14 +242,15 @@ impl Writer {
     ///
     /// Errors: the thread cannot be spawned.
     pub fn spawn(path: PathBuf) -> io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Vec<Entry>>();
+        let (tx, rx) = mpsc::channel::<(Vec<Entry>, Vec<Entry>)>();
         let busy = Arc::new(AtomicBool::new(false));
         let flag = busy.clone();
         let thread = thread::Builder::new()
             .name("state-writer".to_owned())
             .spawn(move || {
-                for entries in rx {
+                for (v4, v6) in rx {
                     let start = Instant::now();
+                    let entries = merge_sum(v4, v6);
                     match save(&path, &entries) {
                         Ok(()) => log::info!(
                             "state file {} written: {} torrents in {} ms",
@@ -276,11 +277,12 @@ impl Writer {
         self.busy.load(Ordering::Acquire)
     }
 
-    /// Queues a write of `entries` (never blocks).
-    pub fn submit(&self, entries: Vec<Entry>) {
+    /// Queues a write of the entries of both families, each sorted by info_hash (the writer
+    /// merges them with [`merge_sum`]). Never blocks.
+    pub fn submit(&self, v4: Vec<Entry>, v6: Vec<Entry>) {
         if let Some(tx) = &self.jobs {
             self.busy.store(true, Ordering::Release);
-            if tx.send(entries).is_err() {
+            if tx.send((v4, v6)).is_err() {
                 self.busy.store(false, Ordering::Release);
             }
         }
@@ -443,9 +445,12 @@ mod tests {
         assert!(!temp_path(&path).exists());
 
         let w = Writer::spawn(path.clone()).unwrap();
-        w.submit(vec![(h(3), 4)]);
+        w.submit(vec![(h(3), 4), (h(5), 1)], vec![(h(4), 1), (h(5), 2)]);
         w.finish();
-        assert_eq!(load(&path).unwrap().entries, [(h(3), 4)]);
+        assert_eq!(
+            load(&path).unwrap().entries,
+            [(h(3), 4), (h(4), 1), (h(5), 3)]
+        );
 
         // A directory in the way: an error, and no PATH.tmp left behind.
         let blocked = dir.join("blocked");

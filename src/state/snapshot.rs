@@ -33,6 +33,11 @@ impl Snapshot {
         let max = max.max(1);
         match self.phase {
             0 => {
+                if self.cursor.is_none() {
+                    // One allocation up front: growing a Vec of a million entries in a slice
+                    // would copy it there (pages are touched lazily, slice by slice).
+                    self.v4.reserve(v4.torrents() as usize);
+                }
                 let out = &mut self.v4;
                 self.cursor = v4.for_each_from(self.cursor.as_ref(), max, |h, c| {
                     if c.downloaded > 0 {
@@ -41,6 +46,9 @@ impl Snapshot {
                 });
             }
             1 => {
+                if self.cursor.is_none() {
+                    self.v6.reserve(v6.torrents() as usize);
+                }
                 let out = &mut self.v6;
                 self.cursor = v6.for_each_from(self.cursor.as_ref(), max, |h, c| {
                     if c.downloaded > 0 {
@@ -56,16 +64,23 @@ impl Snapshot {
         self.phase >= 2
     }
 
-    /// The entries, sorted by info_hash, counts summed over both families.
+    /// The entries, sorted by info_hash, counts summed over both families (a merge that copies
+    /// every entry: do it off the loop, see [`Snapshot::into_parts`]).
     pub fn finish(self) -> Vec<Entry> {
         merge_sum(self.v4, self.v6)
     }
 
+    /// The IPv4 and IPv6 entries, each sorted by info_hash, for [`super::Writer::submit`] to
+    /// merge on its thread.
+    pub fn into_parts(self) -> (Vec<Entry>, Vec<Entry>) {
+        (self.v4, self.v6)
+    }
+
     /// A whole snapshot at once (for the write at exit).
-    pub fn full(v4: &Store<6>, v6: &Store<18>) -> Vec<Entry> {
+    pub fn full(v4: &Store<6>, v6: &Store<18>) -> Self {
         let mut s = Snapshot::new();
         while !s.step(v4, v6, usize::MAX) {}
-        s.finish()
+        s
     }
 }
 
@@ -110,11 +125,12 @@ mod tests {
         }
         assert!(steps >= 300 / 7);
         assert_eq!(s.finish(), want);
-        assert_eq!(Snapshot::full(&v4, &v6), want);
+        assert_eq!(Snapshot::full(&v4, &v6).finish(), want);
         let empty = Snapshot::full(
             &Store::new(StoreConfig::default()),
             &Store::new(StoreConfig::default()),
-        );
+        )
+        .finish();
         assert!(empty.is_empty());
     }
 }
