@@ -1,8 +1,9 @@
 //! The poll loop: one thread owns every socket and the store, so nothing on the hot path locks.
 //!
 //! Tokens: `0..` the TCP listeners, [`UDP_BASE`]`..` the UDP sockets, [`SIGNAL`] the signal pipe,
-//! [`WAKER`] the helper threads' waker, [`CONN_BASE`]`..` the HTTP connections. Timers are not threads: the poll timeout is the time to
-//! the next timer (a cleaning slice every [`CLEAN_SLICE_MS`], an idle sweep every second).
+//! [`WAKER`] the helper threads' waker, [`CONN_BASE`]`..` the HTTP connections. Timers are not
+//! threads: the poll timeout is the time to the next timer (a cleaning slice every
+//! [`CLEAN_SLICE_MS`], an idle sweep every second, background work in [`super::background`]).
 //!
 //! Signals: SIGTERM and SIGINT stop the loop cleanly (state file written, sockets closed, exit
 //! status 0); SIGHUP reloads the access list off the loop (see [`super::background`]).
