@@ -76,8 +76,9 @@ pub struct Config {
     /// `tracker.redirect_url URL` / `-r URL`: `GET /` answers 302 to this URL. Not checked
     /// beyond "no control characters".
     pub redirect_url: Option<String>,
-    /// `tracker.state_file PATH` / `-l PATH`: a state dump loaded at start (opentracker's
-    /// `-l`; the directive is opentracker-rs's own). Read after the chroot.
+    /// `tracker.state_file PATH` / `-l PATH`: the `downloaded` counts, loaded at start (as
+    /// opentracker's `-l`), written every `state_interval` and at exit (see [`crate::state`];
+    /// the directive is opentracker-rs's own). Read after the chroot.
     pub state_file: Option<PathBuf>,
     /// `tracker.allow_root on|off` / `--allow-root`: serve as root when no `user` is set;
     /// default off, so starting as root without `tracker.user` is refused (opentracker instead
@@ -94,6 +95,9 @@ pub struct Config {
     /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
     /// (foreground, as systemd's `Type=simple` wants).
     pub daemon: bool,
+    /// `tracker.state_interval S`: seconds between two writes of `state_file`, 0..=86400,
+    /// default 600; 0 writes it only at exit (SIGTERM/SIGINT). opentracker-rs's own.
+    pub state_interval: u32,
     /// `livesync.cluster.listen IP[:PORT]` (default port 9696) / `-i IP -s PORT`. Parsed only.
     pub livesync_listen: Option<SocketAddr>,
     /// `livesync.cluster.node_ip IP|CIDR` (repeatable): peers allowed to send live sync. Parsed only.
@@ -197,6 +201,7 @@ impl Default for Config {
             pid_file: None,
             log_file: None,
             daemon: false,
+            state_interval: 600,
             livesync_listen: None,
             livesync_node_ips: Vec::new(),
             announce_interval: 1800,
@@ -370,6 +375,7 @@ impl Config {
         put("tracker.pid_file", path(&self.pid_file), unset);
         put("tracker.log_file", path(&self.log_file), unset);
         let n = |v: u32| one(v.to_string());
+        put("tracker.state_interval", n(self.state_interval), "");
         let z = |v: usize| one(v.to_string());
         put("tracker.announce_interval", n(self.announce_interval), "");
         put("tracker.numwant.default", n(self.numwant_default), "");
@@ -537,6 +543,7 @@ tracker.state_file state.dump
 tracker.allow_root on
 tracker.pid_file /run/ot.pid
 tracker.log_file ot.log
+tracker.state_interval 60
 tracker.announce_interval 900
 tracker.numwant.default 25
 tracker.numwant.max 100
@@ -612,6 +619,7 @@ udp.send_buffer 65536
                 "tracker.allow_root on",
                 "tracker.pid_file /run/ot.pid",
                 "tracker.log_file ot.log",
+                "tracker.state_interval 60",
                 "tracker.announce_interval 900",
                 "tracker.numwant.default 25",
                 "tracker.numwant.max 100",

@@ -2,7 +2,7 @@
 //!
 //! Layers (imports only point down; see DESIGN.md):
 //! `net` (sockets, the mio loop) -> `service` (what a request means) -> `swarm` (the RAM store),
-//! `access`, `stats`; `wire` holds the pure codecs. `types` holds plain shared values.
+//! `access`, `stats`, `state` (the state file); `wire` holds the pure codecs. `types` holds plain shared values.
 
 pub mod access;
 pub mod config;
@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod net;
 pub mod privileges;
 pub mod service;
+pub mod state;
 pub mod stats;
 pub mod swarm;
 pub mod types;

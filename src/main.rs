@@ -6,8 +6,10 @@
 
 use std::process::ExitCode;
 
+use opentracker_rs::access::{self, Access, Mode};
 use opentracker_rs::config::{self, Command, Config};
 use opentracker_rs::daemon::{self, Detached, PidFile};
+use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
 use opentracker_rs::net::http_server::HttpLimits;
 use opentracker_rs::net::{self, UdpBuffers};
@@ -49,12 +51,6 @@ fn main() -> ExitCode {
 /// Directives this build parses but cannot honour yet: refusing them beats silently ignoring them.
 fn check_supported(cfg: &Config) -> Result<(), String> {
     let mut missing = Vec::new();
-    if cfg.whitelist.is_some() {
-        missing.push("access.whitelist");
-    }
-    if cfg.blacklist.is_some() {
-        missing.push("access.blacklist");
-    }
     if cfg.livesync_listen.is_some() || !cfg.livesync_node_ips.is_empty() {
         missing.push("livesync.cluster.*");
     }
@@ -192,9 +188,13 @@ fn run(cfg: Config) -> ExitCode {
             return fail(detached, chrooted, &e);
         }
     }
-    // Step 7: load access lists and the state file here (paths inside the chroot); report a
-    // failure with `return fail(detached, chrooted, &message)` so `-D` shows it on the
-    // terminal.
+    // Step 7: files named in the config are read here, inside the chroot and with the dropped
+    // privileges (as opentracker): the access list now, the state file when the loop starts.
+    // A missing access list is fatal (opentracker would silently serve nothing from it).
+    let access = match load_access(&cfg) {
+        Ok(a) => a,
+        Err(e) => return fail(detached, chrooted, &e),
+    };
 
     // Step 8: output, readiness.
     let redirected = match (&log_file, &null) {
@@ -240,6 +240,11 @@ fn run(cfg: Config) -> ExitCode {
             max_request_size: cfg.http.max_request_size,
             idle_timeout: cfg.http.idle_timeout,
         },
+        background: BackgroundConfig {
+            access,
+            state_file: cfg.state_file.clone(),
+            state_interval: cfg.state_interval,
+        },
     };
     let status = match event_loop::run(listeners, loop_cfg) {
         Ok(()) => ExitCode::SUCCESS,
@@ -268,4 +273,28 @@ fn remove_pid_file(p: &PidFile, chrooted: bool) {
     if let Err(e) = p.remove() {
         log::warn!("cannot remove pid file {}: {e}", p.path().display());
     }
+}
+
+/// Loads `access.whitelist` / `access.blacklist` before serving. Bad lines are logged as warnings
+/// and skipped; a missing or unreadable file is fatal at start (opentracker would silently serve
+/// nothing from a whitelist it cannot read).
+fn load_access(cfg: &Config) -> Result<Option<(Access, std::path::PathBuf)>, String> {
+    let (mode, path) = match (&cfg.whitelist, &cfg.blacklist) {
+        (Some(p), _) => (Mode::Whitelist, p),
+        (None, Some(p)) => (Mode::Blacklist, p),
+        (None, None) => return Ok(None),
+    };
+    let loaded = access::load(path).map_err(|e| format!("{}: {e}", mode.directive()))?;
+    for w in &loaded.warnings {
+        log::warn!("{}: {w}", mode.directive());
+    }
+    log::info!(
+        "{} {}: {} info_hashes loaded in {} ms ({} bad lines)",
+        mode.directive(),
+        path.display(),
+        loaded.list.len(),
+        loaded.elapsed.as_millis(),
+        loaded.bad_lines
+    );
+    Ok(Some((Access::new(mode, loaded.list), path.clone())))
 }

@@ -27,11 +27,11 @@ Options are processed left to right, as opentracker's:
   -d DIR         chroot (as root) or chdir to DIR after binding (tracker.rootdir)
   -u USER        user to switch to after binding (tracker.user)
   -r URL         redirect GET / to URL (tracker.redirect_url)
-  -l FILE        load a state file at start (tracker.state_file)
   -D, --daemon   detach from the terminal after binding (default: foreground)
   --pid-file FILE   write the process id to FILE (tracker.pid_file)
   --log-file FILE   append the log (stderr) to FILE once serving (tracker.log_file)
   --allow-root   serve as root when no -u USER is given (tracker.allow_root)
+  -l FILE        state file of downloaded counts, loaded and saved (tracker.state_file)
   --check-config parse everything, print the effective config and exit
   -h, --help     print this help and exit
   -v, --version  print the version and exit

@@ -36,6 +36,7 @@ pub const DIRECTIVES: &[&str] = &[
     "tracker.allow_root",
     "tracker.pid_file",
     "tracker.log_file",
+    "tracker.state_interval",
     "tracker.announce_interval",
     "tracker.numwant.default",
     "tracker.numwant.max",
@@ -55,6 +56,8 @@ pub const DIRECTIVES: &[&str] = &[
 pub(crate) mod bounds {
     /// `listen.udp.workers`.
     pub const UDP_WORKERS: (u32, u32) = (0, 1024);
+    /// `tracker.state_interval`, seconds (0 = only at exit .. 1 day).
+    pub const STATE_INTERVAL: (u32, u32) = (0, 86_400);
     /// `tracker.announce_interval`, seconds (1 s .. 1 day).
     pub const ANNOUNCE_INTERVAL: (u32, u32) = (1, 86_400);
     /// `tracker.numwant.default`.
@@ -240,6 +243,7 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "tracker.pid_file" => cfg.pid_file = Some(PathBuf::from(value)),
         "tracker.log_file" => cfg.log_file = Some(PathBuf::from(value)),
         "tracker.random_peers" => cfg.random_peers = u32_in(RANDOM_PEERS)?,
+        "tracker.state_interval" => cfg.state_interval = u32_in(STATE_INTERVAL)?,
         "livesync.cluster.listen" => {
             cfg.livesync_listen = Some(value::socket_addr(value, LIVESYNC_DEFAULT_PORT)?);
         }
@@ -408,6 +412,7 @@ batchsync.cluster.admin_ip 10.1.1.1
                     tracker.pid_file /run/ot.pid\n\
                     tracker.log_file /var/log/ot.log\n\
                     tracker.random_peers 20\n\
+                    tracker.state_interval 0\n\
                     http.max_connections 500\n\
                     http.max_request_size 4096\n\
                     http.idle_timeout 10\n\
@@ -427,6 +432,7 @@ batchsync.cluster.admin_ip 10.1.1.1
         assert_eq!(cfg.pid_file, Some(PathBuf::from("/run/ot.pid")));
         assert_eq!(cfg.log_file, Some(PathBuf::from("/var/log/ot.log")));
         assert_eq!(cfg.random_peers, 20);
+        assert_eq!(cfg.state_interval, 0);
         assert_eq!(cfg.http.max_connections, 500);
         assert_eq!(cfg.http.max_request_size, 4096);
         assert_eq!(cfg.http.idle_timeout, 10);

@@ -1,11 +1,12 @@
 //! The poll loop: one thread owns every socket and the store, so nothing on the hot path locks.
 //!
 //! Tokens: `0..` the TCP listeners, [`UDP_BASE`]`..` the UDP sockets, [`SIGNAL`] the signal pipe,
-//! [`CONN_BASE`]`..` the HTTP connections. Timers are not threads: the poll timeout is the time to
-//! the next timer (a cleaning slice every [`CLEAN_SLICE_MS`], an idle sweep every second).
+//! [`WAKER`] the helper threads' waker, [`CONN_BASE`]`..` the HTTP connections. Timers are not
+//! threads: the poll timeout is the time to the next timer (a cleaning slice every
+//! [`CLEAN_SLICE_MS`], an idle sweep every second, background work in [`super::background`]).
 //!
-//! Signals: SIGTERM and SIGINT stop the loop cleanly (sockets closed, exit status 0); SIGHUP is
-//! caught (its access-list reload belongs to the access-list feature).
+//! Signals: SIGTERM and SIGINT stop the loop cleanly (state file written, sockets closed, exit
+//! status 0); SIGHUP reloads the access list off the loop (see [`super::background`]).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::Listeners;
+use super::background::{Background, BackgroundConfig};
 use super::http_server::{HttpLimits, HttpServer};
 use super::udp_server::{UdpHandler, UdpServer};
 use crate::service::http::HttpSite;
@@ -25,6 +27,8 @@ use crate::swarm::store::BUCKETS;
 pub const UDP_BASE: usize = 1 << 16;
 /// Token of the signal pipe.
 pub const SIGNAL: usize = (1 << 16) + (1 << 15);
+/// Token of the waker that helper threads (access-list reload) use to wake the loop.
+pub const WAKER: usize = SIGNAL + 1;
 /// First token of HTTP connections.
 pub const CONN_BASE: usize = 1 << 20;
 /// Milliseconds between two cleaning slices.
@@ -39,6 +43,8 @@ pub struct LoopConfig {
     pub site: HttpSite,
     /// HTTP limits.
     pub http: HttpLimits,
+    /// Access list and state file (work done beside requests).
+    pub background: BackgroundConfig,
 }
 
 /// How long one full cleaning sweep over every bucket takes: a quarter of the peer timeout, between
@@ -53,6 +59,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
+    let mut tracker = Tracker::new(cfg.policy.clone());
+    // The state file is loaded before the listeners are announced: "listening" means ready.
+    let mut background =
+        Background::start(&cfg.background, poll.registry(), Token(WAKER), &mut tracker)?;
     for (_, addr) in &listeners.tcp {
         log::info!("listening: http {addr}");
     }
@@ -77,7 +87,6 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     let mut udp_handler = UdpHandler::new()?;
     poll.registry()
         .register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
-    let mut tracker = Tracker::new(cfg.policy.clone());
 
     let start = Instant::now();
     let slices_per_sweep =
@@ -89,7 +98,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
 
     while running {
         let wake = next_clean.min(next_idle);
-        let timeout = if udp.iter().any(|u| u.pending) {
+        let wake = background.next_timer().map_or(wake, |t| wake.min(t));
+        let timeout = if udp.iter().any(|u| u.pending) || background.busy() {
             Duration::ZERO
         } else {
             wake.saturating_duration_since(Instant::now())
@@ -111,13 +121,15 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
             } else if token == SIGNAL {
                 for sig in signals.pending() {
                     match sig {
-                        SIGHUP => log::info!("SIGHUP received: nothing to reload in this build"),
+                        SIGHUP => background.on_sighup(),
                         _ => {
                             log::info!("signal {sig} received: stopping");
                             running = false;
                         }
                     }
                 }
+            } else if token == WAKER {
+                background.on_wake(&mut tracker);
             } else if token >= CONN_BASE {
                 http.ready(
                     event.token(),
@@ -141,6 +153,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 next_clean = t0 + Duration::from_millis(CLEAN_SLICE_MS);
             }
         }
+        background.step(&mut tracker, t0);
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), now);
             next_idle = t0 + Duration::from_secs(1);
@@ -149,6 +162,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
     }
+    background.shutdown(&tracker);
     log::info!(
         "stopped: {} torrents, {} peers, {} HTTP connections open",
         tracker.v4.torrents() + tracker.v6.torrents(),

@@ -4,6 +4,7 @@
 //! privileges can be dropped after binding); [`event_loop::run`] then serves them until SIGTERM or
 //! SIGINT.
 
+pub mod background;
 pub mod conn_id;
 pub mod event_loop;
 pub mod http_server;

@@ -167,6 +167,11 @@ fn announce(
         Ok(q) => q,
         Err(e) => return fail(tracker, family, &mut scratch.body, e),
     };
+    if !tracker.allowed(&q.info_hash) {
+        tracker.stats.http[family as usize].failed += 1;
+        bencode::failure(&mut scratch.body, super::access::NOT_AUTHORIZED);
+        return;
+    }
     let a = Announce {
         info_hash: q.info_hash,
         port: q.port,
@@ -233,8 +238,9 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
 /// Scrape (BEP 48): `d5:filesd<hash>d8:completei..e10:downloadedi..e10:incompletei..ee...ee`.
 /// Keys are sorted and unique (valid bencode, unlike opentracker's request order). An info_hash
 /// the tracker does not know is answered with zeros, so a client can tell "no peers" from a
-/// failed request. More than `tracker.scrape.max_info_hashes` hashes get a `failure reason`
-/// (opentracker silently answers the first 64; a client that knows can split its request).
+/// failed request; one the access list refuses is left out (as opentracker for unknown ones).
+/// More than `tracker.scrape.max_info_hashes` hashes get a `failure reason` (opentracker
+/// silently answers the first 64; a client that knows can split its request).
 fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch: &mut Scratch) {
     let max = tracker.policy.max_scrape_hashes.max(1);
     scratch.hashes.resize(max, [0; 20]);
@@ -260,6 +266,9 @@ fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch
             continue;
         }
         last = Some(h);
+        if !tracker.allowed(h) {
+            continue;
+        }
         let counts = tracker.scrape_one(h, now).unwrap_or_default();
         bencode::put_bytes(body, h);
         body.push(b'd');

@@ -4,6 +4,7 @@
 //! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
 //! the peer selection and the counters are decided in one place.
 
+pub mod access;
 pub mod deniability;
 pub mod http;
 pub mod udp;
@@ -110,6 +111,10 @@ pub struct Tracker {
     /// Counters.
     pub stats: Stats,
     rng: fastrand::Rng,
+    /// The whitelist/blacklist in force (`None`: every info_hash is served); see [`access`].
+    access: Option<crate::access::Access>,
+    /// Next bucket to purge of torrents the access list refuses, while a purge runs.
+    purge_next: Option<usize>,
 }
 
 impl Tracker {
@@ -125,6 +130,8 @@ impl Tracker {
             policy,
             stats: Stats::default(),
             rng: fastrand::Rng::new(),
+            access: None,
+            purge_next: None,
         }
     }
 
@@ -159,7 +166,7 @@ impl Tracker {
     /// at random positions ([`deniability`]; the real peers may then be capped lower so the reply
     /// stays within its size limit).
     ///
-    /// Access checks (whitelist/blacklist) happen before this is called.
+    /// Access checks (whitelist/blacklist, [`Tracker::allowed`]) happen before this is called.
     pub fn announce(
         &mut self,
         a: &Announce,

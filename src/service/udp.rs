@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use super::{Announce, Proto, Tracker};
 use crate::wire::udp::{
-    AnnounceRequest, AnnounceResponse, MAX_SCRAPE_HASHES_PER_DATAGRAM, ScrapeEntries, ScrapeEntry,
-    ScrapeRequest, ScrapeResponse,
+    AnnounceRequest, AnnounceResponse, ErrorResponse, MAX_SCRAPE_HASHES_PER_DATAGRAM,
+    ScrapeEntries, ScrapeEntry, ScrapeRequest, ScrapeResponse,
 };
 
 /// Appends the announce reply to `out`: action 1, transaction_id, interval, leechers, seeders, then
@@ -16,6 +16,9 @@ use crate::wire::udp::{
 /// The `ip` field of the request is ignored: the peer is the datagram's source address (as
 /// opentracker), so nobody can announce somebody else. `num_want` -1 (or any negative value)
 /// means the default.
+///
+/// An info_hash the access list refuses gets an error packet (action 3) with
+/// [`super::access::NOT_AUTHORIZED`] (opentracker sends a bare 8-byte header instead).
 pub fn announce(
     tracker: &mut Tracker,
     req: &AnnounceRequest<'_>,
@@ -24,6 +27,15 @@ pub fn announce(
     peers: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) {
+    if !tracker.allowed(&req.info_hash) {
+        tracker.stats.udp[super::family_of(ip) as usize].failed += 1;
+        ErrorResponse {
+            transaction_id: req.transaction_id,
+            message: super::access::NOT_AUTHORIZED.as_bytes(),
+        }
+        .emit(out);
+        return;
+    }
     let a = Announce {
         info_hash: req.info_hash,
         port: req.port,
@@ -45,7 +57,8 @@ pub fn announce(
 }
 
 /// Appends the scrape reply to `out`: action 2, transaction_id, then (seeders, completed,
-/// leechers) for each info_hash in REQUEST order (BEP 15), zeros for unknown torrents. At most
+/// leechers) for each info_hash in REQUEST order (BEP 15), zeros for unknown torrents and for
+/// those the access list refuses. At most
 /// [`MAX_SCRAPE_HASHES_PER_DATAGRAM`] (120) hashes are answered, so the reply fits one datagram
 /// even over IPv6; the rest are ignored.
 pub fn scrape(
@@ -65,7 +78,11 @@ pub fn scrape(
         .truncated(MAX_SCRAPE_HASHES_PER_DATAGRAM)
         .iter()
     {
-        let c = tracker.scrape_one(h, now).unwrap_or_default();
+        let c = if tracker.allowed(h) {
+            tracker.scrape_one(h, now).unwrap_or_default()
+        } else {
+            Default::default()
+        };
         ScrapeEntry {
             seeders: c.seeders,
             completed: c.downloaded,

@@ -425,10 +425,23 @@ impl<const N: usize> Store<N> {
     }
 
     /// Drops the torrents for which `keep(info_hash)` is false (e.g. after an access-list
-    /// reload), fixing the totals.
-    pub fn retain(&mut self, mut keep: impl FnMut(&InfoHash) -> bool) {
+    /// reload), fixing the totals. Walks every torrent: see [`Store::retain_buckets`] for slices.
+    pub fn retain(&mut self, keep: impl FnMut(&InfoHash) -> bool) {
+        self.retain_buckets(0..BUCKETS, keep);
+    }
+
+    /// [`Store::retain`] over the buckets in `buckets` only (a range within `0..BUCKETS`; the
+    /// excess is ignored), so a caller can spread the walk over several loop turns. Returns the
+    /// number of torrents dropped.
+    pub fn retain_buckets(
+        &mut self,
+        buckets: std::ops::Range<usize>,
+        mut keep: impl FnMut(&InfoHash) -> bool,
+    ) -> u64 {
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
-        for v in self.buckets.iter_mut() {
+        let end = buckets.end.min(BUCKETS);
+        let start = buckets.start.min(end);
+        for v in self.buckets[start..end].iter_mut() {
             v.retain(|t| {
                 let k = keep(&t.info_hash);
                 if !k {
@@ -443,6 +456,7 @@ impl<const N: usize> Store<N> {
         self.torrents -= torrents;
         self.peers -= peers;
         self.seeders -= seeders;
+        torrents
     }
 
     /// Sets a torrent's `downloaded` count (state file load, as opentracker's `-l`), creating a
