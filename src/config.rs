@@ -100,6 +100,11 @@ pub struct Config {
     /// `tracker.scrape.max_info_hashes N`: info_hashes answered per scrape, 1..=1024,
     /// default 64 (as opentracker's `OT_MAXMULTISCRAPE_COUNT`).
     pub max_scrape_hashes: u32,
+    /// `tracker.fullscrape_interval S`: seconds between two full scrapes (`GET /scrape`
+    /// without info_hash) from one address (IPv6: one /64), 0..=86400, default 0 = no limit;
+    /// a full scrape within the interval gets 429 (opentracker's compile-time
+    /// `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
+    pub fullscrape_interval: u32,
     /// HTTP server limits (`http.*`).
     pub http: HttpConfig,
     /// UDP socket settings (`udp.*`).
@@ -183,6 +188,7 @@ impl Default for Config {
             peer_timeout: 2700,
             torrent_timeout: 86_400,
             max_scrape_hashes: 64,
+            fullscrape_interval: 0,
             http: HttpConfig::default(),
             udp: UdpConfig::default(),
             sources: Vec::new(),
@@ -354,6 +360,11 @@ impl Config {
             n(self.max_scrape_hashes),
             "",
         );
+        put(
+            "tracker.fullscrape_interval",
+            n(self.fullscrape_interval),
+            "",
+        );
         put("http.max_connections", z(self.http.max_connections), "");
         put("http.max_request_size", z(self.http.max_request_size), "");
         put("http.idle_timeout", n(self.http.idle_timeout), "");
@@ -512,6 +523,7 @@ tracker.numwant.max 100
 tracker.peer_timeout 1200
 tracker.torrent_timeout 7200
 tracker.scrape.max_info_hashes 74
+tracker.fullscrape_interval 300
 http.max_connections 123
 http.max_request_size 4096
 http.idle_timeout 5
@@ -583,6 +595,7 @@ udp.send_buffer 65536
                 "tracker.peer_timeout 1200",
                 "tracker.torrent_timeout 7200",
                 "tracker.scrape.max_info_hashes 74",
+                "tracker.fullscrape_interval 300",
                 "http.max_connections 123",
                 "http.max_request_size 4096",
                 "http.idle_timeout 5",

@@ -11,6 +11,7 @@ use opentracker_rs::net::http_server::HttpLimits;
 use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::service::Policy;
 use opentracker_rs::service::http::HttpSite;
+use opentracker_rs::service::stats::StatsAccess;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -64,9 +65,6 @@ fn check_supported(cfg: &Config) -> Result<(), String> {
     if cfg.livesync_listen.is_some() || !cfg.livesync_node_ips.is_empty() {
         missing.push("livesync.cluster.*");
     }
-    if !cfg.stats_allowed.is_empty() {
-        missing.push("access.stats");
-    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -106,6 +104,11 @@ fn run(cfg: Config) -> ExitCode {
             redirect_url: cfg.redirect_url.clone(),
             proxies: cfg.proxies.clone(),
             keepalive: cfg.http.keepalive,
+            stats: StatsAccess {
+                path: cfg.stats_path.clone(),
+                allowed: cfg.stats_allowed.clone(),
+            },
+            fullscrape_interval: cfg.fullscrape_interval,
         },
         http: HttpLimits {
             max_connections: cfg.http.max_connections,

@@ -39,6 +39,7 @@ pub const DIRECTIVES: &[&str] = &[
     "tracker.peer_timeout",
     "tracker.torrent_timeout",
     "tracker.scrape.max_info_hashes",
+    "tracker.fullscrape_interval",
     "http.max_connections",
     "http.max_request_size",
     "http.idle_timeout",
@@ -63,6 +64,8 @@ pub(crate) mod bounds {
     pub const TORRENT_TIMEOUT: (u32, u32) = (1, 2_592_000);
     /// `tracker.scrape.max_info_hashes`.
     pub const MAX_SCRAPE_HASHES: (u32, u32) = (1, 1024);
+    /// `tracker.fullscrape_interval`, seconds (0 = no limit .. 1 day).
+    pub const FULLSCRAPE_INTERVAL: (u32, u32) = (0, 86_400);
     /// `http.max_connections`.
     pub const HTTP_MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
     /// `http.max_request_size`, bytes.
@@ -244,6 +247,7 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "tracker.peer_timeout" => cfg.peer_timeout = u32_in(PEER_TIMEOUT)?,
         "tracker.torrent_timeout" => cfg.torrent_timeout = u32_in(TORRENT_TIMEOUT)?,
         "tracker.scrape.max_info_hashes" => cfg.max_scrape_hashes = u32_in(MAX_SCRAPE_HASHES)?,
+        "tracker.fullscrape_interval" => cfg.fullscrape_interval = u32_in(FULLSCRAPE_INTERVAL)?,
         "http.max_connections" => cfg.http.max_connections = usize_in(HTTP_MAX_CONNECTIONS)?,
         "http.max_request_size" => cfg.http.max_request_size = usize_in(HTTP_MAX_REQUEST_SIZE)?,
         "http.idle_timeout" => cfg.http.idle_timeout = u32_in(HTTP_IDLE_TIMEOUT)?,

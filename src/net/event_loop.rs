@@ -89,7 +89,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
 
     while running {
         let wake = next_clean.min(next_idle);
-        let timeout = if udp.iter().any(|u| u.pending) {
+        let timeout = if udp.iter().any(|u| u.pending) || http.streams_runnable() {
             Duration::ZERO
         } else {
             wake.saturating_duration_since(Instant::now())
@@ -130,6 +130,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 );
             }
         }
+        // Streamed responses (full scrape) get one slice each per turn.
+        http.advance_streams(poll.registry(), &mut tracker, now);
         // Sockets left with queued datagrams by the fairness cap get another turn.
         for u in udp.iter_mut().filter(|u| u.pending) {
             u.serve(&mut udp_handler, &mut tracker, now);

@@ -5,7 +5,9 @@
 //! the peer selection and the counters are decided in one place.
 
 pub mod http;
+pub mod stats;
 pub mod udp;
+pub mod walk;
 
 use std::net::IpAddr;
 
