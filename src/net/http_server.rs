@@ -274,6 +274,7 @@ impl HttpServer {
                         if let Some(walk) = self.scratch.take_stream() {
                             conn.producer = Some(walk);
                             self.streaming.push(slot);
+                            tracker.stats.http_streams = self.streaming.len() as u64;
                             conn.closing = true;
                         }
                     }
@@ -359,6 +360,7 @@ impl HttpServer {
                 self.close(slot, registry);
             }
         }
+        tracker.stats.http_streams = self.streaming.len() as u64;
     }
 
     /// Closes connections idle for `http.idle_timeout` seconds or more.

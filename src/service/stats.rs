@@ -57,16 +57,19 @@ impl StatsAccess {
         }
     }
 
-    /// Whether `ip` may read the stats (IPv4-mapped IPv6 addresses compare as IPv4).
+    /// Whether `ip` may read the stats. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) compare
+    /// as IPv4, on either side: a peer seen as `::ffff:10.0.0.1` matches `10.0.0.0/8`, and a
+    /// rule written `::ffff:10.0.0.0/104` matches `10.0.0.1`.
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        let mapped = match ip {
-            IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
-            IpAddr::V6(_) => None,
-        };
-        self.allowed
-            .iter()
-            .any(|net| net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m)))
+        self.allowed.iter().any(|net| match (net, ip) {
+            (IpNet::V6(n), IpAddr::V4(v4))
+                if n.prefix_len() >= 96 && n.network().to_ipv4_mapped().is_some() =>
+            {
+                n.contains(&v4.to_ipv6_mapped())
+            }
+            _ => net.contains(&ip),
+        })
     }
 }
 
@@ -209,6 +212,13 @@ mod tests {
             allowed: vec!["::ffff:10.0.0.0/104".parse().unwrap()],
         };
         assert!(mapped_rule.allows("10.1.2.3".parse().unwrap()));
+        assert!(!mapped_rule.allows("11.1.2.3".parse().unwrap()));
+        let all_v6 = StatsAccess {
+            path: "stats".into(),
+            allowed: vec!["::/0".parse().unwrap()],
+        };
+        assert!(all_v6.allows("2001:db8::1".parse().unwrap()));
+        assert!(!all_v6.allows("127.0.0.1".parse().unwrap()));
         assert!(!StatsAccess::default().allows("127.0.0.1".parse().unwrap()));
     }
 

@@ -66,13 +66,10 @@ pub enum WalkFormat {
     Top(usize),
 }
 
-/// Where a store's walk stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cursor {
-    Start,
-    After(InfoHash),
-    Done,
-}
+/// Where a store's walk stands: before its first torrent (`None`) or after this info_hash.
+/// There is no "done" per store: a store that ran out may get new torrents ahead of its cursor
+/// while the other store's walk goes on, and those are included.
+type Cursor = Option<InfoHash>;
 
 /// The N largest counts seen so far, largest first.
 #[derive(Debug, Default)]
@@ -138,8 +135,8 @@ impl Walk {
             format,
             framing,
             gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL))),
-            v4: Cursor::Start,
-            v6: Cursor::Start,
+            v4: None,
+            v6: None,
             started: false,
             finished: false,
             batch4: Vec::new(),
@@ -224,9 +221,10 @@ impl Walk {
             };
             self.entry(&hash, counts);
         }
-        self.v4 = advance(self.v4, &self.batch4, i, more4);
-        self.v6 = advance(self.v6, &self.batch6, j, more6);
-        let done = self.v4 == Cursor::Done && self.v6 == Cursor::Done;
+        self.v4 = advance(self.v4, &self.batch4, i);
+        self.v6 = advance(self.v6, &self.batch6, j);
+        // Neither store had more than it gave, and (no limit) every entry was written.
+        let done = !more4 && !more6;
         if done {
             self.end_body();
         }
@@ -347,24 +345,16 @@ fn fetch<const N: usize>(
     batch: &mut Vec<(InfoHash, SwarmCounts)>,
 ) -> bool {
     batch.clear();
-    let from = match cursor {
-        Cursor::Done => return false,
-        Cursor::Start => None,
-        Cursor::After(h) => Some(h),
-    };
     store
-        .for_each_from(from.as_ref(), max, |h, c| batch.push((*h, c)))
+        .for_each_from(cursor.as_ref(), max, |h, c| batch.push((*h, c)))
         .is_some()
 }
 
 /// The cursor after `used` entries of `batch` were written.
-fn advance(cursor: Cursor, batch: &[(InfoHash, SwarmCounts)], used: usize, more: bool) -> Cursor {
-    if cursor == Cursor::Done || (used == batch.len() && !more) {
-        Cursor::Done
-    } else if used > 0 {
-        Cursor::After(batch[used - 1].0)
-    } else {
-        cursor
+fn advance(cursor: Cursor, batch: &[(InfoHash, SwarmCounts)], used: usize) -> Cursor {
+    match used.checked_sub(1).and_then(|last| batch.get(last)) {
+        Some((h, _)) => Some(*h),
+        None => cursor,
     }
 }
 
@@ -558,6 +548,37 @@ mod tests {
             assert_eq!(run(&mut w, &v4, &v6, max), expect, "max {max}");
             assert_eq!(w.torrents(), 20 + 20 - 7);
         }
+    }
+
+    #[test]
+    fn torrents_added_ahead_of_the_cursor_are_included_even_in_an_empty_store() {
+        let (mut v4, mut v6) = stores();
+        for n in 0..10 {
+            add(&mut v4, &h(n * 10), [10, 0, 0, 1, 0, 1], false);
+        }
+        let mut w = Walk::new(WalkFormat::TpbsTxt, Framing::CloseDelimited, false);
+        let mut out = Vec::new();
+        assert!(!w.step(&v4, &v6, 3, &mut out));
+        // After the first slice: one torrent behind the cursor (missed), two ahead (included),
+        // one in the so far empty IPv6 store, shared with IPv4 (summed).
+        add(&mut v4, &h(5), [10, 0, 0, 1, 0, 1], false);
+        add(&mut v4, &h(55), [10, 0, 0, 1, 0, 1], false);
+        add(&mut v4, &h(95), [10, 0, 0, 1, 0, 1], false);
+        let mut p6 = [0u8; 18];
+        p6[0] = 0x20;
+        add(&mut v6, &h(60), p6, true);
+        while !w.step(&v4, &v6, 3, &mut out) {}
+        let hex = |n: u32| {
+            let mut o = Vec::new();
+            put_hex40(&mut o, &h(n));
+            String::from_utf8(o).unwrap()
+        };
+        let mut expect = String::new();
+        for n in [0, 10, 20, 30, 40, 50, 55, 60, 70, 80, 90, 95] {
+            let (s, l) = if n == 60 { (1, 1) } else { (0, 1) };
+            expect += &format!("{}:{s}:{l}\n", hex(n));
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), expect);
     }
 
     #[test]

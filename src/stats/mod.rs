@@ -71,6 +71,9 @@ pub struct Stats {
     pub fullscrapes_gzip: u64,
     /// HTTP connections open, as of the last request served (a gauge the HTTP server sets).
     pub http_connections: u64,
+    /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP
+    /// server sets).
+    pub http_streams: u64,
 }
 
 impl Stats {

@@ -337,6 +337,7 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_udp_send_dropped_total` | | UDP replies the kernel refused |
 /// | `opentracker_tcp_accepted_total`, `opentracker_tcp_refused_total` | | TCP connections accepted; closed at once over `http.max_connections` |
 /// | `opentracker_http_connections` | | HTTP connections open |
+/// | `opentracker_http_streams` | | streamed responses (full scrapes, stats walks) in progress |
 /// | `opentracker_torrents`, `opentracker_seeders`, `opentracker_leechers` | `family` | store contents |
 /// | `opentracker_completed_total` | | completed events (downloads counted) |
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
@@ -484,6 +485,13 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         "HTTP connections open.",
     );
     let _ = writeln!(s, "opentracker_http_connections {}", st.http_connections);
+    family(
+        s,
+        "opentracker_http_streams",
+        "gauge",
+        "Streamed responses (full scrapes, stats walks) being written.",
+    );
+    let _ = writeln!(s, "opentracker_http_streams {}", st.http_streams);
     for (name, help, v) in [
         (
             "opentracker_torrents",
