@@ -438,7 +438,10 @@ fn full_scrape_of_50k_torrents_while_others_announce() {
     slow.read_to_end(&mut slow_body).unwrap();
     let slow_body = dechunk(&slow_body);
     if slow_body != expect_other {
-        let at = slow_body.iter().zip(&expect_other).position(|(a, b)| a != b);
+        let at = slow_body
+            .iter()
+            .zip(&expect_other)
+            .position(|(a, b)| a != b);
         panic!(
             "slow full scrape differs: {} vs {} bytes, first difference at {at:?}: {:?}",
             slow_body.len(),
@@ -831,4 +834,82 @@ fn prometheus_metrics_parse_and_match_traffic() {
             .unwrap()
             .contains("# TYPE opentracker_requests_total counter")
     );
+}
+
+/// Measurement, not a test of speed (run it by hand, release build):
+/// `cargo test --release --test stats -- --ignored --nocapture million`.
+/// Fills 1 million torrents over UDP (loopback, bounded in time), then runs a plain and a gzip
+/// full scrape while another client sends UDP scrapes one at a time, and prints the longest
+/// round trip that client saw (how long the loop made others wait), next to the same figure
+/// over a quiet period, and the loop's longest stall.
+#[test]
+#[ignore]
+fn million_torrents_full_scrape_loop_stall() {
+    const N: u32 = 1_000_000;
+    let t = Tracker::start("fullscrape-1m", &stats_config(""));
+    let a4 = t.http_addr(false);
+    let udp = UdpClient::new(t.udp_addr(false));
+    let hash_of = |i: u32| {
+        let mut h = [0u8; 20];
+        h[..8].copy_from_slice(
+            &u64::from(i)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .to_be_bytes(),
+        );
+        h[8..12].copy_from_slice(&i.to_be_bytes());
+        h
+    };
+    let t0 = Instant::now();
+    udp.fill(N, hash_of, Duration::from_secs(300));
+    let stall = || metric(&t, "opentracker_loop_longest_stall_seconds") * 1e3;
+    println!(
+        "filled {N} torrents over UDP in {:.1} s; longest loop stall so far {:.3} ms; RSS {:.0} MB",
+        t0.elapsed().as_secs_f64(),
+        stall(),
+        metric(&t, "process_resident_memory_bytes") / 1e6
+    );
+    // Round trips of back-to-back UDP scrapes until `stop`; returns (count, longest).
+    let probe = |stop: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+        let c = UdpClient::new(t.udp_addr(false));
+        std::thread::spawn(move || {
+            let (mut n, mut longest) = (0u32, Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let s = Instant::now();
+                c.scrape(&[7; 20]);
+                longest = longest.max(s.elapsed());
+                n += 1;
+            }
+            (n, longest)
+        })
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let quiet = probe(stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (n, longest) = quiet.join().unwrap();
+    println!(
+        "quiet 0.5 s: {n} UDP scrapes, longest round trip {:.3} ms",
+        longest.as_secs_f64() * 1e3
+    );
+    for headers in ["", "Accept-Encoding: gzip\r\n"] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = probe(stop.clone());
+        let t1 = Instant::now();
+        let r = get_raw(a4, "/scrape", headers);
+        let took = t1.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (n, longest) = busy.join().unwrap();
+        let body = r.decoded();
+        assert!(body.ends_with(b"ee"));
+        println!(
+            "full scrape {:<5}: {:.1} MB on the wire, {:.1} MB bencode, {:.2} s; meanwhile {n} \
+             UDP scrapes, longest round trip {:.3} ms; longest loop stall {:.3} ms",
+            if headers.is_empty() { "plain" } else { "gzip" },
+            r.body.len() as f64 / 1e6,
+            body.len() as f64 / 1e6,
+            took.as_secs_f64(),
+            longest.as_secs_f64() * 1e3,
+            stall()
+        );
+    }
 }
