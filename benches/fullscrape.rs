@@ -66,27 +66,29 @@ fn fill(v4: &mut Store<6>, v6: &mut Store<18>, torrents: u32) {
 fn measure(name: &str, v4: &Store<6>, v6: &Store<18>, format: WalkFormat, gzip: bool) {
     let mut walk = Walk::new(format, Framing::Chunked, gzip);
     let mut out = Vec::with_capacity(1 << 20);
-    let (mut longest, mut total, mut steps, mut bytes) =
-        (Duration::ZERO, Duration::ZERO, 0u32, 0usize);
+    let mut times: Vec<Duration> = Vec::new();
+    let mut bytes = 0usize;
     loop {
         out.clear();
         let t = Instant::now();
         let done = walk.step(v4, v6, SLICE_TORRENTS, &mut out);
-        let d = t.elapsed();
-        longest = longest.max(d);
-        total += d;
-        steps += 1;
+        times.push(t.elapsed());
         bytes += out.len();
         if done {
             break;
         }
     }
+    let total: Duration = times.iter().sum();
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "{name:<22} {:>8} torrents {steps:>5} steps  longest {:>7.3} ms  mean {:>6.3} ms  total {:>7.1} ms  body {:>6.1} MB",
+        "{name:<18} {:>8} torrents {:>4} steps  mean {:>6.3} ms  p99 {:>6.3} ms  longest {:>6.3} ms  total {:>6.1} ms  body {:>5.1} MB",
         walk.torrents(),
-        longest.as_secs_f64() * 1e3,
-        total.as_secs_f64() * 1e3 / f64::from(steps),
-        total.as_secs_f64() * 1e3,
+        times.len(),
+        ms(total) / times.len() as f64,
+        ms(times[times.len() * 99 / 100]),
+        ms(times[times.len() - 1]),
+        ms(total),
         bytes as f64 / 1e6
     );
 }
