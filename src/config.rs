@@ -122,6 +122,11 @@ pub struct Config {
     /// `tracker.random_peers N`: made-up peers with random public addresses mixed into each
     /// announce reply that carries peers, 0..=200, default 0 (off). opentracker-rs's own.
     pub random_peers: u32,
+    /// `tracker.fullscrape_interval S`: seconds between two full scrapes (`GET /scrape`
+    /// without info_hash) from one address (IPv6: one /64), 0..=86400, default 0 = no limit;
+    /// a full scrape within the interval gets 429 (opentracker's compile-time
+    /// `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
+    pub fullscrape_interval: u32,
     /// HTTP server limits (`http.*`).
     pub http: HttpConfig,
     /// UDP socket settings (`udp.*`).
@@ -211,6 +216,7 @@ impl Default for Config {
             torrent_timeout: 86_400,
             max_scrape_hashes: 64,
             random_peers: 0,
+            fullscrape_interval: 0,
             http: HttpConfig::default(),
             udp: UdpConfig::default(),
             sources: Vec::new(),
@@ -388,6 +394,11 @@ impl Config {
             "",
         );
         put("tracker.random_peers", n(self.random_peers), "");
+        put(
+            "tracker.fullscrape_interval",
+            n(self.fullscrape_interval),
+            "",
+        );
         put("http.max_connections", z(self.http.max_connections), "");
         put("http.max_request_size", z(self.http.max_request_size), "");
         put("http.idle_timeout", n(self.http.idle_timeout), "");
@@ -551,6 +562,7 @@ tracker.peer_timeout 1200
 tracker.torrent_timeout 7200
 tracker.scrape.max_info_hashes 74
 tracker.random_peers 7
+tracker.fullscrape_interval 300
 http.max_connections 123
 http.max_request_size 4096
 http.idle_timeout 5
@@ -627,6 +639,7 @@ udp.send_buffer 65536
                 "tracker.torrent_timeout 7200",
                 "tracker.scrape.max_info_hashes 74",
                 "tracker.random_peers 7",
+                "tracker.fullscrape_interval 300",
                 "http.max_connections 123",
                 "http.max_request_size 4096",
                 "http.idle_timeout 5",

@@ -16,6 +16,7 @@ use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::privileges;
 use opentracker_rs::service::Policy;
 use opentracker_rs::service::http::HttpSite;
+use opentracker_rs::service::stats::StatsAccess;
 
 fn main() -> ExitCode {
     let command = match config::parse_args(std::env::args_os().skip(1)) {
@@ -53,9 +54,6 @@ fn check_supported(cfg: &Config) -> Result<(), String> {
     let mut missing = Vec::new();
     if cfg.livesync_listen.is_some() || !cfg.livesync_node_ips.is_empty() {
         missing.push("livesync.cluster.*");
-    }
-    if !cfg.stats_allowed.is_empty() {
-        missing.push("access.stats");
     }
     if missing.is_empty() {
         Ok(())
@@ -234,6 +232,11 @@ fn run(cfg: Config) -> ExitCode {
             redirect_url: cfg.redirect_url.clone(),
             proxies: cfg.proxies.clone(),
             keepalive: cfg.http.keepalive,
+            stats: StatsAccess {
+                path: cfg.stats_path.clone(),
+                allowed: cfg.stats_allowed.clone(),
+            },
+            fullscrape_interval: cfg.fullscrape_interval,
         },
         http: HttpLimits {
             max_connections: cfg.http.max_connections,

@@ -358,7 +358,7 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
             format!("/announce?info_hash={}&peer_id=short&port=1", pct(&h)),
             "peer_id",
         ),
-        ("/scrape".into(), "info_hash"),
+        ("/scrape?info_hash=".into(), "info_hash"),
         (format!("/scrape?info_hash={}", pct(short)), "info_hash"),
     ];
     for (target, word) in &cases {

@@ -44,6 +44,7 @@ pub const DIRECTIVES: &[&str] = &[
     "tracker.torrent_timeout",
     "tracker.scrape.max_info_hashes",
     "tracker.random_peers",
+    "tracker.fullscrape_interval",
     "http.max_connections",
     "http.max_request_size",
     "http.idle_timeout",
@@ -73,6 +74,8 @@ pub(crate) mod bounds {
     /// `tracker.random_peers` (made-up peers per announce reply; 200 is
     /// `service::deniability::MAX_RANDOM_PEERS`).
     pub const RANDOM_PEERS: (u32, u32) = (0, 200);
+    /// `tracker.fullscrape_interval`, seconds (0 = no limit .. 1 day).
+    pub const FULLSCRAPE_INTERVAL: (u32, u32) = (0, 86_400);
     /// `http.max_connections`.
     pub const HTTP_MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
     /// `http.max_request_size`, bytes.
@@ -259,6 +262,7 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "tracker.peer_timeout" => cfg.peer_timeout = u32_in(PEER_TIMEOUT)?,
         "tracker.torrent_timeout" => cfg.torrent_timeout = u32_in(TORRENT_TIMEOUT)?,
         "tracker.scrape.max_info_hashes" => cfg.max_scrape_hashes = u32_in(MAX_SCRAPE_HASHES)?,
+        "tracker.fullscrape_interval" => cfg.fullscrape_interval = u32_in(FULLSCRAPE_INTERVAL)?,
         "http.max_connections" => cfg.http.max_connections = usize_in(HTTP_MAX_CONNECTIONS)?,
         "http.max_request_size" => cfg.http.max_request_size = usize_in(HTTP_MAX_REQUEST_SIZE)?,
         "http.idle_timeout" => cfg.http.idle_timeout = u32_in(HTTP_IDLE_TIMEOUT)?,

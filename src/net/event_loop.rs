@@ -99,11 +99,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     while running {
         let wake = next_clean.min(next_idle);
         let wake = background.next_timer().map_or(wake, |t| wake.min(t));
-        let timeout = if udp.iter().any(|u| u.pending) || background.busy() {
-            Duration::ZERO
-        } else {
-            wake.saturating_duration_since(Instant::now())
-        };
+        let timeout =
+            if udp.iter().any(|u| u.pending) || background.busy() || http.streams_runnable() {
+                Duration::ZERO
+            } else {
+                wake.saturating_duration_since(Instant::now())
+            };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -142,6 +143,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 );
             }
         }
+        // Streamed responses (full scrape) get one slice each per turn.
+        http.advance_streams(poll.registry(), &mut tracker, now);
         // Sockets left with queued datagrams by the fairness cap get another turn.
         for u in udp.iter_mut().filter(|u| u.pending) {
             u.serve(&mut udp_handler, &mut tracker, now);

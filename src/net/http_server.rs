@@ -10,6 +10,13 @@
 //!   closed (also a client that sends half a request and stops).
 //! - While a response waits for a slow reader, nothing more is read from that connection
 //!   (back-pressure): its unread requests stay in the kernel's buffer, not in ours.
+//!
+//! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Walk`] on its
+//! connection (the "producer"). The loop calls [`HttpServer::advance_streams`] once per turn;
+//! it asks each producer for one more slice only while that connection's unsent bytes are
+//! under [`STREAM_HIGH_WATER`], so a slow reader holds at most that plus one slice in memory,
+//! and many full scrapes share the loop with everything else slice by slice. A streamed
+//! response is the last one on its connection (it is closed once the body is sent).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +26,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::service::Tracker;
 use crate::service::http::{HttpSite, Scratch, handle};
+use crate::service::walk::{SLICE_TORRENTS, Walk};
 use crate::wire::http::{Status, parse_request, write_error};
 
 /// Limits of the HTTP server, from the config file (`http.*`).
@@ -39,6 +47,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// memory for the connection's whole life).
 const KEEP_WBUF: usize = 64 * 1024;
 
+/// A streaming connection gets its next slice only while fewer unsent bytes than this wait in
+/// its write buffer (bytes).
+pub const STREAM_HIGH_WATER: usize = 256 * 1024;
+
 struct Conn {
     stream: TcpStream,
     remote: IpAddr,
@@ -53,6 +65,8 @@ struct Conn {
     closing: bool,
     /// Currently registered for WRITABLE (instead of READABLE).
     want_write: bool,
+    /// The streamed response being written, if any (see the module doc).
+    producer: Option<Box<Walk>>,
 }
 
 /// The HTTP side of the event loop: listeners and open connections.
@@ -65,6 +79,8 @@ pub struct HttpServer {
     token_base: usize,
     scratch: Scratch,
     read_buf: Box<[u8]>,
+    /// Slots of connections with a producer.
+    streaming: Vec<usize>,
 }
 
 impl HttpServer {
@@ -84,6 +100,7 @@ impl HttpServer {
             token_base,
             scratch: Scratch::default(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            streaming: Vec::new(),
         })
     }
 
@@ -147,6 +164,7 @@ impl HttpServer {
                 last_active: now,
                 closing: false,
                 want_write: false,
+                producer: None,
             });
             self.open += 1;
         }
@@ -178,13 +196,13 @@ impl HttpServer {
                     alive = self.read_and_serve(slot, registry, token, tracker, site, now);
                 }
             }
-        } else if readable && !conn.want_write {
+        } else if readable && !conn.want_write && conn.producer.is_none() {
             alive = self.read_and_serve(slot, registry, token, tracker, site, now);
         }
         if !alive {
             self.close(slot, registry);
         } else if let Some(Some(conn)) = self.conns.get(slot) {
-            if conn.closing && conn.wpos == conn.wbuf.len() {
+            if conn.closing && conn.wpos == conn.wbuf.len() && conn.producer.is_none() {
                 self.close(slot, registry);
             }
         }
@@ -233,6 +251,7 @@ impl HttpServer {
                             break;
                         }
                         consumed += len;
+                        tracker.stats.http_connections = self.open as u64;
                         let keep = if req.has_body {
                             // We never read bodies; the framing of what follows is unknown.
                             tracker.stats.http_status(400);
@@ -250,6 +269,12 @@ impl HttpServer {
                             )
                         };
                         if !keep {
+                            conn.closing = true;
+                        }
+                        if let Some(walk) = self.scratch.take_stream() {
+                            conn.producer = Some(walk);
+                            self.streaming.push(slot);
+                            tracker.stats.http_streams = self.streaming.len() as u64;
                             conn.closing = true;
                         }
                     }
@@ -284,7 +309,64 @@ impl HttpServer {
                 return set_interest(conn, registry, token, true);
             }
         }
-        !conn.closing
+        !conn.closing || conn.producer.is_some()
+    }
+
+    /// True when some streaming connection has room for its next slice, so the loop should
+    /// poll without waiting.
+    pub fn streams_runnable(&self) -> bool {
+        self.streaming.iter().any(|&slot| {
+            matches!(&self.conns[slot], Some(c) if c.wbuf.len() - c.wpos < STREAM_HIGH_WATER)
+        })
+    }
+
+    /// Gives each streaming connection with room in its write buffer one more slice
+    /// ([`SLICE_TORRENTS`] torrents per store) and writes what the socket takes. A finished
+    /// connection is closed once its last bytes are written. See the module doc.
+    pub fn advance_streams(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        let mut i = 0;
+        while i < self.streaming.len() {
+            let slot = self.streaming[i];
+            let token = Token(self.token_base + slot);
+            let Some(conn) = self.conns[slot].as_mut() else {
+                self.streaming.swap_remove(i);
+                continue;
+            };
+            if conn.wbuf.len() - conn.wpos >= STREAM_HIGH_WATER {
+                // Waits for the socket: the last flush stopped at WouldBlock.
+                i += 1;
+                continue;
+            }
+            let Some(walk) = conn.producer.as_mut() else {
+                self.streaming.swap_remove(i);
+                continue;
+            };
+            // Drop what was written already, so the buffer stays bounded.
+            conn.wbuf.drain(..conn.wpos);
+            conn.wpos = 0;
+            let finished = walk.step(
+                &tracker.v4,
+                &tracker.v6,
+                |h| tracker.allowed(h),
+                SLICE_TORRENTS,
+                &mut conn.wbuf,
+            );
+            if finished {
+                conn.producer = None;
+            }
+            let alive = flush(conn, tracker, now)
+                && (conn.wpos == conn.wbuf.len() || set_interest(conn, registry, token, true));
+            let done = finished && conn.wpos == conn.wbuf.len();
+            if finished || !alive {
+                self.streaming.swap_remove(i);
+            } else {
+                i += 1;
+            }
+            if !alive || done {
+                self.close(slot, registry);
+            }
+        }
+        tracker.stats.http_streams = self.streaming.len() as u64;
     }
 
     /// Closes connections idle for `http.idle_timeout` seconds or more.
@@ -300,6 +382,9 @@ impl HttpServer {
 
     fn close(&mut self, slot: usize, registry: &Registry) {
         if let Some(mut conn) = self.conns[slot].take() {
+            if conn.producer.is_some() {
+                self.streaming.retain(|&s| s != slot);
+            }
             let _ = registry.deregister(&mut conn.stream);
             self.free.push(slot);
             self.open -= 1;
@@ -331,7 +416,7 @@ fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> bool {
     }
     conn.wbuf.clear();
     conn.wpos = 0;
-    if conn.wbuf.capacity() > KEEP_WBUF {
+    if conn.wbuf.capacity() > KEEP_WBUF && conn.producer.is_none() {
         conn.wbuf = Vec::new();
     }
     true

@@ -3,8 +3,10 @@
 //!
 //! Routing, as opentracker (so existing announce URLs keep working): after the leading `/`s, a
 //! path starting with `a` is an announce (`/announce`, `/announce.php`, `/a`), a path starting with
-//! `sc` is a scrape, the empty path redirects to `tracker.redirect_url` (or 404), anything else
-//! is 404. Only `GET` is served (others: 405).
+//! `sc` is a scrape (without `info_hash`: a full scrape, streamed in slices, see
+//! [`super::walk`]), the stats path and `/metrics` are the stats ([`super::stats`]; checked
+//! first, exact match), the empty path redirects to `tracker.redirect_url` (or 404), anything
+//! else is 404. Only `GET` is served (others: 405).
 //!
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
@@ -14,13 +16,16 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::stats::{self as stats_page, StatsAccess};
+use super::walk::{FullScrapeLimiter, Walk, WalkFormat};
 use super::{Announce, Proto, Tracker};
 use crate::stats::Family;
 use crate::swarm::store::SwarmCounts;
 use crate::types::InfoHash;
 use crate::wire::bencode;
-use crate::wire::http::{Request, Status, write_error, write_head, write_redirect};
-use crate::wire::query::{self, QueryError, parse_announce, parse_scrape};
+use crate::wire::http::{Request, Status, accepts_gzip, write_error, write_head, write_redirect};
+use crate::wire::query::{self, QueryError, name_is, parse_announce, parse_scrape};
+use crate::wire::stream::write_stream_head;
 
 /// Site settings of the HTTP tracker, from the config file.
 #[derive(Clone, Debug, Default)]
@@ -31,20 +36,40 @@ pub struct HttpSite {
     pub proxies: Vec<IpNet>,
     /// `http.keepalive`: whether connections may stay open for more requests.
     pub keepalive: bool,
+    /// `access.stats`, `access.stats_path`: who may read `/stats` and `/metrics`.
+    pub stats: StatsAccess,
+    /// `tracker.fullscrape_interval`: seconds between two full scrapes from one address
+    /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429.
+    pub fullscrape_interval: u32,
 }
 
-/// Buffers reused from request to request, so the hot path does not allocate.
+/// Buffers reused from request to request, so the hot path does not allocate; plus the state
+/// of the HTTP side that outlives a request (the full-scrape rate limit) and the streamed
+/// response a request may have started ([`Scratch::take_stream`]).
 #[derive(Default)]
 pub struct Scratch {
     peers: Vec<u8>,
     body: Vec<u8>,
     hashes: Vec<InfoHash>,
+    limiter: FullScrapeLimiter,
+    stream: Option<Box<Walk>>,
+}
+
+impl Scratch {
+    /// The walk [`handle`] started, if its response is streamed: `handle` wrote the head, the
+    /// server writes the body by calling [`Walk::step`] until it returns true, then closes the
+    /// connection.
+    pub fn take_stream(&mut self) -> Option<Box<Walk>> {
+        self.stream.take()
+    }
 }
 
 /// Handles one request head and appends the whole response to `out`.
 ///
 /// `remote` is the TCP peer's address. The connection stays open (the return value) when the
-/// request asks for it and `site.keepalive` allows it.
+/// request asks for it and `site.keepalive` allows it. A full scrape and the stats modes that
+/// walk every torrent only write the response head to `out`; their body comes from the walk
+/// left in [`Scratch::take_stream`], and the return value is false.
 pub fn handle(
     tracker: &mut Tracker,
     site: &HttpSite,
@@ -92,6 +117,22 @@ pub fn handle(
         }
     };
     let family = super::family_of(peer_ip);
+    if let Some(metrics) = site.stats.route(path) {
+        return stats_page::serve(
+            tracker,
+            &site.stats,
+            req,
+            metrics,
+            peer_ip,
+            keep_alive,
+            now,
+            &mut scratch.stream,
+            out,
+        );
+    }
+    if path.starts_with(b"sc") && !query::pairs(req.query).any(|(n, _)| name_is(n, b"info_hash")) {
+        return full_scrape(tracker, site, req, peer_ip, now, scratch, out, keep_alive);
+    }
     if path[0] == b'a' {
         announce(tracker, req.query, peer_ip, family, now, scratch);
     } else if path.starts_with(b"sc") {
@@ -233,6 +274,36 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
         IpAddr::from(<[u8; 16]>::try_from(&p[..16]).expect("16 bytes"))
     };
     (ip, port)
+}
+
+/// Full scrape: a scrape without `info_hash` lists every torrent, sorted by info_hash, counts
+/// summed over both families (the body is built in slices by [`Walk`]); gzip-compressed when
+/// `Accept-Encoding` allows it. Refused with 429 when the address had one less than
+/// `tracker.fullscrape_interval` seconds ago. Logs `full scrape by IP` at info, as opentracker.
+#[allow(clippy::too_many_arguments)]
+fn full_scrape(
+    tracker: &mut Tracker,
+    site: &HttpSite,
+    req: &Request<'_>,
+    ip: IpAddr,
+    now: u32,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+    keep_alive: bool,
+) -> bool {
+    if !scratch.limiter.allow(ip, now, site.fullscrape_interval) {
+        tracker.stats.http_status(429);
+        write_error(out, Status::TooManyRequests429, keep_alive);
+        return keep_alive;
+    }
+    let gzip = accepts_gzip(req.accept_encoding);
+    log::info!("full scrape by {ip}{}", if gzip { " (gzip)" } else { "" });
+    tracker.stats.fullscrapes += 1;
+    tracker.stats.fullscrapes_gzip += u64::from(gzip);
+    let framing = stats_page::framing_for(req.version);
+    write_stream_head(out, "text/plain", framing, gzip);
+    scratch.stream = Some(Box::new(Walk::new(WalkFormat::Bencode, framing, gzip)));
+    false
 }
 
 /// Scrape (BEP 48): `d5:filesd<hash>d8:completei..e10:downloadedi..e10:incompletei..ee...ee`.

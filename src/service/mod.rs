@@ -7,7 +7,9 @@
 pub mod access;
 pub mod deniability;
 pub mod http;
+pub mod stats;
 pub mod udp;
+pub mod walk;
 
 use std::net::IpAddr;
 

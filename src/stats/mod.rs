@@ -1,8 +1,10 @@
-//! Counters of what the tracker did, and (later) the `/stats` and Prometheus output.
+//! Counters of what the tracker did, and the `/stats` and Prometheus output ([`report`]).
 //!
 //! The loop is single-threaded and owns one [`Stats`] value, so counters are plain `u64`s incremented
 //! without atomics or locks on the hot path. When the tracker grows to several loops (DESIGN.md,
 //! growth path), each loop keeps its own `Stats` and the output sums them.
+
+pub mod report;
 
 /// Address family of a request or a peer: BEP 7 keeps IPv4 and IPv6 swarms apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +65,15 @@ pub struct Stats {
     pub loop_iterations: u64,
     /// Longest time one loop iteration spent working (not waiting), in microseconds.
     pub longest_stall_us: u64,
+    /// Full scrapes started (`GET /scrape` without info_hash), gzip or not.
+    pub fullscrapes: u64,
+    /// Of [`Stats::fullscrapes`], those sent gzip-compressed.
+    pub fullscrapes_gzip: u64,
+    /// HTTP connections open, as of the last request served (a gauge the HTTP server sets).
+    pub http_connections: u64,
+    /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP
+    /// server sets).
+    pub http_streams: u64,
 }
 
 impl Stats {

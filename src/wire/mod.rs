@@ -3,4 +3,5 @@
 pub mod bencode;
 pub mod http;
 pub mod query;
+pub mod stream;
 pub mod udp;

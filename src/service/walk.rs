@@ -1,0 +1,703 @@
+//! Whole-store walks built in slices: the full scrape (`GET /scrape` without `info_hash`) and the
+//! `/stats` modes that list every torrent (`statedump`, `tpbs`) or rank them (`top10`, `top100`).
+//!
+//! A [`Walk`] holds a cursor per store (the last info_hash written). The event loop calls
+//! [`Walk::step`] once per turn for each streaming connection whose write buffer has room; each
+//! step visits at most [`SLICE_TORRENTS`] torrents of each store, appends the next piece of the
+//! body (gzip-compressed and chunk-framed if asked, see [`crate::wire::stream`]) and returns. So
+//! a full scrape of a million torrents never holds the loop for long, and a slow reader never
+//! makes us buffer the whole response: the server only asks for the next slice once the socket
+//! took the previous one.
+//!
+//! Order: entries come sorted by info_hash over both families; a torrent known in the IPv4 and
+//! the IPv6 store is one entry with the counts summed (as a scrape). The two stores are walked
+//! in step with a merge (see [`Walk::step`]).
+//!
+//! Consistency: counts are read slice by slice, so they are not one snapshot. A torrent added
+//! behind the cursor while the walk runs is missed, one added ahead of it is included, one
+//! removed ahead of it is left out; counts are as of the slice that wrote them, and may include
+//! expired peers the background sweep has not removed yet (no cleaning during the walk, as
+//! opentracker's full scrape).
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use crate::swarm::store::{Store, SwarmCounts};
+use crate::types::InfoHash;
+use crate::wire::bencode;
+use crate::wire::stream::{Framing, write_body_end, write_body_piece};
+
+/// Torrents visited per store in one [`Walk::step`]. 2048 torrents make about 140 KB of bencode;
+/// measured (release build, see `benches/fullscrape.rs`) well under 1 ms per step plain and about
+/// 1-2 ms with gzip.
+pub const SLICE_TORRENTS: usize = 2048;
+
+/// The gzip level: 1 (fastest). Scrape output is repetitive, so level 1 already shrinks it
+/// about 3x; higher levels cost loop time for a few percent.
+pub const GZIP_LEVEL: u32 = 1;
+
+/// What a walk writes for each torrent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkFormat {
+    /// Full scrape (BEP 48 shape; also `/stats?mode=tpbs&format=ben`):
+    /// `d5:filesd` + per torrent `20:<info_hash>d8:completei<seeders>e10:downloadedi<n>e`
+    /// `10:incompletei<leechers>ee` + `ee`.
+    Bencode,
+    /// `/stats?mode=statedump`: `<HEX40>:<downloaded>\n` for every torrent with `downloaded > 0`
+    /// (upper-case hex; the counts a restart would lose).
+    StateDump,
+    /// `tpbs&format=bin`: per torrent the 20-byte info_hash, seeders and leechers as big-endian
+    /// u32 (28 bytes), as opentracker.
+    TpbsBin,
+    /// `tpbs&format=txt`: `<HEX40>:<seeders>:<leechers>\n`.
+    TpbsTxt,
+    /// `tpbs&format=txtp`: `<HEX40>:<seeders>:<leechers>:<downloaded>\n`.
+    TpbsTxtp,
+    /// `tpbs&format=url`: `<percent-encoded info_hash>:<seeders>:<leechers>\n` (RFC 3986
+    /// unreserved bytes raw, the rest `%XX` upper case).
+    TpbsUrl,
+    /// `top10` / `top100`: the N torrents with the most peers, seeders, and leechers, written
+    /// once the walk is done: `Top N torrents by peers:\n` then `\t<count>\t<HEX40>\n` lines,
+    /// the same for `seeds` and `leechers`. Torrents with a zero count are not listed; ties keep
+    /// info_hash order.
+    Top(usize),
+}
+
+/// Where a store's walk stands: before its first torrent (`None`) or after this info_hash.
+/// There is no "done" per store: a store that ran out may get new torrents ahead of its cursor
+/// while the other store's walk goes on, and those are included.
+type Cursor = Option<InfoHash>;
+
+/// The N largest counts seen so far, largest first.
+#[derive(Debug, Default)]
+struct Ranking {
+    entries: Vec<(u64, InfoHash)>,
+}
+
+impl Ranking {
+    fn offer(&mut self, n: usize, count: u64, info_hash: &InfoHash) {
+        if count == 0 || n == 0 {
+            return;
+        }
+        if self.entries.len() == n && self.entries.last().is_some_and(|(c, _)| *c >= count) {
+            return;
+        }
+        // After every entry with a count >= this one: ties keep walk (info_hash) order.
+        let at = self.entries.partition_point(|(c, _)| *c >= count);
+        self.entries.insert(at, (count, *info_hash));
+        self.entries.truncate(n);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Top {
+    peers: Ranking,
+    seeders: Ranking,
+    leechers: Ranking,
+}
+
+/// A whole-store walk in progress; see the module doc.
+pub struct Walk {
+    format: WalkFormat,
+    framing: Framing,
+    gzip: Option<GzEncoder<Vec<u8>>>,
+    v4: Cursor,
+    v6: Cursor,
+    started: bool,
+    finished: bool,
+    batch4: Vec<(InfoHash, SwarmCounts)>,
+    batch6: Vec<(InfoHash, SwarmCounts)>,
+    plain: Vec<u8>,
+    top: Option<Box<Top>>,
+    torrents: u64,
+}
+
+impl std::fmt::Debug for Walk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Walk")
+            .field("format", &self.format)
+            .field("framing", &self.framing)
+            .field("gzip", &self.gzip.is_some())
+            .field("torrents", &self.torrents)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl Walk {
+    /// A walk from the first info_hash. `gzip`: compress the body (RFC 1952, level
+    /// [`GZIP_LEVEL`]); the caller has sent `Content-Encoding: gzip` in the head.
+    pub fn new(format: WalkFormat, framing: Framing, gzip: bool) -> Self {
+        Walk {
+            format,
+            framing,
+            gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL))),
+            v4: None,
+            v6: None,
+            started: false,
+            finished: false,
+            batch4: Vec::new(),
+            batch6: Vec::new(),
+            plain: Vec::new(),
+            top: match format {
+                WalkFormat::Top(_) => Some(Box::default()),
+                _ => None,
+            },
+            torrents: 0,
+        }
+    }
+
+    /// Entries (torrents) visited so far.
+    pub fn torrents(&self) -> u64 {
+        self.torrents
+    }
+
+    /// True once the whole body (and its end) has been written.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Visits up to `max` more torrents of each store (0 is read as 1) and appends the next
+    /// piece of the body to `out` (framed; possibly nothing while gzip buffers). Returns true
+    /// when the walk is finished: the body's end (the last chunk, the gzip trailer) is in `out`.
+    /// Further calls write nothing and return true. Torrents for which `keep` is false (refused by
+    /// the access list, while a reload's purge has not dropped them yet) are left out.
+    ///
+    /// Merge of the two stores: each step reads up to `max` torrents after each cursor; if a
+    /// store has more torrents than it gave, entries beyond the smaller "last read" info_hash
+    /// are left for the next step, so the output stays in info_hash order and each step makes
+    /// progress (the store whose batch ends first is written whole).
+    pub fn step(
+        &mut self,
+        v4: &Store<6>,
+        v6: &Store<18>,
+        keep: impl Fn(&InfoHash) -> bool,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.finished {
+            return true;
+        }
+        let max = max.max(1);
+        self.plain.clear();
+        if !self.started {
+            self.started = true;
+            if self.format == WalkFormat::Bencode {
+                self.plain.extend_from_slice(b"d5:filesd");
+            }
+        }
+        let more4 = fetch(v4, self.v4, max, &mut self.batch4);
+        let more6 = fetch(v6, self.v6, max, &mut self.batch6);
+        let last = |b: &[(InfoHash, SwarmCounts)]| b.last().map(|(h, _)| *h);
+        let limit = match (more4, more6) {
+            (true, true) => last(&self.batch4).min(last(&self.batch6)),
+            (true, false) => last(&self.batch4),
+            (false, true) => last(&self.batch6),
+            (false, false) => None,
+        };
+        let within = |h: &InfoHash| limit.is_none_or(|l| *h <= l);
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let a = self.batch4.get(i).filter(|(h, _)| within(h)).copied();
+            let b = self.batch6.get(j).filter(|(h, _)| within(h)).copied();
+            let (hash, counts) = match (a, b) {
+                (None, None) => break,
+                (Some(a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, Some(b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(a), Some(b)) => {
+                    if a.0 < b.0 {
+                        i += 1;
+                        a
+                    } else if b.0 < a.0 {
+                        j += 1;
+                        b
+                    } else {
+                        i += 1;
+                        j += 1;
+                        (a.0, sum(a.1, b.1))
+                    }
+                }
+            };
+            if keep(&hash) {
+                self.entry(&hash, counts);
+            }
+        }
+        self.v4 = advance(self.v4, &self.batch4, i);
+        self.v6 = advance(self.v6, &self.batch6, j);
+        // Neither store had more than it gave, and (no limit) every entry was written.
+        let done = !more4 && !more6;
+        if done {
+            self.end_body();
+        }
+        self.emit(out, done);
+        if done {
+            self.finished = true;
+        }
+        self.finished
+    }
+
+    /// Writes one torrent's entry to `plain` (or ranks it).
+    fn entry(&mut self, h: &InfoHash, c: SwarmCounts) {
+        self.torrents += 1;
+        let out = &mut self.plain;
+        match self.format {
+            WalkFormat::Bencode => {
+                bencode::put_bytes(out, h);
+                out.extend_from_slice(b"d8:completei");
+                put_u32(out, c.seeders);
+                out.extend_from_slice(b"e10:downloadedi");
+                put_u32(out, c.downloaded);
+                out.extend_from_slice(b"e10:incompletei");
+                put_u32(out, c.leechers);
+                out.extend_from_slice(b"ee");
+            }
+            WalkFormat::StateDump => {
+                if c.downloaded > 0 {
+                    put_hex40(out, h);
+                    out.push(b':');
+                    put_u32(out, c.downloaded);
+                    out.push(b'\n');
+                }
+            }
+            WalkFormat::TpbsBin => {
+                out.extend_from_slice(h);
+                out.extend_from_slice(&c.seeders.to_be_bytes());
+                out.extend_from_slice(&c.leechers.to_be_bytes());
+            }
+            WalkFormat::TpbsTxt | WalkFormat::TpbsTxtp | WalkFormat::TpbsUrl => {
+                if self.format == WalkFormat::TpbsUrl {
+                    put_urlencoded(out, h);
+                } else {
+                    put_hex40(out, h);
+                }
+                out.push(b':');
+                put_u32(out, c.seeders);
+                out.push(b':');
+                put_u32(out, c.leechers);
+                if self.format == WalkFormat::TpbsTxtp {
+                    out.push(b':');
+                    put_u32(out, c.downloaded);
+                }
+                out.push(b'\n');
+            }
+            WalkFormat::Top(n) => {
+                if let Some(top) = self.top.as_deref_mut() {
+                    let (s, l) = (u64::from(c.seeders), u64::from(c.leechers));
+                    top.peers.offer(n, s + l, h);
+                    top.seeders.offer(n, s, h);
+                    top.leechers.offer(n, l, h);
+                }
+            }
+        }
+    }
+
+    /// Writes what follows the last entry.
+    fn end_body(&mut self) {
+        match self.format {
+            WalkFormat::Bencode => self.plain.extend_from_slice(b"ee"),
+            WalkFormat::Top(n) => {
+                let Some(top) = self.top.take() else { return };
+                for (title, ranking) in [
+                    ("peers", &top.peers),
+                    ("seeds", &top.seeders),
+                    ("leechers", &top.leechers),
+                ] {
+                    let _ = writeln!(self.plain, "Top {n} torrents by {title}:");
+                    for (count, h) in &ranking.entries {
+                        self.plain.push(b'\t');
+                        bencode::write_decimal(&mut self.plain, *count);
+                        self.plain.push(b'\t');
+                        put_hex40(&mut self.plain, h);
+                        self.plain.push(b'\n');
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves `plain` into `out`: compressed if gzip, framed; with `last`, the end of the body.
+    fn emit(&mut self, out: &mut Vec<u8>, last: bool) {
+        match &mut self.gzip {
+            None => write_body_piece(out, self.framing, &self.plain),
+            Some(enc) => {
+                // Writing to a Vec cannot fail, and deflate does not fail on any input; if it
+                // ever did, the body stays unfinished (no last chunk), which the client sees.
+                let ok = enc.write_all(&self.plain).is_ok() && (!last || enc.try_finish().is_ok());
+                let compressed = enc.get_mut();
+                write_body_piece(out, self.framing, compressed);
+                compressed.clear();
+                if !ok {
+                    return;
+                }
+            }
+        }
+        if last {
+            write_body_end(out, self.framing);
+        }
+    }
+}
+
+/// Reads up to `max` torrents of `store` after `cursor` into `batch`; true if more follow.
+fn fetch<const N: usize>(
+    store: &Store<N>,
+    cursor: Cursor,
+    max: usize,
+    batch: &mut Vec<(InfoHash, SwarmCounts)>,
+) -> bool {
+    batch.clear();
+    store
+        .for_each_from(cursor.as_ref(), max, |h, c| batch.push((*h, c)))
+        .is_some()
+}
+
+/// The cursor after `used` entries of `batch` were written.
+fn advance(cursor: Cursor, batch: &[(InfoHash, SwarmCounts)], used: usize) -> Cursor {
+    match used.checked_sub(1).and_then(|last| batch.get(last)) {
+        Some((h, _)) => Some(*h),
+        None => cursor,
+    }
+}
+
+fn sum(a: SwarmCounts, b: SwarmCounts) -> SwarmCounts {
+    SwarmCounts {
+        seeders: a.seeders.saturating_add(b.seeders),
+        leechers: a.leechers.saturating_add(b.leechers),
+        downloaded: a.downloaded.saturating_add(b.downloaded),
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: u32) {
+    bencode::write_decimal(out, u64::from(n));
+}
+
+/// Appends the info_hash as 40 upper-case hex digits.
+pub fn put_hex40(out: &mut Vec<u8>, h: &InfoHash) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    for b in h {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
+fn put_urlencoded(out: &mut Vec<u8>, h: &InfoHash) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in h {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                DIGITS[usize::from(b >> 4)],
+                DIGITS[usize::from(b & 15)],
+            ]);
+        }
+    }
+}
+
+/// Most addresses [`FullScrapeLimiter`] remembers.
+pub const LIMITER_ENTRIES: usize = 4096;
+
+/// The per-address rate limit of full scrapes (`tracker.fullscrape_interval`): remembers when
+/// each address last got one. IPv4 addresses count one by one, IPv6 addresses by their /64
+/// (one host usually holds a whole /64). Bounded: at most [`LIMITER_ENTRIES`] addresses; when
+/// full, entries older than the interval are pruned, and if all are recent the request is
+/// refused (the tracker is being flooded with full scrapes from that many addresses).
+#[derive(Debug, Default)]
+pub struct FullScrapeLimiter {
+    recent: Vec<(u128, u32)>,
+}
+
+impl FullScrapeLimiter {
+    /// Whether `ip` may have a full scrape at `now` (seconds) given `interval` (seconds; 0 =
+    /// always). Records the scrape when it is allowed.
+    pub fn allow(&mut self, ip: IpAddr, now: u32, interval: u32) -> bool {
+        if interval == 0 {
+            return true;
+        }
+        let key = match ip.to_canonical() {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6) & !u128::from(u64::MAX),
+        };
+        let fresh = |t: u32| now.saturating_sub(t) < interval;
+        if let Some(slot) = self.recent.iter_mut().find(|(k, _)| *k == key) {
+            if fresh(slot.1) {
+                return false;
+            }
+            slot.1 = now;
+            return true;
+        }
+        if self.recent.len() >= LIMITER_ENTRIES {
+            self.recent.retain(|(_, t)| fresh(*t));
+            if self.recent.len() >= LIMITER_ENTRIES {
+                return false;
+            }
+        }
+        self.recent.push((key, now));
+        true
+    }
+
+    /// Addresses remembered now.
+    pub fn len(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// True when no address is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.recent.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::store::{AnnounceInput, StoreConfig};
+    use crate::types::Event;
+    use std::io::Read;
+
+    fn h(n: u32) -> InfoHash {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&n.to_be_bytes());
+        h[19] = 0x7e;
+        h
+    }
+
+    fn add<const N: usize>(s: &mut Store<N>, info_hash: &InfoHash, peer: [u8; N], seeder: bool) {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut out = Vec::new();
+        s.announce(
+            &AnnounceInput {
+                info_hash,
+                peer: &peer,
+                seeder,
+                event: if seeder {
+                    Event::Completed
+                } else {
+                    Event::Started
+                },
+                numwant: 0,
+            },
+            0,
+            &mut rng,
+            &mut out,
+        );
+    }
+
+    fn stores() -> (Store<6>, Store<18>) {
+        (
+            Store::new(StoreConfig::default()),
+            Store::new(StoreConfig::default()),
+        )
+    }
+
+    fn run(w: &mut Walk, v4: &Store<6>, v6: &Store<18>, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut steps = 0;
+        while !w.step(v4, v6, |_| true, max, &mut out) {
+            steps += 1;
+            assert!(steps < 1_000_000);
+        }
+        assert!(w.step(v4, v6, |_| true, max, &mut out));
+        out
+    }
+
+    fn entry(h: &InfoHash, s: u32, d: u32, l: u32) -> Vec<u8> {
+        let mut e = b"20:".to_vec();
+        e.extend_from_slice(h);
+        e.extend_from_slice(
+            format!("d8:completei{s}e10:downloadedi{d}e10:incompletei{l}ee").as_bytes(),
+        );
+        e
+    }
+
+    #[test]
+    fn empty_store_full_scrape() {
+        let (v4, v6) = stores();
+        let mut w = Walk::new(WalkFormat::Bencode, Framing::CloseDelimited, false);
+        assert_eq!(run(&mut w, &v4, &v6, 10), b"d5:filesdee");
+        let mut w = Walk::new(WalkFormat::Bencode, Framing::Chunked, false);
+        assert_eq!(run(&mut w, &v4, &v6, 10), b"b\r\nd5:filesdee\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn merge_sums_families_in_hash_order_for_any_slice_size() {
+        let (mut v4, mut v6) = stores();
+        // v4: 0..40 even, v6: multiples of 3 below 60; shared hashes summed.
+        for n in (0..40).step_by(2) {
+            add(&mut v4, &h(n), [10, 0, 0, 1, 0, n as u8], n % 4 == 0);
+        }
+        for n in (0..60).step_by(3) {
+            let mut p = [0u8; 18];
+            p[0] = 0x20;
+            p[17] = n as u8;
+            add(&mut v6, &h(n), p, false);
+        }
+        let mut expect = b"d5:filesd".to_vec();
+        for n in 0..60u32 {
+            let in4 = n < 40 && n % 2 == 0;
+            let in6 = n % 3 == 0;
+            if !in4 && !in6 {
+                continue;
+            }
+            let s = u32::from(in4 && n % 4 == 0);
+            let l = u32::from(in4 && n % 4 != 0) + u32::from(in6);
+            expect.extend(entry(&h(n), s, s, l));
+        }
+        expect.extend_from_slice(b"ee");
+        for max in [1, 2, 3, 5, 7, 1000] {
+            let mut w = Walk::new(WalkFormat::Bencode, Framing::CloseDelimited, false);
+            assert_eq!(run(&mut w, &v4, &v6, max), expect, "max {max}");
+            assert_eq!(w.torrents(), 20 + 20 - 7);
+        }
+    }
+
+    #[test]
+    fn torrents_added_ahead_of_the_cursor_are_included_even_in_an_empty_store() {
+        let (mut v4, mut v6) = stores();
+        for n in 0..10 {
+            add(&mut v4, &h(n * 10), [10, 0, 0, 1, 0, 1], false);
+        }
+        let mut w = Walk::new(WalkFormat::TpbsTxt, Framing::CloseDelimited, false);
+        let mut out = Vec::new();
+        assert!(!w.step(&v4, &v6, |_| true, 3, &mut out));
+        // After the first slice: one torrent behind the cursor (missed), two ahead (included),
+        // one in the so far empty IPv6 store, shared with IPv4 (summed).
+        add(&mut v4, &h(5), [10, 0, 0, 1, 0, 1], false);
+        add(&mut v4, &h(55), [10, 0, 0, 1, 0, 1], false);
+        add(&mut v4, &h(95), [10, 0, 0, 1, 0, 1], false);
+        let mut p6 = [0u8; 18];
+        p6[0] = 0x20;
+        add(&mut v6, &h(60), p6, true);
+        while !w.step(&v4, &v6, |_| true, 3, &mut out) {}
+        let hex = |n: u32| {
+            let mut o = Vec::new();
+            put_hex40(&mut o, &h(n));
+            String::from_utf8(o).unwrap()
+        };
+        let mut expect = String::new();
+        for n in [0, 10, 20, 30, 40, 50, 55, 60, 70, 80, 90, 95] {
+            let (s, l) = if n == 60 { (1, 1) } else { (0, 1) };
+            expect += &format!("{}:{s}:{l}\n", hex(n));
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), expect);
+    }
+
+    #[test]
+    fn gzip_decodes_to_plain() {
+        let (mut v4, v6) = stores();
+        for n in 0..5000 {
+            add(&mut v4, &h(n * 7919), [10, 0, 0, 1, 0, 1], n % 3 == 0);
+        }
+        let mut w = Walk::new(WalkFormat::Bencode, Framing::CloseDelimited, false);
+        let plain = run(&mut w, &v4, &v6, 300);
+        let mut w = Walk::new(WalkFormat::Bencode, Framing::CloseDelimited, true);
+        let gz = run(&mut w, &v4, &v6, 300);
+        assert!(
+            gz.len() < plain.len() / 2,
+            "{} vs {}",
+            gz.len(),
+            plain.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain);
+        assert!(crate::wire::bencode::decode(&plain).is_ok());
+    }
+
+    #[test]
+    fn text_and_binary_formats() {
+        let (mut v4, v6) = stores();
+        let a = [0x5f; 20];
+        let mut b = [0xab; 20];
+        b[0] = b'z';
+        add(&mut v4, &a, [10, 0, 0, 1, 0, 1], true);
+        add(&mut v4, &a, [10, 0, 0, 2, 0, 1], false);
+        add(&mut v4, &b, [10, 0, 0, 3, 0, 1], false);
+        let hex_a = "5F".repeat(20);
+        let hex_b = format!("7A{}", "AB".repeat(19));
+        let text = |f| {
+            let mut w = Walk::new(f, Framing::CloseDelimited, false);
+            run(&mut w, &v4, &v6, 1)
+        };
+        assert_eq!(
+            String::from_utf8(text(WalkFormat::TpbsTxt)).unwrap(),
+            format!("{hex_a}:1:1\n{hex_b}:0:1\n")
+        );
+        assert_eq!(
+            String::from_utf8(text(WalkFormat::TpbsTxtp)).unwrap(),
+            format!("{hex_a}:1:1:1\n{hex_b}:0:1:0\n")
+        );
+        assert_eq!(
+            String::from_utf8(text(WalkFormat::StateDump)).unwrap(),
+            format!("{hex_a}:1\n")
+        );
+        assert_eq!(
+            String::from_utf8(text(WalkFormat::TpbsUrl)).unwrap(),
+            format!("{}:1:1\nz{}:0:1\n", "_".repeat(20), "%AB".repeat(19))
+        );
+        let mut bin = a.to_vec();
+        bin.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        bin.extend_from_slice(&b);
+        bin.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(text(WalkFormat::TpbsBin), bin);
+        assert_eq!(
+            String::from_utf8(text(WalkFormat::Top(10))).unwrap(),
+            format!(
+                "Top 10 torrents by peers:\n\t2\t{hex_a}\n\t1\t{hex_b}\n\
+                 Top 10 torrents by seeds:\n\t1\t{hex_a}\n\
+                 Top 10 torrents by leechers:\n\t1\t{hex_a}\n\t1\t{hex_b}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn ranking_keeps_the_largest_in_order() {
+        let mut r = Ranking::default();
+        for (i, c) in [5u64, 1, 9, 5, 0, 7, 9, 2].iter().enumerate() {
+            r.offer(3, *c, &h(i as u32));
+        }
+        let got: Vec<(u64, u32)> = r
+            .entries
+            .iter()
+            .map(|(c, h)| (*c, u32::from_be_bytes([h[0], h[1], h[2], h[3]])))
+            .collect();
+        assert_eq!(got, [(9, 2), (9, 6), (7, 5)]);
+    }
+
+    #[test]
+    fn limiter_per_address_with_bound() {
+        let mut l = FullScrapeLimiter::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b_same64: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert!(l.allow(a, 100, 0));
+        assert!(l.is_empty());
+        assert!(l.allow(a, 100, 60));
+        assert!(!l.allow(a, 159, 60));
+        assert!(!l.allow(mapped, 120, 60));
+        assert!(l.allow(a, 160, 60));
+        assert!(l.allow(b, 160, 60));
+        assert!(!l.allow(b_same64, 161, 60));
+        // Fill the table: fresh entries refuse newcomers, stale ones are pruned.
+        for i in 0..LIMITER_ENTRIES as u32 - 2 {
+            assert!(l.allow(IpAddr::from((0x0b00_0000 + i).to_be_bytes()), 200, 60));
+        }
+        assert_eq!(l.len(), LIMITER_ENTRIES);
+        let newcomer: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(!l.allow(newcomer, 210, 60));
+        assert!(l.allow(newcomer, 300, 60));
+        assert_eq!(l.len(), 1);
+    }
+}
