@@ -89,7 +89,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
 
     while running {
         let wake = next_clean.min(next_idle);
-        let timeout = if udp.iter().any(|u| u.pending) {
+        let timeout = if udp.iter().any(|u| u.pending) || http.has_pending() {
             Duration::ZERO
         } else {
             wake.saturating_duration_since(Instant::now())
@@ -130,6 +130,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 );
             }
         }
+        // Connections left with buffered requests by `http.max_pipelined` get another turn.
+        http.serve_pending(poll.registry(), &mut tracker, &cfg.site, now);
         // Sockets left with queued datagrams by the fairness cap get another turn.
         for u in udp.iter_mut().filter(|u| u.pending) {
             u.serve(&mut udp_handler, &mut tracker, now);
@@ -142,7 +144,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
             }
         }
         if t0 >= next_idle {
-            http.sweep_idle(poll.registry(), now);
+            http.sweep_idle(poll.registry(), &mut tracker, now);
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;
@@ -155,5 +157,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         tracker.peers(),
         http.open_connections()
     );
+    tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
+    log::info!("counters: {}", tracker.stats.summary());
     Ok(())
 }

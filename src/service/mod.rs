@@ -4,6 +4,7 @@
 //! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
 //! the peer selection and the counters are decided in one place.
 
+pub mod capacity;
 pub mod http;
 pub mod udp;
 
@@ -39,6 +40,11 @@ pub struct Policy {
     pub peer_timeout: u32,
     /// Seconds a torrent without peers but with `downloaded > 0` is kept (`tracker.torrent_timeout`).
     pub torrent_timeout: u32,
+    /// Most torrents held over both families, 0 = no bound (`tracker.max_torrents`); see
+    /// [`capacity`].
+    pub max_torrents: u64,
+    /// Most peers held over both families, 0 = no bound (`tracker.max_peers`).
+    pub max_peers: u64,
 }
 
 impl Default for Policy {
@@ -50,6 +56,8 @@ impl Default for Policy {
             max_scrape_hashes: 64,
             peer_timeout: 2700,
             torrent_timeout: 86400,
+            max_torrents: 0,
+            max_peers: 0,
         }
     }
 }
@@ -153,6 +161,9 @@ impl Tracker {
     /// reply include the requester.
     ///
     /// Access checks (whitelist/blacklist) happen before this is called.
+    ///
+    /// Errors: [`capacity::Refusal`] when `tracker.max_torrents` / `tracker.max_peers` are reached
+    /// and the announce would add a torrent / a peer; the store is not changed.
     pub fn announce(
         &mut self,
         a: &Announce,
@@ -160,7 +171,8 @@ impl Tracker {
         proto: Proto,
         now: u32,
         peers: &mut Vec<u8>,
-    ) -> AnnounceReply {
+    ) -> Result<AnnounceReply, capacity::Refusal> {
+        self.check_capacity(a, ip)?;
         let family = family_of(ip);
         let numwant = self.numwant(a.numwant, proto, family);
         let seeder = a.left == Some(0);
@@ -216,12 +228,12 @@ impl Tracker {
             Proto::Udp => &mut self.stats.udp[family as usize],
         };
         stats.announce += 1;
-        AnnounceReply {
+        Ok(AnnounceReply {
             interval,
             min_interval,
             counts,
             family,
-        }
+        })
     }
 
     /// `downloaded` of the torrent before a `completed` announce, to count completed events.
