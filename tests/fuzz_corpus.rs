@@ -65,7 +65,7 @@ fn mutate(rng: &mut fastrand::Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 
 fn replay(target: &str, check: fn(&[u8])) {
     let seeds = seeds(target);
-    let mut rng = fastrand::Rng::with_seed(0x5eed_0f_f022);
+    let mut rng = fastrand::Rng::with_seed(0x005e_ed0f_f022);
     for (i, seed) in seeds.iter().enumerate() {
         check(seed);
         for cut in 0..seed.len() {

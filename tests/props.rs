@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 
+#[allow(dead_code)]
 mod checks {
     include!("../fuzz/checks.rs");
 }

@@ -156,11 +156,7 @@ fn read_until_closed(s: &mut TcpStream, t: &mut Tally, existing: &[bool]) -> u64
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut n = 0;
     let mut i = 0;
-    loop {
-        let r = match read_response_lenient(s) {
-            Some(r) => r,
-            None => break,
-        };
+    while let Some(r) = read_response_lenient(s) {
         n += 1;
         let is_existing = existing.get(i).copied().unwrap_or(false);
         i += 1;
