@@ -102,7 +102,7 @@ fn main() {
         };
         let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32));
         scratch.clear();
-        tracker.announce(&a, ip, Proto::Udp, 0, &mut scratch);
+        let _ = tracker.announce(&a, ip, Proto::Udp, 0, &mut scratch);
     }
     assert_eq!(tracker.v4.torrents(), n as u64);
 

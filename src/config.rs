@@ -127,6 +127,15 @@ pub struct Config {
     /// a full scrape within the interval gets 429 (opentracker's compile-time
     /// `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
     pub fullscrape_interval: u32,
+    /// `tracker.max_torrents N`: most torrents held over both address families, 0..=2^40,
+    /// default 0 (no limit). When reached, an announce that would create a torrent is refused
+    /// (HTTP `failure reason` / UDP error "tracker is full: no new torrents"); existing torrents keep
+    /// working. Bounds the memory random info_hashes can take.
+    pub max_torrents: u64,
+    /// `tracker.max_peers N`: most peers held over both families, 0..=2^40, default 0 (no
+    /// limit). When reached, an announce that would add a peer is refused ("tracker is full: no
+    /// new peers"); known peers keep announcing, `stopped` always works.
+    pub max_peers: u64,
     /// HTTP server limits (`http.*`).
     pub http: HttpConfig,
     /// UDP socket settings (`udp.*`).
@@ -154,6 +163,16 @@ pub struct HttpConfig {
     /// `http.keepalive on|off`: honour `Connection: keep-alive`; default on (opentracker's
     /// default build closes after one reply).
     pub keepalive: bool,
+    /// `http.header_timeout S`: a request head must be complete this many seconds after its
+    /// first byte, or the connection is closed without a reply (slowloris), 1..=3600, default 10.
+    pub header_timeout: u32,
+    /// `http.max_pipelined N`: requests answered per connection per loop turn, 1..=1024,
+    /// default 16; the others stay buffered and are answered on the next turns.
+    pub max_pipelined: usize,
+    /// `http.max_write_buffer BYTES`: response bytes a connection may leave unsent after a
+    /// write before it is dropped (a client that sends but does not read), 1024..=2^30,
+    /// default 262144 (256 KiB).
+    pub max_write_buffer: usize,
 }
 
 impl Default for HttpConfig {
@@ -163,6 +182,9 @@ impl Default for HttpConfig {
             max_request_size: 8192,
             idle_timeout: 30,
             keepalive: true,
+            header_timeout: 10,
+            max_pipelined: 16,
+            max_write_buffer: 256 << 10,
         }
     }
 }
@@ -217,6 +239,8 @@ impl Default for Config {
             max_scrape_hashes: 64,
             random_peers: 0,
             fullscrape_interval: 0,
+            max_torrents: 0,
+            max_peers: 0,
             http: HttpConfig::default(),
             udp: UdpConfig::default(),
             sources: Vec::new(),
@@ -399,9 +423,18 @@ impl Config {
             n(self.fullscrape_interval),
             "",
         );
+        put(
+            "tracker.max_torrents",
+            one(self.max_torrents.to_string()),
+            "",
+        );
+        put("tracker.max_peers", one(self.max_peers.to_string()), "");
         put("http.max_connections", z(self.http.max_connections), "");
         put("http.max_request_size", z(self.http.max_request_size), "");
         put("http.idle_timeout", n(self.http.idle_timeout), "");
+        put("http.header_timeout", n(self.http.header_timeout), "");
+        put("http.max_pipelined", z(self.http.max_pipelined), "");
+        put("http.max_write_buffer", z(self.http.max_write_buffer), "");
         let keepalive = if self.http.keepalive { "on" } else { "off" };
         put("http.keepalive", one(keepalive.to_owned()), "");
         put("udp.recv_buffer", z(self.udp.recv_buffer), "");
@@ -431,13 +464,17 @@ mod tests {
             (c.peer_timeout, c.torrent_timeout, c.max_scrape_hashes),
             (2700, 86400, 64)
         );
+        assert_eq!((c.max_torrents, c.max_peers), (0, 0));
         assert_eq!(
             c.http,
             HttpConfig {
                 max_connections: 10000,
                 max_request_size: 8192,
                 idle_timeout: 30,
-                keepalive: true
+                keepalive: true,
+                header_timeout: 10,
+                max_pipelined: 16,
+                max_write_buffer: 262144,
             }
         );
         assert_eq!(
@@ -563,9 +600,14 @@ tracker.torrent_timeout 7200
 tracker.scrape.max_info_hashes 74
 tracker.random_peers 7
 tracker.fullscrape_interval 300
+tracker.max_torrents 1000000
+tracker.max_peers 5000000
 http.max_connections 123
 http.max_request_size 4096
 http.idle_timeout 5
+http.header_timeout 3
+http.max_pipelined 4
+http.max_write_buffer 65536
 http.keepalive no
 udp.recv_buffer 0
 udp.send_buffer 65536
@@ -640,9 +682,14 @@ udp.send_buffer 65536
                 "tracker.scrape.max_info_hashes 74",
                 "tracker.random_peers 7",
                 "tracker.fullscrape_interval 300",
+                "tracker.max_torrents 1000000",
+                "tracker.max_peers 5000000",
                 "http.max_connections 123",
                 "http.max_request_size 4096",
                 "http.idle_timeout 5",
+                "http.header_timeout 3",
+                "http.max_pipelined 4",
+                "http.max_write_buffer 65536",
                 "http.keepalive off",
                 "udp.recv_buffer 0",
                 "udp.send_buffer 65536",

@@ -227,6 +227,8 @@ fn run(cfg: Config) -> ExitCode {
             peer_timeout: cfg.peer_timeout,
             torrent_timeout: cfg.torrent_timeout,
             random_peers: cfg.random_peers,
+            max_torrents: cfg.max_torrents,
+            max_peers: cfg.max_peers,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),
@@ -242,6 +244,9 @@ fn run(cfg: Config) -> ExitCode {
             max_connections: cfg.http.max_connections,
             max_request_size: cfg.http.max_request_size,
             idle_timeout: cfg.http.idle_timeout,
+            header_timeout: cfg.http.header_timeout,
+            max_pipelined: cfg.http.max_pipelined,
+            max_write_buffer: cfg.http.max_write_buffer,
         },
         background: BackgroundConfig {
             access,

@@ -193,8 +193,13 @@ fn udp_announce(tracker: SocketAddr, info_hash: &[u8; 20], num_want: i32) -> Vec
     let (n, _) = sock.recv_from(&mut buf).unwrap();
     assert!(n >= 20, "{:?}", &buf[..n]);
     assert_eq!(&buf[..8], &[0, 0, 0, 1, 0, 0, 0, 12]);
+    // Keep the socket bound until the test process ends: a dropped socket's port can be handed
+    // out again, and two announces from one address and port are one peer, not two.
+    KEEP_BOUND.lock().unwrap().push(sock);
     buf[20..n].to_vec()
 }
+
+static KEEP_BOUND: std::sync::Mutex<Vec<UdpSocket>> = std::sync::Mutex::new(Vec::new());
 
 #[test]
 fn udp_carries_real_plus_random() {

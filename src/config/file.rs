@@ -45,9 +45,14 @@ pub const DIRECTIVES: &[&str] = &[
     "tracker.scrape.max_info_hashes",
     "tracker.random_peers",
     "tracker.fullscrape_interval",
+    "tracker.max_torrents",
+    "tracker.max_peers",
     "http.max_connections",
     "http.max_request_size",
     "http.idle_timeout",
+    "http.header_timeout",
+    "http.max_pipelined",
+    "http.max_write_buffer",
     "http.keepalive",
     "udp.recv_buffer",
     "udp.send_buffer",
@@ -82,6 +87,14 @@ pub(crate) mod bounds {
     pub const HTTP_MAX_REQUEST_SIZE: (usize, usize) = (256, 1 << 20);
     /// `http.idle_timeout`, seconds.
     pub const HTTP_IDLE_TIMEOUT: (u32, u32) = (1, 3600);
+    /// `tracker.max_torrents` / `tracker.max_peers` (0 = no limit).
+    pub const MAX_STORE_ITEMS: (u64, u64) = (0, 1 << 40);
+    /// `http.header_timeout`, seconds.
+    pub const HTTP_HEADER_TIMEOUT: (u32, u32) = (1, 3600);
+    /// `http.max_pipelined`, requests answered per connection per loop turn.
+    pub const HTTP_MAX_PIPELINED: (usize, usize) = (1, 1024);
+    /// `http.max_write_buffer`, bytes.
+    pub const HTTP_MAX_WRITE_BUFFER: (usize, usize) = (1024, 1 << 30);
     /// `udp.recv_buffer` / `udp.send_buffer`, bytes; 0 keeps the OS default.
     pub const UDP_BUFFER: (usize, usize) = (0, 1 << 30);
 }
@@ -186,6 +199,7 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
     use bounds::*;
     let u32_in = |(lo, hi): (u32, u32)| value::number_u32(value, lo, hi);
     let usize_in = |(lo, hi): (usize, usize)| value::number_usize(value, lo, hi);
+    let u64_in = |(lo, hi): (u64, u64)| value::number(value, lo, hi);
     match name {
         "listen.udp.workers" => {
             cfg.udp_workers = u32_in(UDP_WORKERS)?;
@@ -267,6 +281,13 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<
         "http.max_request_size" => cfg.http.max_request_size = usize_in(HTTP_MAX_REQUEST_SIZE)?,
         "http.idle_timeout" => cfg.http.idle_timeout = u32_in(HTTP_IDLE_TIMEOUT)?,
         "http.keepalive" => cfg.http.keepalive = value::boolean(value)?,
+        "tracker.max_torrents" => cfg.max_torrents = u64_in(MAX_STORE_ITEMS)?,
+        "tracker.max_peers" => cfg.max_peers = u64_in(MAX_STORE_ITEMS)?,
+        "http.header_timeout" => cfg.http.header_timeout = u32_in(HTTP_HEADER_TIMEOUT)?,
+        "http.max_pipelined" => cfg.http.max_pipelined = usize_in(HTTP_MAX_PIPELINED)?,
+        "http.max_write_buffer" => {
+            cfg.http.max_write_buffer = usize_in(HTTP_MAX_WRITE_BUFFER)?;
+        }
         "udp.recv_buffer" => cfg.udp.recv_buffer = usize_in(UDP_BUFFER)?,
         "udp.send_buffer" => cfg.udp.send_buffer = usize_in(UDP_BUFFER)?,
         // Unreachable while DIRECTIVES and this match agree; the test
@@ -421,6 +442,11 @@ batchsync.cluster.admin_ip 10.1.1.1
                     http.max_request_size 4096\n\
                     http.idle_timeout 10\n\
                     http.keepalive off\n\
+                    http.header_timeout 7\n\
+                    http.max_pipelined 2\n\
+                    http.max_write_buffer 4096\n\
+                    tracker.max_torrents 100\n\
+                    tracker.max_peers 0\n\
                     udp.recv_buffer 1048576\n\
                     udp.send_buffer 0\n";
         let mut cfg = Config::default();
@@ -441,6 +467,10 @@ batchsync.cluster.admin_ip 10.1.1.1
         assert_eq!(cfg.http.max_request_size, 4096);
         assert_eq!(cfg.http.idle_timeout, 10);
         assert!(!cfg.http.keepalive);
+        assert_eq!(cfg.http.header_timeout, 7);
+        assert_eq!(cfg.http.max_pipelined, 2);
+        assert_eq!(cfg.http.max_write_buffer, 4096);
+        assert_eq!((cfg.max_torrents, cfg.max_peers), (100, 0));
         assert_eq!(cfg.udp.recv_buffer, 1 << 20);
         assert_eq!(cfg.udp.send_buffer, 0);
         assert!(cfg.warnings.is_empty());

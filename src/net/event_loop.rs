@@ -99,12 +99,15 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     while running {
         let wake = next_clean.min(next_idle);
         let wake = background.next_timer().map_or(wake, |t| wake.min(t));
-        let timeout =
-            if udp.iter().any(|u| u.pending) || background.busy() || http.streams_runnable() {
-                Duration::ZERO
-            } else {
-                wake.saturating_duration_since(Instant::now())
-            };
+        let runnable = udp.iter().any(|u| u.pending)
+            || background.busy()
+            || http.streams_runnable()
+            || http.has_pending();
+        let timeout = if runnable {
+            Duration::ZERO
+        } else {
+            wake.saturating_duration_since(Instant::now())
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -145,6 +148,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         }
         // Streamed responses (full scrape) get one slice each per turn.
         http.advance_streams(poll.registry(), &mut tracker, now);
+        // Connections left with buffered requests by `http.max_pipelined` get another turn.
+        http.serve_pending(poll.registry(), &mut tracker, &cfg.site, now);
         // Sockets left with queued datagrams by the fairness cap get another turn.
         for u in udp.iter_mut().filter(|u| u.pending) {
             u.serve(&mut udp_handler, &mut tracker, now);
@@ -158,7 +163,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         }
         background.step(&mut tracker, t0);
         if t0 >= next_idle {
-            http.sweep_idle(poll.registry(), now);
+            http.sweep_idle(poll.registry(), &mut tracker, now);
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;
@@ -172,5 +177,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         tracker.peers(),
         http.open_connections()
     );
+    tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
+    log::info!("counters: {}", tracker.stats.summary());
     Ok(())
 }

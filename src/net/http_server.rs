@@ -8,15 +8,27 @@
 //! - `http.max_request_size`: a request head larger than this gets `413` and the connection closes.
 //! - `http.idle_timeout`: a connection with no read or write progress for that many seconds is
 //!   closed (also a client that sends half a request and stops).
+//! - `http.header_timeout`: a request head must be complete that many seconds after its first
+//!   byte arrived, or the connection is closed without a reply (slowloris: one byte a second keeps
+//!   a connection active, so the idle timeout alone does not catch it).
+//! - `http.max_pipelined`: at most that many requests of one connection are answered per
+//!   readiness event or loop turn. The others stay buffered (ours, or the kernel's) and the
+//!   connection goes on a pending list that is served on the next loop turn without waiting for
+//!   readiness: mio is edge-triggered, so no new event would come for bytes already received.
 //! - While a response waits for a slow reader, nothing more is read from that connection
 //!   (back-pressure): its unread requests stay in the kernel's buffer, not in ours.
+//! - `http.max_write_buffer`: if more response bytes than that are still unsent after a write,
+//!   the connection is dropped (a client that sends requests but does not read the answers).
+//!   Back-pressure keeps a reading client far below it: one turn queues at most `max_pipelined`
+//!   responses.
 //!
 //! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Walk`] on its
 //! connection (the "producer"). The loop calls [`HttpServer::advance_streams`] once per turn;
 //! it asks each producer for one more slice only while that connection's unsent bytes are
 //! under [`STREAM_HIGH_WATER`], so a slow reader holds at most that plus one slice in memory,
 //! and many full scrapes share the loop with everything else slice by slice. A streamed
-//! response is the last one on its connection (it is closed once the body is sent).
+//! response is the last one on its connection (it is closed once the body is sent), and its
+//! connection reads nothing more, so `http.max_write_buffer` does not apply to it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +50,13 @@ pub struct HttpLimits {
     pub max_request_size: usize,
     /// Seconds without progress before a connection is closed (`http.idle_timeout`).
     pub idle_timeout: u32,
+    /// Seconds from the first byte of a request head to its end (`http.header_timeout`).
+    pub header_timeout: u32,
+    /// Requests answered per connection per readiness event or loop turn (`http.max_pipelined`).
+    pub max_pipelined: usize,
+    /// Bytes of responses left unsent after a write before the connection is dropped
+    /// (`http.max_write_buffer`).
+    pub max_write_buffer: usize,
 }
 
 /// Bytes read from a socket at once.
@@ -65,8 +84,24 @@ struct Conn {
     closing: bool,
     /// Currently registered for WRITABLE (instead of READABLE).
     want_write: bool,
+    /// The end of stream was read (the client closed its side).
+    eof: bool,
+    /// Seconds (loop clock) when the first byte of the incomplete head in `rbuf` arrived.
+    head_since: Option<u32>,
+    /// On the pending list: requests may be buffered here or in the kernel.
+    queued: bool,
     /// The streamed response being written, if any (see the module doc).
     producer: Option<Box<Walk>>,
+}
+
+/// Why a connection is closed (counted in [`crate::stats::TcpClosed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Close {
+    ByClient,
+    AfterResponse,
+    Idle,
+    HeaderTimeout,
+    SlowReader,
 }
 
 /// The HTTP side of the event loop: listeners and open connections.
@@ -79,6 +114,10 @@ pub struct HttpServer {
     token_base: usize,
     scratch: Scratch,
     read_buf: Box<[u8]>,
+    /// Slots to serve on the next loop turn without a readiness event (`http.max_pipelined`).
+    pending: Vec<usize>,
+    /// The other half of `pending`, swapped in while the list is served (no allocation per turn).
+    pending_spare: Vec<usize>,
     /// Slots of connections with a producer.
     streaming: Vec<usize>,
 }
@@ -100,6 +139,8 @@ impl HttpServer {
             token_base,
             scratch: Scratch::default(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            pending: Vec::new(),
+            pending_spare: Vec::new(),
             streaming: Vec::new(),
         })
     }
@@ -164,6 +205,9 @@ impl HttpServer {
                 last_active: now,
                 closing: false,
                 want_write: false,
+                eof: false,
+                head_since: None,
+                queued: false,
                 producer: None,
             });
             self.open += 1;
@@ -186,30 +230,68 @@ impl HttpServer {
         let Some(Some(conn)) = self.conns.get_mut(slot) else {
             return;
         };
-        let mut alive = true;
+        let mut result = Ok(());
         if writable && conn.want_write {
-            alive = flush(conn, tracker, now);
-            if alive && conn.wpos == conn.wbuf.len() && !conn.closing {
+            result = flush(conn, tracker, now);
+            if result.is_ok() && conn.wpos == conn.wbuf.len() && !conn.closing {
                 // Drained: listen for requests again, and read what arrived meanwhile.
-                alive = set_interest(conn, registry, token, false);
-                if alive {
-                    alive = self.read_and_serve(slot, registry, token, tracker, site, now);
+                result = set_interest(conn, registry, token, false);
+                if result.is_ok() {
+                    result = self.read_and_serve(slot, registry, token, tracker, site, now);
                 }
             }
         } else if readable && !conn.want_write && conn.producer.is_none() {
-            alive = self.read_and_serve(slot, registry, token, tracker, site, now);
+            result = self.read_and_serve(slot, registry, token, tracker, site, now);
         }
-        if !alive {
-            self.close(slot, registry);
+        if let Err(why) = result {
+            self.close(slot, registry, why, tracker);
         } else if let Some(Some(conn)) = self.conns.get(slot) {
             if conn.closing && conn.wpos == conn.wbuf.len() && conn.producer.is_none() {
-                self.close(slot, registry);
+                let why = if conn.eof {
+                    Close::ByClient
+                } else {
+                    Close::AfterResponse
+                };
+                self.close(slot, registry, why, tracker);
             }
         }
     }
 
-    /// Reads until the socket is drained (edge-triggered), serves every complete request, writes the
-    /// responses. Returns false when the connection is to be closed now.
+    /// True when some connection has requests left for the next loop turn: the loop must then
+    /// poll without sleeping.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Serves the connections left with buffered requests by `http.max_pipelined` (or with bytes
+    /// not read yet), each as if it had become readable. Call once per loop turn.
+    pub fn serve_pending(
+        &mut self,
+        registry: &Registry,
+        tracker: &mut Tracker,
+        site: &HttpSite,
+        now: u32,
+    ) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut list = std::mem::take(&mut self.pending_spare);
+        std::mem::swap(&mut list, &mut self.pending);
+        for &slot in &list {
+            if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                conn.queued = false;
+                let token = Token(self.token_base + slot);
+                self.ready(token, true, false, registry, tracker, site, now);
+            }
+        }
+        list.clear();
+        self.pending_spare = list;
+    }
+
+    /// Serves requests buffered from earlier reads, then reads (edge-triggered: until the socket
+    /// would block, unless a limit stops us first) and serves every complete request, up to
+    /// `http.max_pipelined` per call; writes the responses. A connection stopped by the budget
+    /// goes on the pending list. `Err` when the connection is to be closed now.
     fn read_and_serve(
         &mut self,
         slot: usize,
@@ -218,98 +300,114 @@ impl HttpServer {
         tracker: &mut Tracker,
         site: &HttpSite,
         now: u32,
-    ) -> bool {
+    ) -> Result<(), Close> {
         let limits = self.limits;
+        tracker.stats.http_connections = self.open as u64;
         let conn = self.conns[slot].as_mut().expect("open slot");
-        loop {
+        let mut budget = limits.max_pipelined.max(1);
+        let mut drained = false;
+        if !conn.rbuf.is_empty() {
+            let buf = std::mem::take(&mut conn.rbuf);
+            let served = serve_buffer(
+                conn,
+                &buf,
+                &mut budget,
+                tracker,
+                site,
+                now,
+                &mut self.scratch,
+                &limits,
+            );
+            keep_rest(conn, buf, served, now);
+        }
+        while !conn.closing && budget > 0 && conn.wbuf.is_empty() {
             let n = match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     // The client half-closed: answer what it sent, then close.
                     conn.closing = true;
+                    conn.eof = true;
+                    drained = true;
                     break;
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
+                Err(_) => return Err(Close::ByClient),
             };
             tracker.stats.bytes_in += n as u64;
             conn.last_active = now;
-            let mut pending = std::mem::take(&mut conn.rbuf);
-            let data: &[u8] = if pending.is_empty() {
-                &self.read_buf[..n]
-            } else {
-                pending.extend_from_slice(&self.read_buf[..n]);
-                &pending
-            };
-            let mut consumed = 0;
-            while consumed < data.len() && !conn.closing {
-                match parse_request(&data[consumed..]) {
-                    Ok(Some((req, len))) => {
-                        if len > limits.max_request_size {
-                            too_large(conn, tracker);
-                            break;
-                        }
-                        consumed += len;
-                        tracker.stats.http_connections = self.open as u64;
-                        let keep = if req.has_body {
-                            // We never read bodies; the framing of what follows is unknown.
-                            tracker.stats.http_status(400);
-                            write_error(&mut conn.wbuf, Status::BadRequest400, false);
-                            false
-                        } else {
-                            handle(
-                                tracker,
-                                site,
-                                &req,
-                                conn.remote,
-                                now,
-                                &mut self.scratch,
-                                &mut conn.wbuf,
-                            )
-                        };
-                        if !keep {
-                            conn.closing = true;
-                        }
-                        if let Some(walk) = self.scratch.take_stream() {
-                            conn.producer = Some(walk);
-                            self.streaming.push(slot);
-                            tracker.stats.http_streams = self.streaming.len() as u64;
-                            conn.closing = true;
-                        }
-                    }
-                    Ok(None) => {
-                        if data.len() - consumed > limits.max_request_size {
-                            too_large(conn, tracker);
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        tracker.stats.http_status(e.status().code());
-                        write_error(&mut conn.wbuf, e.status(), false);
-                        conn.closing = true;
-                    }
+            let buf = if conn.rbuf.is_empty() {
+                // The common case: a whole request in one read, parsed in place.
+                let served = serve_buffer(
+                    conn,
+                    &self.read_buf[..n],
+                    &mut budget,
+                    tracker,
+                    site,
+                    now,
+                    &mut self.scratch,
+                    &limits,
+                );
+                if served.consumed == n {
+                    conn.head_since = None;
+                    continue;
                 }
-            }
-            if !conn.closing && consumed < data.len() {
-                let rest = data[consumed..].to_vec();
-                pending.clear();
-                pending.extend_from_slice(&rest);
-                conn.rbuf = pending;
-            }
-            if conn.closing || !conn.wbuf.is_empty() {
-                break;
-            }
+                let mut rest = Vec::with_capacity(n - served.consumed);
+                rest.extend_from_slice(&self.read_buf[served.consumed..n]);
+                keep_rest(
+                    conn,
+                    rest,
+                    Served {
+                        consumed: 0,
+                        ..served
+                    },
+                    now,
+                );
+                continue;
+            } else {
+                let mut buf = std::mem::take(&mut conn.rbuf);
+                buf.extend_from_slice(&self.read_buf[..n]);
+                buf
+            };
+            let served = serve_buffer(
+                conn,
+                &buf,
+                &mut budget,
+                tracker,
+                site,
+                now,
+                &mut self.scratch,
+                &limits,
+            );
+            keep_rest(conn, buf, served, now);
+        }
+        if conn.producer.is_some() && !self.streaming.contains(&slot) {
+            self.streaming.push(slot);
+            tracker.stats.http_streams = self.streaming.len() as u64;
         }
         if conn.wpos < conn.wbuf.len() {
-            if !flush(conn, tracker, now) {
-                return false;
-            }
+            flush(conn, tracker, now)?;
             if conn.wpos < conn.wbuf.len() {
+                if conn.wbuf.len() - conn.wpos > limits.max_write_buffer {
+                    return Err(Close::SlowReader);
+                }
                 return set_interest(conn, registry, token, true);
             }
         }
-        !conn.closing || conn.producer.is_some()
+        if conn.closing {
+            return Ok(());
+        }
+        // Stopped by the budget or to flush, not because the socket was empty: come back on the
+        // next turn (no readiness event will come for bytes already received).
+        let more = !drained || (budget == 0 && !conn.rbuf.is_empty());
+        if more && !conn.queued {
+            conn.queued = true;
+            self.pending.push(slot);
+        }
+        Ok(())
     }
 
     /// True when some streaming connection has room for its next slice, so the loop should
@@ -354,33 +452,48 @@ impl HttpServer {
             if finished {
                 conn.producer = None;
             }
-            let alive = flush(conn, tracker, now)
-                && (conn.wpos == conn.wbuf.len() || set_interest(conn, registry, token, true));
+            let result = flush(conn, tracker, now).and_then(|()| {
+                if conn.wpos == conn.wbuf.len() {
+                    Ok(())
+                } else {
+                    set_interest(conn, registry, token, true)
+                }
+            });
             let done = finished && conn.wpos == conn.wbuf.len();
-            if finished || !alive {
+            if finished || result.is_err() {
                 self.streaming.swap_remove(i);
             } else {
                 i += 1;
             }
-            if !alive || done {
-                self.close(slot, registry);
+            match result {
+                Err(why) => self.close(slot, registry, why, tracker),
+                Ok(()) if done => self.close(slot, registry, Close::AfterResponse, tracker),
+                Ok(()) => {}
             }
         }
         tracker.stats.http_streams = self.streaming.len() as u64;
     }
 
-    /// Closes connections idle for `http.idle_timeout` seconds or more.
-    pub fn sweep_idle(&mut self, registry: &Registry, now: u32) {
-        let timeout = self.limits.idle_timeout;
+    /// Closes connections whose request head is older than `http.header_timeout` seconds, then
+    /// those idle for `http.idle_timeout` seconds or more. Call about once a second.
+    pub fn sweep_idle(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        let limits = self.limits;
         for slot in 0..self.conns.len() {
-            let idle = matches!(&self.conns[slot], Some(c) if now.saturating_sub(c.last_active) >= timeout);
-            if idle {
-                self.close(slot, registry);
-            }
+            let why = match &self.conns[slot] {
+                Some(c)
+                    if c.head_since
+                        .is_some_and(|t| now.saturating_sub(t) >= limits.header_timeout) =>
+                {
+                    Close::HeaderTimeout
+                }
+                Some(c) if now.saturating_sub(c.last_active) >= limits.idle_timeout => Close::Idle,
+                _ => continue,
+            };
+            self.close(slot, registry, why, tracker);
         }
     }
 
-    fn close(&mut self, slot: usize, registry: &Registry) {
+    fn close(&mut self, slot: usize, registry: &Registry, why: Close, tracker: &mut Tracker) {
         if let Some(mut conn) = self.conns[slot].take() {
             if conn.producer.is_some() {
                 self.streaming.retain(|&s| s != slot);
@@ -388,8 +501,119 @@ impl HttpServer {
             let _ = registry.deregister(&mut conn.stream);
             self.free.push(slot);
             self.open -= 1;
+            let c = &mut tracker.stats.tcp_closed;
+            match why {
+                Close::ByClient => c.by_client += 1,
+                Close::AfterResponse => c.after_response += 1,
+                Close::Idle => c.idle_timeout += 1,
+                Close::HeaderTimeout => c.header_timeout += 1,
+                Close::SlowReader => c.slow_reader += 1,
+            }
         }
     }
+}
+
+/// What [`serve_buffer`] did with a buffer.
+#[derive(Clone, Copy, Debug)]
+struct Served {
+    /// Bytes of complete requests consumed from the start of the buffer.
+    consumed: usize,
+    /// At least one request was answered.
+    answered: bool,
+    /// Stopped at an incomplete head (its bytes start at `consumed`).
+    partial: bool,
+}
+
+/// Answers the complete requests at the start of `data`, at most `budget` of them (decremented),
+/// appending the responses to the connection's write buffer. Stops at an incomplete head, at a
+/// request that closes the connection, or when the budget is spent.
+#[allow(clippy::too_many_arguments)]
+fn serve_buffer(
+    conn: &mut Conn,
+    data: &[u8],
+    budget: &mut usize,
+    tracker: &mut Tracker,
+    site: &HttpSite,
+    now: u32,
+    scratch: &mut Scratch,
+    limits: &HttpLimits,
+) -> Served {
+    let mut served = Served {
+        consumed: 0,
+        answered: false,
+        partial: false,
+    };
+    while served.consumed < data.len() && !conn.closing && *budget > 0 {
+        match parse_request(&data[served.consumed..]) {
+            Ok(Some((req, len))) => {
+                if len > limits.max_request_size {
+                    too_large(conn, tracker);
+                    break;
+                }
+                served.consumed += len;
+                served.answered = true;
+                *budget -= 1;
+                let keep = if req.has_body {
+                    // We never read bodies; the framing of what follows is unknown.
+                    tracker.stats.http_status(400);
+                    write_error(&mut conn.wbuf, Status::BadRequest400, false);
+                    false
+                } else {
+                    handle(
+                        tracker,
+                        site,
+                        &req,
+                        conn.remote,
+                        now,
+                        scratch,
+                        &mut conn.wbuf,
+                    )
+                };
+                if !keep {
+                    conn.closing = true;
+                }
+                if let Some(walk) = scratch.take_stream() {
+                    // A streamed response is the last on its connection (see the module doc).
+                    conn.producer = Some(walk);
+                    conn.closing = true;
+                }
+            }
+            Ok(None) => {
+                if data.len() - served.consumed > limits.max_request_size {
+                    too_large(conn, tracker);
+                } else {
+                    served.partial = true;
+                }
+                break;
+            }
+            Err(e) => {
+                tracker.stats.http_status(e.status().code());
+                write_error(&mut conn.wbuf, e.status(), false);
+                conn.closing = true;
+            }
+        }
+    }
+    served
+}
+
+/// Keeps the unconsumed rest of `buf` as the connection's read buffer (reusing `buf`'s
+/// allocation), and starts or stops the header clock: a new incomplete head starts it now, an
+/// incomplete head that got more bytes keeps its start, no incomplete head stops it.
+fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
+    if conn.closing {
+        conn.rbuf = Vec::new();
+        conn.head_since = None;
+        return;
+    }
+    buf.drain(..served.consumed);
+    conn.rbuf = buf;
+    conn.head_since = if !served.partial {
+        None
+    } else if served.answered || conn.head_since.is_none() {
+        Some(now)
+    } else {
+        conn.head_since
+    };
 }
 
 fn too_large(conn: &mut Conn, tracker: &mut Tracker) {
@@ -399,19 +623,19 @@ fn too_large(conn: &mut Conn, tracker: &mut Tracker) {
     conn.rbuf = Vec::new();
 }
 
-/// Writes as much of `wbuf` as the socket takes. Returns false on a write error.
-fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> bool {
+/// Writes as much of `wbuf` as the socket takes. `Err` on a write error.
+fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> Result<(), Close> {
     while conn.wpos < conn.wbuf.len() {
         match conn.stream.write(&conn.wbuf[conn.wpos..]) {
-            Ok(0) => return false,
+            Ok(0) => return Err(Close::ByClient),
             Ok(n) => {
                 conn.wpos += n;
                 tracker.stats.bytes_out += n as u64;
                 conn.last_active = now;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
+            Err(_) => return Err(Close::ByClient),
         }
     }
     conn.wbuf.clear();
@@ -419,12 +643,17 @@ fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> bool {
     if conn.wbuf.capacity() > KEEP_WBUF && conn.producer.is_none() {
         conn.wbuf = Vec::new();
     }
-    true
+    Ok(())
 }
 
-fn set_interest(conn: &mut Conn, registry: &Registry, token: Token, write: bool) -> bool {
+fn set_interest(
+    conn: &mut Conn,
+    registry: &Registry,
+    token: Token,
+    write: bool,
+) -> Result<(), Close> {
     if conn.want_write == write {
-        return true;
+        return Ok(());
     }
     let interest = if write {
         Interest::WRITABLE
@@ -434,5 +663,5 @@ fn set_interest(conn: &mut Conn, registry: &Registry, token: Token, write: bool)
     conn.want_write = write;
     registry
         .reregister(&mut conn.stream, token, interest)
-        .is_ok()
+        .map_err(|_| Close::ByClient)
 }

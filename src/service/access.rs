@@ -104,7 +104,8 @@ mod tests {
             numwant: None,
         };
         let ip: IpAddr = ip.parse().unwrap();
-        t.announce(&a, ip, Proto::Http, 0, &mut Vec::new());
+        t.announce(&a, ip, Proto::Http, 0, &mut Vec::new())
+            .expect("no limits set");
     }
 
     #[test]

@@ -517,7 +517,8 @@ mod tracker_tests {
             numwant,
         };
         let mut peers = Vec::new();
-        t.announce(&a, ip.parse::<IpAddr>().unwrap(), proto, 100, &mut peers);
+        t.announce(&a, ip.parse::<IpAddr>().unwrap(), proto, 100, &mut peers)
+            .expect("no limits set");
         peers
     }
 

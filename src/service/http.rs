@@ -221,7 +221,13 @@ fn announce(
         numwant: q.numwant,
     };
     scratch.peers.clear();
-    let reply = tracker.announce(&a, ip, Proto::Http, now, &mut scratch.peers);
+    let reply = match tracker.announce(&a, ip, Proto::Http, now, &mut scratch.peers) {
+        Ok(r) => r,
+        Err(refusal) => {
+            tracker.stats.http[family as usize].failed += 1;
+            return bencode::failure(&mut scratch.body, refusal.reason());
+        }
+    };
     let body = &mut scratch.body;
     let peer_len = if family == Family::V4 { 6 } else { 18 };
     body.push(b'd');

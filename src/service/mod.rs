@@ -5,6 +5,7 @@
 //! the peer selection and the counters are decided in one place.
 
 pub mod access;
+pub mod capacity;
 pub mod deniability;
 pub mod http;
 pub mod stats;
@@ -46,6 +47,11 @@ pub struct Policy {
     /// Made-up peers mixed into each announce reply that carries peers (`tracker.random_peers`,
     /// 0..=200, default 0 = off); see [`deniability`] for the addresses and the size limits.
     pub random_peers: u32,
+    /// Most torrents held over both families, 0 = no bound (`tracker.max_torrents`); see
+    /// [`capacity`].
+    pub max_torrents: u64,
+    /// Most peers held over both families, 0 = no bound (`tracker.max_peers`).
+    pub max_peers: u64,
 }
 
 impl Default for Policy {
@@ -58,6 +64,8 @@ impl Default for Policy {
             peer_timeout: 2700,
             torrent_timeout: 86400,
             random_peers: 0,
+            max_torrents: 0,
+            max_peers: 0,
         }
     }
 }
@@ -169,6 +177,9 @@ impl Tracker {
     /// stays within its size limit).
     ///
     /// Access checks (whitelist/blacklist, [`Tracker::allowed`]) happen before this is called.
+    ///
+    /// Errors: [`capacity::Refusal`] when `tracker.max_torrents` / `tracker.max_peers` are reached
+    /// and the announce would add a torrent / a peer; the store is not changed.
     pub fn announce(
         &mut self,
         a: &Announce,
@@ -176,7 +187,8 @@ impl Tracker {
         proto: Proto,
         now: u32,
         peers: &mut Vec<u8>,
-    ) -> AnnounceReply {
+    ) -> Result<AnnounceReply, capacity::Refusal> {
+        self.check_capacity(a, ip)?;
         let family = family_of(ip);
         let numwant = self.numwant(a.numwant, proto, family);
         let random = match a.event {
@@ -241,12 +253,12 @@ impl Tracker {
             Proto::Udp => &mut self.stats.udp[family as usize],
         };
         stats.announce += 1;
-        AnnounceReply {
+        Ok(AnnounceReply {
             interval,
             min_interval,
             counts,
             family,
-        }
+        })
     }
 
     /// `downloaded` of the torrent before a `completed` announce, to count completed events.

@@ -44,7 +44,20 @@ pub fn announce(
         numwant: Some(req.num_want),
     };
     peers.clear();
-    let reply = tracker.announce(&a, ip, Proto::Udp, now, peers);
+    let reply = match tracker.announce(&a, ip, Proto::Udp, now, peers) {
+        Ok(r) => r,
+        Err(refusal) => {
+            // The connection_id proved the source, and the text (< 50 bytes) is shorter than
+            // any announce (98 bytes): no amplification.
+            tracker.stats.udp[super::family_of(ip) as usize].failed += 1;
+            ErrorResponse {
+                transaction_id: req.transaction_id,
+                message: refusal.reason().as_bytes(),
+            }
+            .emit(out);
+            return;
+        }
+    };
     let head = AnnounceResponse {
         transaction_id: req.transaction_id,
         interval: reply.interval,

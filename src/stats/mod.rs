@@ -5,6 +5,7 @@
 //! growth path), each loop keeps its own `Stats` and the output sums them.
 
 pub mod report;
+mod summary;
 
 /// Address family of a request or a peer: BEP 7 keeps IPv4 and IPv6 swarms apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +75,31 @@ pub struct Stats {
     /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP
     /// server sets).
     pub http_streams: u64,
+    /// Announces refused because `tracker.max_torrents` torrents were held (HTTP and UDP).
+    pub refused_torrent_limit: u64,
+    /// Announces refused because `tracker.max_peers` peers were held (HTTP and UDP).
+    pub refused_peer_limit: u64,
+    /// How HTTP connections ended, besides `tcp_refused_over_limit` (hostile-input limits).
+    pub tcp_closed: TcpClosed,
+}
+
+/// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
+/// connections still open, these add up to `tcp_accepted`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpClosed {
+    /// The client closed (end of stream) or the socket failed (reset, write error).
+    pub by_client: u64,
+    /// Closed by us after a response: `Connection: close`, HTTP/1.0, an error status (400, 413).
+    pub after_response: u64,
+    /// No read or write progress for `http.idle_timeout` seconds.
+    pub idle_timeout: u64,
+    /// A request head not complete `http.header_timeout` seconds after its first byte
+    /// (slowloris).
+    pub header_timeout: u64,
+    /// More than `http.max_write_buffer` response bytes left unsent after a write.
+    pub slow_reader: u64,
+    /// Still open when the loop stopped.
+    pub at_exit: u64,
 }
 
 impl Stats {

@@ -158,6 +158,17 @@ impl<const N: usize> Store<N> {
             .is_ok()
     }
 
+    /// True when the info_hash has a torrent holding `peer` (no cleaning: a peer that expired
+    /// but was not cleaned yet still counts). Two binary searches; used by the capacity check
+    /// (`tracker.max_peers`), which runs only once the store is full.
+    pub fn contains_peer(&self, info_hash: &InfoHash, peer: &[u8; N]) -> bool {
+        let bucket = &self.buckets[bucket_of(info_hash)];
+        match bucket.binary_search_by(|t| t.info_hash.cmp(info_hash)) {
+            Ok(i) => bucket[i].peers.search(peer).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Heap bytes requested from the allocator by the store (bucket array, bucket vectors,
     /// record blocks), without malloc's own overhead. Walks every torrent: for stats, not for
     /// the hot path.

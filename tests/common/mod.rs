@@ -3,6 +3,8 @@
 //! stops it (SIGTERM) when dropped. Plus tiny HTTP and bencode helpers over real sockets.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

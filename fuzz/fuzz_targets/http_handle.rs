@@ -1,0 +1,11 @@
+#![no_main]
+//! Fuzz target: see `fuzz/checks.rs`, function `http_handle`.
+
+use libfuzzer_sys::fuzz_target;
+
+#[allow(dead_code)]
+mod checks {
+    include!("../checks.rs");
+}
+
+fuzz_target!(|data: &[u8]| checks::http_handle(data));
