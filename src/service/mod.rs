@@ -199,50 +199,34 @@ impl Tracker {
         let start = peers.len();
         let seeder = a.left == Some(0);
         let counts = match ip.to_canonical() {
-            IpAddr::V4(ip4) => {
-                let peer = peer_v4(ip4, a.port);
-                if a.event == Event::Stopped {
-                    self.v4.stop(&a.info_hash, &peer, now)
-                } else {
-                    let before = self.v4_downloaded_hint(&a.info_hash, a.event, now);
-                    let c = self.v4.announce(
-                        &AnnounceInput {
-                            info_hash: &a.info_hash,
-                            peer: &peer,
-                            seeder,
-                            event: a.event,
-                            numwant,
-                        },
-                        now,
-                        &mut self.rng,
-                        peers,
-                    );
-                    self.count_completed(before, c.downloaded);
-                    c
-                }
-            }
-            IpAddr::V6(ip6) => {
-                let peer = peer_v6(ip6, a.port);
-                if a.event == Event::Stopped {
-                    self.v6.stop(&a.info_hash, &peer, now)
-                } else {
-                    let before = self.v6_downloaded_hint(&a.info_hash, a.event, now);
-                    let c = self.v6.announce(
-                        &AnnounceInput {
-                            info_hash: &a.info_hash,
-                            peer: &peer,
-                            seeder,
-                            event: a.event,
-                            numwant,
-                        },
-                        now,
-                        &mut self.rng,
-                        peers,
-                    );
-                    self.count_completed(before, c.downloaded);
-                    c
-                }
-            }
+            IpAddr::V4(ip4) => announce_in(
+                &mut self.v4,
+                &AnnounceInput {
+                    info_hash: &a.info_hash,
+                    peer: &peer_v4(ip4, a.port),
+                    seeder,
+                    event: a.event,
+                    numwant,
+                },
+                now,
+                &mut self.rng,
+                peers,
+                &mut self.stats.completed,
+            ),
+            IpAddr::V6(ip6) => announce_in(
+                &mut self.v6,
+                &AnnounceInput {
+                    info_hash: &a.info_hash,
+                    peer: &peer_v6(ip6, a.port),
+                    seeder,
+                    event: a.event,
+                    numwant,
+                },
+                now,
+                &mut self.rng,
+                peers,
+                &mut self.stats.completed,
+            ),
         };
         if random > 0 {
             deniability::mix_in(peers, start, random, family, &mut self.rng);
@@ -259,26 +243,6 @@ impl Tracker {
             counts,
             family,
         })
-    }
-
-    /// `downloaded` of the torrent before a `completed` announce, to count completed events.
-    /// (Completed events are rare: one extra lookup for them only.)
-    fn v4_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
-        (event == Event::Completed)
-            .then(|| self.v4.scrape(info_hash, now).map_or(0, |c| c.downloaded))
-    }
-
-    fn v6_downloaded_hint(&mut self, info_hash: &InfoHash, event: Event, now: u32) -> Option<u32> {
-        (event == Event::Completed)
-            .then(|| self.v6.scrape(info_hash, now).map_or(0, |c| c.downloaded))
-    }
-
-    fn count_completed(&mut self, before: Option<u32>, after: u32) {
-        if let Some(b) = before {
-            if after > b {
-                self.stats.completed += 1;
-            }
-        }
     }
 
     /// Scrape counts of one torrent over both families (BEP 48): seeders, leechers and
@@ -310,6 +274,30 @@ impl Tracker {
     pub fn peers(&self) -> u64 {
         self.v4.peers() + self.v6.peers()
     }
+}
+
+/// One announce in one family's store: `stopped` removes the peer, anything else inserts or
+/// refreshes it and appends the selected peers to `peers`. Raises `completed` (the counter of
+/// completed events) when the announce raised the torrent's `downloaded`.
+fn announce_in<const N: usize>(
+    store: &mut Store<N>,
+    input: &AnnounceInput<'_, N>,
+    now: u32,
+    rng: &mut fastrand::Rng,
+    peers: &mut Vec<u8>,
+    completed: &mut u64,
+) -> SwarmCounts {
+    if input.event == Event::Stopped {
+        return store.stop(input.info_hash, input.peer, now);
+    }
+    // Completed events are rare: the extra lookup is paid by them only.
+    let before = (input.event == Event::Completed)
+        .then(|| store.scrape(input.info_hash, now).map_or(0, |c| c.downloaded));
+    let counts = store.announce(input, now, rng, peers);
+    if before.is_some_and(|b| counts.downloaded > b) {
+        *completed += 1;
+    }
+    counts
 }
 
 /// The family of an address; IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as IPv4.
