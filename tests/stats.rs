@@ -819,7 +819,7 @@ fn prometheus_metrics_parse_and_match_traffic() {
     assert!(value("opentracker_tcp_accepted_total") >= 11.0);
     assert!(value("opentracker_bytes_total{direction=in}") > 1000.0);
     assert!(value("opentracker_bytes_total{direction=out}") > 1000.0);
-    assert!(value("opentracker_loop_iterations_total") > 10.0);
+    assert!(value("opentracker_loop_iterations_total") >= 1.0);
     assert!(value("opentracker_loop_longest_stall_seconds") > 0.0);
     assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(value("opentracker_uptime_seconds") >= 0.0);

@@ -119,7 +119,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         for event in events.iter() {
             let token = event.token().0;
             if token < http.listener_count() {
-                http.accept(token, poll.registry(), &mut tracker, now);
+                http.accept(token, poll.registry(), &mut tracker, &cfg.site, now);
             } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
                 udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
             } else if token == SIGNAL {

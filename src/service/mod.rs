@@ -291,8 +291,11 @@ fn announce_in<const N: usize>(
         return store.stop(input.info_hash, input.peer, now);
     }
     // Completed events are rare: the extra lookup is paid by them only.
-    let before = (input.event == Event::Completed)
-        .then(|| store.scrape(input.info_hash, now).map_or(0, |c| c.downloaded));
+    let before = (input.event == Event::Completed).then(|| {
+        store
+            .scrape(input.info_hash, now)
+            .map_or(0, |c| c.downloaded)
+    });
     let counts = store.announce(input, now, rng, peers);
     if before.is_some_and(|b| counts.downloaded > b) {
         *completed += 1;
