@@ -159,7 +159,15 @@ fn bench_http(c: &mut Criterion) {
             let Ok(Some((req, _))) = parse_request(&requests[k]) else {
                 panic!("request does not parse")
             };
-            let keep = handle(&mut tracker, &site, &req, remotes[k], NOW, &mut scratch, &mut out);
+            let keep = handle(
+                &mut tracker,
+                &site,
+                &req,
+                remotes[k],
+                NOW,
+                &mut scratch,
+                &mut out,
+            );
             black_box((keep, out.len()))
         })
     });
@@ -237,7 +245,14 @@ fn bench_udp(c: &mut Criterion) {
         b.iter(|| {
             k = (k + 1) & 1023;
             out.clear();
-            let sent = handler.handle(&mut tracker, &announces[k], false, sources[k], NOW, &mut out);
+            let sent = handler.handle(
+                &mut tracker,
+                &announces[k],
+                false,
+                sources[k],
+                NOW,
+                &mut out,
+            );
             debug_assert!(out.len() > 20);
             black_box((sent, out.len()))
         })
@@ -312,7 +327,12 @@ fn bench_store(c: &mut Criterion) {
 /// Appends the full-scrape entries of up to `max` torrents after `from`; returns the cursor
 /// for the next slice (`None` at the end). The body format is opentracker's:
 /// `20:<hash>d8:completei..e10:downloadedi..e10:incompletei..ee` per torrent.
-fn scrape_slice(store: &Store<6>, from: Option<&InfoHash>, max: usize, body: &mut Vec<u8>) -> Option<InfoHash> {
+fn scrape_slice(
+    store: &Store<6>,
+    from: Option<&InfoHash>,
+    max: usize,
+    body: &mut Vec<u8>,
+) -> Option<InfoHash> {
     store.for_each_from(from, max, |h, c: SwarmCounts| {
         bencode::put_bytes(body, h);
         body.extend_from_slice(b"d8:complete");
@@ -412,5 +432,11 @@ fn bench_full_scrape(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_http, bench_udp, bench_store, bench_full_scrape);
+criterion_group!(
+    benches,
+    bench_http,
+    bench_udp,
+    bench_store,
+    bench_full_scrape
+);
 criterion_main!(benches);

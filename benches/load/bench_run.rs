@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 
 use common::Opts;
 use opentracker_rs::types::Event;
-use opentracker_rs::wire::udp::{AnnounceOptions, AnnounceRequest, ConnectRequest, Response, parse_response};
+use opentracker_rs::wire::udp::{
+    AnnounceOptions, AnnounceRequest, ConnectRequest, Response, parse_response,
+};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -116,7 +118,8 @@ impl TempDir {
     fn new(name: &str) -> Result<TempDir> {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("otrs-bench-{}-{name}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("otrs-bench-{}-{name}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         // opentracker drops privileges to `nobody` when started as root: it must read the
@@ -152,12 +155,18 @@ fn run() -> Result<i32> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let examples = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let default_bin = examples.parent().map(Path::to_path_buf).unwrap_or_default();
-    let bin_dir = o.get_str("bin-dir").map(PathBuf::from).unwrap_or(default_bin);
+    let bin_dir = o
+        .get_str("bin-dir")
+        .map(PathBuf::from)
+        .unwrap_or(default_bin);
     let pin = !o.flag("no-pin");
     let s = Settings {
         examples: bin_dir.join("examples"),
         bin_dir,
-        opentracker: o.get_str("opentracker").unwrap_or_else(|| "/usr/bin/opentracker".into()).into(),
+        opentracker: o
+            .get_str("opentracker")
+            .unwrap_or_else(|| "/usr/bin/opentracker".into())
+            .into(),
         tracker_cpu: pin.then(|| o.get("tracker-cpu", 0usize)).transpose()?,
         load_cpu: pin.then(|| o.get("load-cpu", 1usize)).transpose()?,
         duration: o.get("duration", 10.0)?,
@@ -173,7 +182,10 @@ fn run() -> Result<i32> {
         connections: o.get("connections", 64)?,
         sockets: o.get("sockets", 16)?,
         window: o.get("window", 8)?,
-        shapes: parse_shapes(&o.get_str("shapes").unwrap_or_else(|| "2000x100,20000x10,200000x1".into()))?,
+        shapes: parse_shapes(
+            &o.get_str("shapes")
+                .unwrap_or_else(|| "2000x100,20000x10,200000x1".into()),
+        )?,
     };
     o.finish()?;
     let cmd = o.positional.first().map(String::as_str).unwrap_or("");
@@ -185,24 +197,38 @@ fn run() -> Result<i32> {
         "compare" => scenarios(&s, true),
         "memory" => memory(&s),
         "smoke" => smoke(&s),
-        _ => Err("usage: bench_run bench|compare|memory|smoke [options] (see the source's header)".into()),
+        _ => Err(
+            "usage: bench_run bench|compare|memory|smoke [options] (see the source's header)"
+                .into(),
+        ),
     }
 }
 
 fn parse_shapes(v: &str) -> Result<Vec<(u64, u64)>> {
     v.split(',')
         .map(|s| {
-            let (t, n) = s.split_once('x').ok_or_else(|| format!("--shapes: {s:?} is not TxN"))?;
+            let (t, n) = s
+                .split_once('x')
+                .ok_or_else(|| format!("--shapes: {s:?} is not TxN"))?;
             Ok((
-                t.trim().parse().map_err(|_| format!("--shapes: bad {t:?}"))?,
-                n.trim().parse().map_err(|_| format!("--shapes: bad {n:?}"))?,
+                t.trim()
+                    .parse()
+                    .map_err(|_| format!("--shapes: bad {t:?}"))?,
+                n.trim()
+                    .parse()
+                    .map_err(|_| format!("--shapes: bad {n:?}"))?,
             ))
         })
         .collect()
 }
 
 fn check_taskset() -> Result<()> {
-    match Command::new("taskset").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+    match Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
         Ok(_) => Ok(()),
         Err(_) => Err("taskset not found (Debian: util-linux); or run with --no-pin".into()),
     }
@@ -227,7 +253,8 @@ fn pinned(cpu: Option<usize>, program: &Path) -> Command {
 /// Writes the whitelist of torrents `0..torrents` into `dir`.
 fn write_whitelist(dir: &Path, torrents: u64) -> Result<PathBuf> {
     let path = dir.join("whitelist.txt");
-    std::fs::write(&path, common::whitelist_text(SEED, torrents)).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, common::whitelist_text(SEED, torrents))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     set_mode(&path, 0o644);
     Ok(path)
 }
@@ -237,8 +264,14 @@ fn ours_supports_whitelist(s: &Settings) -> Result<bool> {
     let dir = TempDir::new("check")?;
     let wl = write_whitelist(&dir.0, 1)?;
     let conf = dir.0.join("check.conf");
-    std::fs::write(&conf, format!("listen.tcp_udp 127.0.0.1:0\naccess.whitelist {}\n", wl.display()))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &conf,
+        format!(
+            "listen.tcp_udp 127.0.0.1:0\naccess.whitelist {}\n",
+            wl.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
     let st = Command::new(s.bin_dir.join("opentracker-rs"))
         .arg("-f")
         .arg(&conf)
@@ -255,7 +288,9 @@ fn ours_whitelist(s: &Settings) -> Result<bool> {
         "on" => Ok(true),
         "off" => Ok(false),
         "auto" => ours_supports_whitelist(s),
-        other => Err(format!("--ours-whitelist: {other:?} is not auto, on or off")),
+        other => Err(format!(
+            "--ours-whitelist: {other:?} is not auto, on or off"
+        )),
     }
 }
 
@@ -381,7 +416,8 @@ fn start_opentracker(s: &Settings, torrents: u64) -> Result<Tracker> {
 fn wait_ready(t: &Tracker, torrents: u64) -> Result<()> {
     let sock = UdpSocket::bind("127.0.0.250:0").map_err(|e| format!("bind probe: {e}"))?;
     sock.connect(t.udp).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| e.to_string())?;
     let hash = common::info_hash(SEED, torrents.max(1) - 1);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 2048];
@@ -412,10 +448,17 @@ fn wait_ready(t: &Tracker, torrents: u64) -> Result<()> {
             }
         }
     }
-    Err(format!("{} did not answer announces within 60 s", t.which.name()))
+    Err(format!(
+        "{} did not answer announces within 60 s",
+        t.which.name()
+    ))
 }
 
-fn probe_announce(connection_id: u64, info_hash: [u8; 20], event: Event) -> AnnounceRequest<'static> {
+fn probe_announce(
+    connection_id: u64,
+    info_hash: [u8; 20],
+    event: Event,
+) -> AnnounceRequest<'static> {
     AnnounceRequest {
         connection_id,
         transaction_id: 8,
@@ -439,9 +482,13 @@ fn probe_announce(connection_id: u64, info_hash: [u8; 20], event: Event) -> Anno
 
 /// utime + stime of `pid` (all threads) in seconds.
 fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad /proc stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("bad /proc stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).ok_or("no utime")?;
     let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).ok_or("no stime")?;
@@ -452,7 +499,8 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// (VmRSS, RssAnon) of `pid` in kB.
 fn rss_kb(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     let field = |name: &str| {
         status
             .lines()
@@ -477,7 +525,10 @@ struct Run {
 
 impl Run {
     fn num(&self, key: &str) -> f64 {
-        self.result.get(key).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        self.result
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 }
 
@@ -495,15 +546,26 @@ fn load(s: &Settings, t: &Tracker, program: &str, args: &[String]) -> Result<Run
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(t.child.id())? - cpu0;
     let text = String::from_utf8_lossy(&out.stdout);
-    let result = text
+    let result = text.lines().find_map(common::parse_result).ok_or_else(|| {
+        format!(
+            "{program} printed no RESULT line (exit {}): {text}",
+            out.status
+        )
+    })?;
+    let summary = text
         .lines()
-        .find_map(common::parse_result)
-        .ok_or_else(|| format!("{program} printed no RESULT line (exit {}): {text}", out.status))?;
-    let summary = text.lines().find(|l| !l.starts_with("RESULT")).unwrap_or("").to_owned();
+        .find(|l| !l.starts_with("RESULT"))
+        .unwrap_or("")
+        .to_owned();
     if !out.status.success() {
         return Err(format!("{program} failed ({}): {summary}", out.status));
     }
-    Ok(Run { result, summary, cpu, wall })
+    Ok(Run {
+        result,
+        summary,
+        cpu,
+        wall,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -552,7 +614,12 @@ fn scenario_run(s: &Settings, t: &Tracker, sc: Scenario, duration: f64) -> Resul
     let mut args = model_args(s, t, duration);
     match sc {
         Scenario::Udp => {
-            args.extend(["--sockets".into(), s.sockets.to_string(), "--window".into(), s.window.to_string()]);
+            args.extend([
+                "--sockets".into(),
+                s.sockets.to_string(),
+                "--window".into(),
+                s.window.to_string(),
+            ]);
             load(s, t, "udp_load", &args)
         }
         Scenario::HttpClose | Scenario::HttpKeepalive => {
@@ -635,7 +702,11 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
     println!(
         "# opentracker-rs {} the whitelist{}",
         if whitelist { "gets" } else { "runs WITHOUT" },
-        if whitelist { "" } else { " (this build refuses access.whitelist; opentracker checks every announce against it)" }
+        if whitelist {
+            ""
+        } else {
+            " (this build refuses access.whitelist; opentracker checks every announce against it)"
+        }
     );
     let mut trackers = Vec::new();
     for &w in &order {
@@ -710,7 +781,12 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
     } else {
         println!("{:<36} {:>14} {:>16}", "scenario", "resp/s", "resp/CPU-s");
         for (sc, med) in &table {
-            println!("{:<36} {:>14} {:>16}", sc.title(), fmt_k(med[0].1.rps), fmt_k(med[0].1.per_cpu));
+            println!(
+                "{:<36} {:>14} {:>16}",
+                sc.title(),
+                fmt_k(med[0].1.rps),
+                fmt_k(med[0].1.per_cpu)
+            );
         }
     }
     if failed {
@@ -729,7 +805,10 @@ fn memory(s: &Settings) -> Result<i32> {
     if s.opentracker.exists() {
         order.push(Which::Opentracker);
     } else {
-        println!("# {} not found: measuring opentracker-rs only", s.opentracker.display());
+        println!(
+            "# {} not found: measuring opentracker-rs only",
+            s.opentracker.display()
+        );
     }
     println!(
         "# memory per peer: fresh tracker per shape, filled over UDP (numwant 0, 1/3 seeders); (VmRSS after - VmRSS before) / peers; opentracker-rs {} the whitelist",
@@ -777,7 +856,11 @@ fn memory(s: &Settings) -> Result<i32> {
                 anon_before,
                 anon_after,
                 bpp,
-                if t.whitelisted { ", whitelist loaded" } else { "" }
+                if t.whitelisted {
+                    ", whitelist loaded"
+                } else {
+                    ""
+                }
             );
             row.push((w, bpp));
             drop(t);
@@ -786,8 +869,15 @@ fn memory(s: &Settings) -> Result<i32> {
     }
     println!();
     for ((torrents, per), row) in &rows {
-        let cells: Vec<String> = row.iter().map(|(w, b)| format!("{} {b:.1} B/peer", w.name())).collect();
-        let ratio = if row.len() == 2 { format!("  (ours/ot {:.2})", row[0].1 / row[1].1.max(1e-9)) } else { String::new() };
+        let cells: Vec<String> = row
+            .iter()
+            .map(|(w, b)| format!("{} {b:.1} B/peer", w.name()))
+            .collect();
+        let ratio = if row.len() == 2 {
+            format!("  (ours/ot {:.2})", row[0].1 / row[1].1.max(1e-9))
+        } else {
+            String::new()
+        };
         println!("{torrents:>7} x {per:<4} {}{ratio}", cells.join("   "));
     }
     if failed {
@@ -820,11 +910,27 @@ fn smoke(s: &Settings) -> Result<i32> {
     udp.extend(small(&d));
     runs.push(("udp mix", "udp_load", udp));
     // Another seed: torrents the mix run did not touch, so the scrape check is exact.
-    let mut fill = vec!["--target".into(), t.udp.to_string(), "--fill".into(), "--seed".into(), "99".into()];
+    let mut fill = vec![
+        "--target".into(),
+        t.udp.to_string(),
+        "--fill".into(),
+        "--seed".into(),
+        "99".into(),
+    ];
     fill.extend(["--torrents".into(), "100".into()]);
-    fill.extend(["--peers-per-torrent".into(), "10".into(), "--duration".into(), "30".into()]);
+    fill.extend([
+        "--peers-per-torrent".into(),
+        "10".into(),
+        "--duration".into(),
+        "30".into(),
+    ]);
     runs.push(("udp fill", "udp_load", fill));
-    let mut close = vec!["--target".into(), t.http.to_string(), "--connections".into(), "8".into()];
+    let mut close = vec![
+        "--target".into(),
+        t.http.to_string(),
+        "--connections".into(),
+        "8".into(),
+    ];
     close.extend(small(&d));
     runs.push(("http close", "http_load", close.clone()));
     let mut ka = close;
@@ -837,8 +943,14 @@ fn smoke(s: &Settings) -> Result<i32> {
             Ok(r) => {
                 let good = r.num("responses") > 0.0
                     && r.num("errors") == 0.0
-                    && (program != "udp_load" || !args.iter().any(|a| a == "--fill") || r.num("peers_scraped") == 1000.0);
-                println!("smoke {name}: {} {}", if good { "ok" } else { "FAILED" }, r.summary);
+                    && (program != "udp_load"
+                        || !args.iter().any(|a| a == "--fill")
+                        || r.num("peers_scraped") == 1000.0);
+                println!(
+                    "smoke {name}: {} {}",
+                    if good { "ok" } else { "FAILED" },
+                    r.summary
+                );
                 good
             }
             Err(e) => {

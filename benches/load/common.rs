@@ -175,7 +175,14 @@ pub struct Swarms {
 impl Swarms {
     /// Builds the model. `zipf` is the popularity exponent (0 = uniform, 1 = classic Zipf: the
     /// most popular torrent gets about `peers / ln(torrents)` peers).
-    pub fn new(seed: u64, torrents: u64, peers: u64, zipf: f64, seeders: f64, sources: usize) -> Swarms {
+    pub fn new(
+        seed: u64,
+        torrents: u64,
+        peers: u64,
+        zipf: f64,
+        seeders: f64,
+        sources: usize,
+    ) -> Swarms {
         let popularity = Zipf::new(torrents.max(1), zipf);
         let mut rng = fastrand::Rng::with_seed(seed ^ 0xA11CE);
         let torrent_of = (0..peers)

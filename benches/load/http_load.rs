@@ -132,9 +132,17 @@ fn run() -> Result<(), String> {
     let zipf: f64 = o.get("zipf", 1.0)?;
     let seeders: f64 = o.get("seeders", 0.33)?;
     let numwant: i32 = o.get("numwant", 50)?;
-    let sources: usize = if target.is_ipv6() { 1 } else { o.get("sources", 4usize)?.clamp(1, 250) };
+    let sources: usize = if target.is_ipv6() {
+        1
+    } else {
+        o.get("sources", 4usize)?.clamp(1, 250)
+    };
     let timeout = Duration::from_millis(o.get("timeout-ms", 2000u64)?);
-    let cpu: Option<usize> = o.get_str("cpu").map(|c| c.parse()).transpose().map_err(|_| "--cpu: not a number")?;
+    let cpu: Option<usize> = o
+        .get_str("cpu")
+        .map(|c| c.parse())
+        .transpose()
+        .map_err(|_| "--cpu: not a number")?;
     o.finish()?;
     if let Some(cpu) = cpu {
         common::pin_to_cpu(cpu).map_err(|e| format!("--cpu {cpu}: {e}"))?;
@@ -182,7 +190,9 @@ fn run() -> Result<(), String> {
             measure_start = now;
             g.t = Tally::new();
         }
-        let wait = end.saturating_duration_since(now).min(Duration::from_millis(10));
+        let wait = end
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(10));
         if let Err(e) = g.poll.poll(&mut events, Some(wait)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(format!("poll: {e}"));
@@ -202,19 +212,34 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    let secs = Instant::now().duration_since(measure_start).as_secs_f64().max(1e-9);
+    let secs = Instant::now()
+        .duration_since(measure_start)
+        .as_secs_f64()
+        .max(1e-9);
     let t = &g.t;
     println!(
         "http_load {target} ({}): {} announces in {secs:.2} s = {:.0}/s over {} connections, {} errors, {} timeouts, {} reconnects, latency p50 {} us p99 {} us",
-        if keepalive { "keep-alive" } else { "one request per connection" },
+        if keepalive {
+            "keep-alive"
+        } else {
+            "one request per connection"
+        },
         t.ok,
         t.ok as f64 / secs,
         t.connections,
         t.errors(),
         t.timeouts,
         t.reconnects,
-        if t.latency.is_empty() { 0 } else { t.latency.value_at_quantile(0.5) },
-        if t.latency.is_empty() { 0 } else { t.latency.value_at_quantile(0.99) },
+        if t.latency.is_empty() {
+            0
+        } else {
+            t.latency.value_at_quantile(0.5)
+        },
+        if t.latency.is_empty() {
+            0
+        } else {
+            t.latency.value_at_quantile(0.99)
+        },
     );
     println!(
         "RESULT kind=http mode={} duration_s={secs:.3} responses={} rps={:.1} errors={} timeouts={} failures={} bad_responses={} connect_errors={} io_errors={} reconnects={} connections={} peers_per_announce={:.2} {}",
@@ -275,7 +300,11 @@ impl Gen {
         let ip = common::source_ip(conn.source, self.target.is_ipv6());
         match connect_from(ip, self.target) {
             Ok(mut s) => {
-                if let Err(e) = self.poll.registry().register(&mut s, Token(c), Interest::READABLE | Interest::WRITABLE) {
+                if let Err(e) = self.poll.registry().register(
+                    &mut s,
+                    Token(c),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
                     eprintln!("http_load: register: {e}");
                     self.t.connect_errors += 1;
                     return;
@@ -312,7 +341,9 @@ impl Gen {
     fn drive(&mut self, c: usize) {
         loop {
             let conn = &mut self.conns[c];
-            let Some(stream) = conn.stream.as_mut() else { return };
+            let Some(stream) = conn.stream.as_mut() else {
+                return;
+            };
             match conn.state {
                 State::Connecting => {
                     match stream.peer_addr() {
@@ -416,7 +447,11 @@ impl Gen {
 
 /// A non-blocking TCP connect from `ip` (port chosen by the kernel) to `target`.
 fn connect_from(ip: std::net::IpAddr, target: SocketAddr) -> io::Result<TcpStream> {
-    let s = socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        None,
+    )?;
     s.set_nonblocking(true)?;
     s.set_nodelay(true)?;
     s.bind(&SocketAddr::new(ip, 0).into())?;
@@ -472,7 +507,9 @@ fn percent_encode(out: &mut Vec<u8>, bytes: &[u8]) {
 fn parse_response(buf: &[u8]) -> Option<Outcome> {
     let head_end = memchr::memmem::find(buf, b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(&buf[..head_end]).ok();
-    let Some(head) = head else { return Some(Outcome::Bad) };
+    let Some(head) = head else {
+        return Some(Outcome::Bad);
+    };
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap_or("");
     let http10 = status.starts_with("HTTP/1.0");
@@ -485,11 +522,14 @@ fn parse_response(buf: &[u8]) -> Option<Outcome> {
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.parse::<usize>().ok();
             } else if name.eq_ignore_ascii_case("connection") {
-                close = value.eq_ignore_ascii_case("close") || (http10 && !value.eq_ignore_ascii_case("keep-alive"));
+                close = value.eq_ignore_ascii_case("close")
+                    || (http10 && !value.eq_ignore_ascii_case("keep-alive"));
             }
         }
     }
-    let Some(length) = length else { return Some(Outcome::Bad) };
+    let Some(length) = length else {
+        return Some(Outcome::Bad);
+    };
     if buf.len() < head_end + length {
         return None;
     }
@@ -500,8 +540,13 @@ fn parse_response(buf: &[u8]) -> Option<Outcome> {
     match bencode::decode(body) {
         Ok(v) if v.get(b"failure reason").is_some() => Some(Outcome::Failure { close }),
         Ok(v) => match v.get(b"peers").and_then(|p| p.as_bytes()) {
-            Some(p) => Some(Outcome::Ok { peers: (p.len() / 6) as u64, close }),
-            None if v.get(b"peers").is_some() || v.get(b"peers6").is_some() => Some(Outcome::Ok { peers: 0, close }),
+            Some(p) => Some(Outcome::Ok {
+                peers: (p.len() / 6) as u64,
+                close,
+            }),
+            None if v.get(b"peers").is_some() || v.get(b"peers6").is_some() => {
+                Some(Outcome::Ok { peers: 0, close })
+            }
             None => Some(Outcome::Bad),
         },
         Err(_) => Some(Outcome::Bad),

@@ -119,9 +119,23 @@ impl Tally {
 trait Workload {
     /// Appends the next request of `lane` to `out` with `tx` as its transaction_id; returns its
     /// kind and a tag given back with the reply, or `None` when the lane has nothing to send now.
-    fn next(&mut self, lane: usize, tx: u32, now: Instant, out: &mut Vec<u8>) -> Option<(Kind, u32)>;
+    fn next(
+        &mut self,
+        lane: usize,
+        tx: u32,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<(Kind, u32)>;
     /// A well-formed reply of the expected kind arrived; returns false to count it an error.
-    fn reply(&mut self, lane: usize, kind: Kind, tag: u32, resp: &Response<'_>, now: Instant, t: &mut Tally) -> bool;
+    fn reply(
+        &mut self,
+        lane: usize,
+        kind: Kind,
+        tag: u32,
+        resp: &Response<'_>,
+        now: Instant,
+        t: &mut Tally,
+    ) -> bool;
     /// The request got no usable reply (timeout, error packet, unsendable).
     fn lost(&mut self, lane: usize, kind: Kind, tag: u32);
     /// Nothing left to do (fill mode).
@@ -148,7 +162,13 @@ struct Mix {
 }
 
 impl Workload for Mix {
-    fn next(&mut self, lane: usize, tx: u32, now: Instant, out: &mut Vec<u8>) -> Option<(Kind, u32)> {
+    fn next(
+        &mut self,
+        lane: usize,
+        tx: u32,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<(Kind, u32)> {
         let peers = &self.lane_peers[lane];
         if peers.is_empty() {
             return None;
@@ -182,7 +202,11 @@ impl Workload for Mix {
             downloaded: 0,
             left: if self.swarms.seeder[p] { 0 } else { 1 << 20 },
             uploaded: 0,
-            event: if self.announced[p] { Event::None } else { Event::Started },
+            event: if self.announced[p] {
+                Event::None
+            } else {
+                Event::Started
+            },
             ip: Ipv4Addr::UNSPECIFIED,
             key: p as u32,
             num_want: self.numwant,
@@ -193,7 +217,15 @@ impl Workload for Mix {
         Some((Kind::Announce, p as u32))
     }
 
-    fn reply(&mut self, _lane: usize, kind: Kind, tag: u32, resp: &Response<'_>, now: Instant, t: &mut Tally) -> bool {
+    fn reply(
+        &mut self,
+        _lane: usize,
+        kind: Kind,
+        tag: u32,
+        resp: &Response<'_>,
+        now: Instant,
+        t: &mut Tally,
+    ) -> bool {
         let p = tag as usize;
         match resp {
             Response::Connect(c) => {
@@ -245,7 +277,13 @@ impl Fill {
 }
 
 impl Workload for Fill {
-    fn next(&mut self, lane: usize, tx: u32, now: Instant, out: &mut Vec<u8>) -> Option<(Kind, u32)> {
+    fn next(
+        &mut self,
+        lane: usize,
+        tx: u32,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<(Kind, u32)> {
         let id = match self.lane_ids[lane] {
             Some((id, at)) if now.duration_since(at) < ID_LIFETIME => id,
             _ => {
@@ -267,7 +305,11 @@ impl Workload for Fill {
                 info_hash: self.hashes[torrent],
                 peer_id: common::peer_id(peer as u64),
                 downloaded: 0,
-                left: if (torrent + peer) % 3 == 0 { 0 } else { 1 << 20 },
+                left: if (torrent + peer) % 3 == 0 {
+                    0
+                } else {
+                    1 << 20
+                },
                 uploaded: 0,
                 event: Event::Started,
                 ip: Ipv4Addr::UNSPECIFIED,
@@ -297,7 +339,15 @@ impl Workload for Fill {
         Some((Kind::Scrape, chunk as u32))
     }
 
-    fn reply(&mut self, lane: usize, kind: Kind, tag: u32, resp: &Response<'_>, now: Instant, _t: &mut Tally) -> bool {
+    fn reply(
+        &mut self,
+        lane: usize,
+        kind: Kind,
+        tag: u32,
+        resp: &Response<'_>,
+        now: Instant,
+        _t: &mut Tally,
+    ) -> bool {
         self.in_flight -= 1;
         match resp {
             Response::Connect(c) => {
@@ -391,21 +441,39 @@ fn run() -> Result<(), String> {
     let fill = o.flag("fill");
     let duration = Duration::from_secs_f64(o.get("duration", if fill { 600.0 } else { 10.0 })?);
     let warmup = Duration::from_secs_f64(o.get("warmup", 0.0)?);
-    let sources: usize = if v6 { 1 } else { o.get("sources", 4usize)?.clamp(1, 250) };
+    let sources: usize = if v6 {
+        1
+    } else {
+        o.get("sources", 4usize)?.clamp(1, 250)
+    };
     let sockets: usize = o.get("sockets", 16usize)?.max(1).div_ceil(sources) * sources;
     let window: usize = o.get("window", 8usize)?.clamp(1, 65535);
     let timeout = Duration::from_millis(o.get("timeout-ms", 1000u64)?);
     let numwant: i32 = o.get("numwant", if fill { 0 } else { 50 })?;
-    let cpu: Option<usize> = o.get_str("cpu").map(|c| c.parse()).transpose().map_err(|_| "--cpu: not a number")?;
+    let cpu: Option<usize> = o
+        .get_str("cpu")
+        .map(|c| c.parse())
+        .transpose()
+        .map_err(|_| "--cpu: not a number")?;
 
     let lanes = open_lanes(target, sources, sockets, window)?;
     let mut workload: Box<dyn Workload> = if fill {
         let per_torrent: u64 = o.get("peers-per-torrent", 10)?;
         o.finish()?;
         if per_torrent > sources as u64 * 64000 {
-            return Err(format!("--peers-per-torrent: at most {} with {sources} sources", sources * 64000));
+            return Err(format!(
+                "--peers-per-torrent: at most {} with {sources} sources",
+                sources * 64000
+            ));
         }
-        Box::new(fill_workload(seed, torrents, per_torrent, sources, sockets, numwant))
+        Box::new(fill_workload(
+            seed,
+            torrents,
+            per_torrent,
+            sources,
+            sockets,
+            numwant,
+        ))
     } else {
         let peers: u64 = o.get("peers", 100_000)?;
         let zipf: f64 = o.get("zipf", 1.0)?;
@@ -438,7 +506,14 @@ fn run() -> Result<(), String> {
     report(&tally, measured, fill, workload.as_ref(), target)
 }
 
-fn fill_workload(seed: u64, torrents: u64, per_torrent: u64, sources: usize, sockets: usize, numwant: i32) -> Fill {
+fn fill_workload(
+    seed: u64,
+    torrents: u64,
+    per_torrent: u64,
+    sources: usize,
+    sockets: usize,
+    numwant: i32,
+) -> Fill {
     let per_source = sockets / sources;
     let mut queues = vec![Vec::new(); sockets];
     let total = torrents * per_torrent;
@@ -471,13 +546,21 @@ fn fill_workload(seed: u64, torrents: u64, per_torrent: u64, sources: usize, soc
     }
 }
 
-fn open_lanes(target: SocketAddr, sources: usize, sockets: usize, window: usize) -> Result<Vec<Lane>, String> {
+fn open_lanes(
+    target: SocketAddr,
+    sources: usize,
+    sockets: usize,
+    window: usize,
+) -> Result<Vec<Lane>, String> {
     let mut lanes = Vec::with_capacity(sockets);
     for s in 0..sockets {
         let src = s % sources;
         let ip = common::source_ip(src, target.is_ipv6());
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
-        socket.connect(target).map_err(|e| format!("connect {target}: {e}"))?;
+        let socket =
+            UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        socket
+            .connect(target)
+            .map_err(|e| format!("connect {target}: {e}"))?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         let s2 = socket2::SockRef::from(&socket);
         let _ = s2.set_recv_buffer_size(1 << 20);
@@ -519,7 +602,11 @@ fn drive(
     let mut recv_bufs = vec![[0u8; RECV_SIZE]; BATCH];
     let mut pollfds: Vec<libc::pollfd> = lanes
         .iter()
-        .map(|l| libc::pollfd { fd: l.fd(), events: libc::POLLIN, revents: 0 })
+        .map(|l| libc::pollfd {
+            fd: l.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
         .collect();
     let mut next_expiry = start + Duration::from_millis(20);
     let mut to_send: Vec<u16> = Vec::with_capacity(BATCH);
@@ -542,10 +629,18 @@ fn drive(
                 let tx = (u32::from(lane.generation) << 16) | u32::from(slot);
                 let buf = &mut lane.bufs[slot as usize];
                 buf.clear();
-                let Some((kind, tag)) = w.next(li, tx, now, buf) else { break };
+                let Some((kind, tag)) = w.next(li, tx, now, buf) else {
+                    break;
+                };
                 lane.free.pop();
                 lane.generation = lane.generation.wrapping_add(1).max(1);
-                lane.slots[slot as usize] = Slot { busy: true, tx, kind, tag, sent: now };
+                lane.slots[slot as usize] = Slot {
+                    busy: true,
+                    tx,
+                    kind,
+                    tag,
+                    sent: now,
+                };
                 to_send.push(slot);
             }
             if !to_send.is_empty() {
@@ -575,7 +670,12 @@ fn drive(
                     }
                     let tx = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
                     let slot = (tx & 0xffff) as usize;
-                    let Some(s) = lane.slots.get(slot).copied().filter(|s| s.busy && s.tx == tx) else {
+                    let Some(s) = lane
+                        .slots
+                        .get(slot)
+                        .copied()
+                        .filter(|s| s.busy && s.tx == tx)
+                    else {
                         t.stale += 1;
                         continue;
                     };
@@ -655,7 +755,9 @@ fn send_many(fd: RawFd, bufs: &[Vec<u8>], slots: &[u16]) -> usize {
         })
         .collect();
     // SAFETY: all-zero mmsghdr is valid (null name, no control data).
-    let mut hdrs: Vec<libc::mmsghdr> = (0..slots.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut hdrs: Vec<libc::mmsghdr> = (0..slots.len())
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
     for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
         h.msg_hdr.msg_iov = v;
         h.msg_hdr.msg_iovlen = 1;
@@ -664,7 +766,12 @@ fn send_many(fd: RawFd, bufs: &[Vec<u8>], slots: &[u16]) -> usize {
     while sent < hdrs.len() {
         // SAFETY: the headers point at iovecs and buffers that outlive the call.
         let n = unsafe {
-            libc::sendmmsg(fd, hdrs[sent..].as_mut_ptr(), (hdrs.len() - sent) as libc::c_uint, libc::MSG_DONTWAIT)
+            libc::sendmmsg(
+                fd,
+                hdrs[sent..].as_mut_ptr(),
+                (hdrs.len() - sent) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
         };
         if n <= 0 {
             let e = io::Error::last_os_error();
@@ -682,25 +789,45 @@ fn send_many(fd: RawFd, bufs: &[Vec<u8>], slots: &[u16]) -> usize {
 fn recv_many(fd: RawFd, bufs: &mut [[u8; RECV_SIZE]]) -> Vec<usize> {
     let mut iov: Vec<libc::iovec> = bufs
         .iter_mut()
-        .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: RECV_SIZE })
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: RECV_SIZE,
+        })
         .collect();
     // SAFETY: all-zero mmsghdr is valid (null name, no control data).
-    let mut hdrs: Vec<libc::mmsghdr> = (0..bufs.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut hdrs: Vec<libc::mmsghdr> = (0..bufs.len())
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
     for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
         h.msg_hdr.msg_iov = v;
         h.msg_hdr.msg_iovlen = 1;
     }
     // SAFETY: every header points at a buffer of RECV_SIZE bytes owned by the caller.
     let n = unsafe {
-        libc::recvmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
     };
     if n <= 0 {
         return Vec::new();
     }
-    hdrs[..n as usize].iter().map(|h| h.msg_len as usize).collect()
+    hdrs[..n as usize]
+        .iter()
+        .map(|h| h.msg_len as usize)
+        .collect()
 }
 
-fn report(t: &Tally, measured: Duration, fill: bool, w: &dyn Workload, target: SocketAddr) -> Result<(), String> {
+fn report(
+    t: &Tally,
+    measured: Duration,
+    fill: bool,
+    w: &dyn Workload,
+    target: SocketAddr,
+) -> Result<(), String> {
     let secs = measured.as_secs_f64().max(1e-9);
     let responses: u64 = t.ok.iter().sum();
     let errors: u64 = t.errors.iter().sum();
@@ -711,8 +838,16 @@ fn report(t: &Tally, measured: Duration, fill: bool, w: &dyn Workload, target: S
         t.ok[0],
         t.ok[1],
         t.ok[2],
-        if t.latency.is_empty() { 0 } else { t.latency.value_at_quantile(0.5) },
-        if t.latency.is_empty() { 0 } else { t.latency.value_at_quantile(0.99) },
+        if t.latency.is_empty() {
+            0
+        } else {
+            t.latency.value_at_quantile(0.5)
+        },
+        if t.latency.is_empty() {
+            0
+        } else {
+            t.latency.value_at_quantile(0.99)
+        },
     );
     let mut line = format!(
         "RESULT kind=udp mode={} duration_s={secs:.3} responses={responses} rps={:.1} errors={errors} timeouts={timeouts} send_fail={} stale={}",
@@ -722,10 +857,16 @@ fn report(t: &Tally, measured: Duration, fill: bool, w: &dyn Workload, target: S
         t.stale
     );
     for (k, name) in KINDS.iter().enumerate() {
-        line.push_str(&format!(" {name}={} {name}_errors={} {name}_timeouts={}", t.ok[k], t.errors[k], t.timeouts[k]));
+        line.push_str(&format!(
+            " {name}={} {name}_errors={} {name}_timeouts={}",
+            t.ok[k], t.errors[k], t.timeouts[k]
+        ));
     }
     let announces = t.ok[1].max(1);
-    line.push_str(&format!(" peers_per_announce={:.2} ", t.peers_received as f64 / announces as f64));
+    line.push_str(&format!(
+        " peers_per_announce={:.2} ",
+        t.peers_received as f64 / announces as f64
+    ));
     line.push_str(&percentiles(&t.latency, ""));
     line.push(' ');
     line.push_str(&percentiles(&t.announce_latency, "announce_"));
@@ -736,4 +877,3 @@ fn report(t: &Tally, measured: Duration, fill: bool, w: &dyn Workload, target: S
     }
     Ok(())
 }
-
