@@ -811,7 +811,7 @@ fn memory(s: &Settings) -> Result<i32> {
         );
     }
     println!(
-        "# memory per peer: fresh tracker per shape, filled over UDP (numwant 0, 1/3 seeders); (VmRSS after - VmRSS before) / peers; opentracker-rs {} the whitelist",
+        "# memory per peer: fresh tracker per shape, warmed with 1 s of connects, filled over UDP (numwant 0, 1/3 seeders); (VmRSS after - VmRSS before) / peers; opentracker-rs {} the whitelist",
         if whitelist { "gets" } else { "runs without" }
     );
     let mut rows = Vec::new();
@@ -820,6 +820,25 @@ fn memory(s: &Settings) -> Result<i32> {
         let mut row = Vec::new();
         for &w in &order {
             let t = start(s, w, torrents, w == Which::Opentracker || whitelist)?;
+            // Warm-up with connects only (no peer is stored): every receive and reply buffer
+            // the tracker allocated up front gets touched now, not during the fill, so the
+            // delta is the store's growth alone.
+            let warm: Vec<String> = vec![
+                "--target".into(),
+                t.udp.to_string(),
+                "--connect-only".into(),
+                "--duration".into(),
+                "1".into(),
+                "--peers".into(),
+                "10000".into(),
+                "--torrents".into(),
+                "1".into(),
+                "--sockets".into(),
+                "16".into(),
+                "--window".into(),
+                "64".into(),
+            ];
+            load(s, &t, "udp_load", &warm)?;
             std::thread::sleep(Duration::from_millis(500));
             let (before, anon_before) = rss_kb(t.child.id())?;
             let args: Vec<String> = vec![

@@ -20,6 +20,9 @@
 //! `--timeout-ms` counts as a timeout. Runs for `--duration` seconds after `--warmup` seconds
 //! (whose requests are not counted), then prints a summary and one `RESULT k=v ...` line.
 //!
+//! `--connect-only`: every request is a connect (changes nothing in the tracker; used to warm
+//! a tracker's socket buffers before a memory measurement).
+//!
 //! Fill mode (`--fill`): announces each of `--peers-per-torrent` peers to each of `--torrents`
 //! torrents exactly once (numwant 0, a third of them seeders; peer `j` of every torrent is the
 //! same address and port, so the tracker holds T x N peers), retrying lost datagrams, then
@@ -159,6 +162,8 @@ struct Mix {
     numwant: i32,
     counter: u64,
     rng: fastrand::Rng,
+    /// Only connect requests (they change nothing in the tracker): `--connect-only`.
+    connect_only: bool,
 }
 
 impl Workload for Mix {
@@ -175,7 +180,7 @@ impl Workload for Mix {
         }
         let p = peers[self.rng.usize(..peers.len())] as usize;
         let id = match self.ids[p] {
-            Some((id, at)) if now.duration_since(at) < ID_LIFETIME => id,
+            Some((id, at)) if now.duration_since(at) < ID_LIFETIME && !self.connect_only => id,
             _ => {
                 ConnectRequest { transaction_id: tx }.emit(out);
                 return Some((Kind::Connect, p as u32));
@@ -424,7 +429,7 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let o = Opts::from_env(&["fill", "print-whitelist"])?;
+    let o = Opts::from_env(&["fill", "print-whitelist", "connect-only"])?;
     let seed: u64 = o.get("seed", 1)?;
     let torrents: u64 = o.get("torrents", 10_000)?;
     if o.flag("print-whitelist") {
@@ -479,6 +484,7 @@ fn run() -> Result<(), String> {
         let zipf: f64 = o.get("zipf", 1.0)?;
         let seeders: f64 = o.get("seeders", 0.33)?;
         let scrape_every: u64 = o.get("scrape-every", 100)?;
+        let connect_only = o.flag("connect-only");
         o.finish()?;
         let swarms = Swarms::new(seed, torrents, peers, zipf, seeders, sources);
         let mut lane_peers = vec![Vec::new(); sockets];
@@ -497,6 +503,7 @@ fn run() -> Result<(), String> {
             numwant,
             counter: 0,
             rng: fastrand::Rng::with_seed(seed ^ 0xBEEF),
+            connect_only,
         })
     };
     if let Some(cpu) = cpu {
