@@ -17,7 +17,7 @@
 //!          --ours-whitelist auto|on|off  give opentracker-rs the same whitelist: `auto` does
 //!                                when `opentracker-rs --check-config` accepts access.whitelist
 //!          --torrents 10000 --peers 100000 --connections 64 --sockets 16 --window 8
-//!          --shapes 2000x100,20000x10,200000x1 (memory)
+//!          --shapes 2000x100,20000x10,200000x1 --fill-order rounds|torrents|random (memory)
 //! ```
 //!
 //! Each tracker runs pinned to one CPU (`taskset -c`), each load generator to the other. For
@@ -82,6 +82,7 @@ struct Settings {
     sockets: usize,
     window: usize,
     shapes: Vec<(u64, u64)>,
+    fill_order: String,
 }
 
 /// A running tracker.
@@ -182,6 +183,7 @@ fn run() -> Result<i32> {
         connections: o.get("connections", 64)?,
         sockets: o.get("sockets", 16)?,
         window: o.get("window", 8)?,
+        fill_order: o.get_str("fill-order").unwrap_or_else(|| "rounds".into()),
         shapes: parse_shapes(
             &o.get_str("shapes")
                 .unwrap_or_else(|| "2000x100,20000x10,200000x1".into()),
@@ -811,7 +813,8 @@ fn memory(s: &Settings) -> Result<i32> {
         );
     }
     println!(
-        "# memory per peer: fresh tracker per shape, warmed with 1 s of connects, filled over UDP (numwant 0, 1/3 seeders); (VmRSS after - VmRSS before) / peers; opentracker-rs {} the whitelist",
+        "# memory per peer: fresh tracker per shape, warmed with 1 s of connects, filled over UDP (numwant 0, 1/3 seeders, fill order {}); (VmRSS after - VmRSS before) / peers; opentracker-rs {} the whitelist",
+        s.fill_order,
         if whitelist { "gets" } else { "runs without" }
     );
     let mut rows = Vec::new();
@@ -855,6 +858,8 @@ fn memory(s: &Settings) -> Result<i32> {
                 s.sockets.to_string(),
                 "--window".into(),
                 s.window.to_string(),
+                "--fill-order".into(),
+                s.fill_order.clone(),
             ];
             let r = load(s, &t, "udp_load", &args)?;
             std::thread::sleep(Duration::from_secs(1));

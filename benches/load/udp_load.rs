@@ -20,6 +20,10 @@
 //! `--timeout-ms` counts as a timeout. Runs for `--duration` seconds after `--warmup` seconds
 //! (whose requests are not counted), then prints a summary and one `RESULT k=v ...` line.
 //!
+//! `--fill-order rounds|torrents|random`: `rounds` (default) announces peer j to every torrent
+//! before peer j+1 (every swarm grows at the same pace), `torrents` fills one torrent after the
+//! other, `random` shuffles all pairs.
+//!
 //! `--connect-only`: every request is a connect (changes nothing in the tracker; used to warm
 //! a tracker's socket buffers before a memory measurement).
 //!
@@ -464,6 +468,7 @@ fn run() -> Result<(), String> {
     let lanes = open_lanes(target, sources, sockets, window)?;
     let mut workload: Box<dyn Workload> = if fill {
         let per_torrent: u64 = o.get("peers-per-torrent", 10)?;
+        let order = o.get_str("fill-order").unwrap_or_else(|| "rounds".into());
         o.finish()?;
         if per_torrent > sources as u64 * 64000 {
             return Err(format!(
@@ -478,7 +483,8 @@ fn run() -> Result<(), String> {
             sources,
             sockets,
             numwant,
-        ))
+            &order,
+        )?)
     } else {
         let peers: u64 = o.get("peers", 100_000)?;
         let zipf: f64 = o.get("zipf", 1.0)?;
@@ -520,13 +526,33 @@ fn fill_workload(
     sources: usize,
     sockets: usize,
     numwant: i32,
-) -> Fill {
+    order: &str,
+) -> Result<Fill, String> {
     let per_source = sockets / sources;
     let mut queues = vec![Vec::new(); sockets];
     let total = torrents * per_torrent;
-    // Round j announces peer j to every torrent, so every swarm grows at the same pace (as a
-    // real tracker fills); queues are popped from the back, hence the reverse order.
-    for item in (0..total).rev() {
+    // Item `torrent + T * peer`. `rounds` (default): round j announces peer j to every
+    // torrent, so every swarm grows at the same pace; `torrents`: torrent by torrent, each
+    // filled with all its peers before the next; `random`: all pairs in a random order.
+    let mut items: Vec<u64> = match order {
+        "rounds" => (0..total).collect(),
+        "torrents" => (0..torrents)
+            .flat_map(|t| (0..per_torrent).map(move |j| t + torrents * j))
+            .collect(),
+        "random" => {
+            let mut v: Vec<u64> = (0..total).collect();
+            fastrand::Rng::with_seed(seed ^ 0xF111).shuffle(&mut v);
+            v
+        }
+        other => {
+            return Err(format!(
+                "--fill-order: {other:?} is not rounds, torrents or random"
+            ));
+        }
+    };
+    // Queues are popped from the back, hence the reverse order.
+    items.reverse();
+    for item in items {
         let peer = (item / torrents) as usize;
         let lane = peer % sources + sources * ((item as usize) % per_source);
         queues[lane].push(item);
@@ -536,7 +562,7 @@ fn fill_workload(
     for c in 0..chunks {
         scrape_queues[c as usize % sockets].push(c);
     }
-    Fill {
+    Ok(Fill {
         hashes: (0..torrents).map(|i| common::info_hash(seed, i)).collect(),
         per_torrent,
         sources,
@@ -550,7 +576,7 @@ fn fill_workload(
         scraped_peers: 0,
         scraped_seeders: 0,
         scraped_chunks: 0,
-    }
+    })
 }
 
 fn open_lanes(
