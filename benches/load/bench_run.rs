@@ -741,6 +741,7 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
                     failed = true;
                 }
                 print_row(sc, t.which, &f);
+                println!("    {}", r.summary);
                 per[i].1.push(f);
             }
         }
