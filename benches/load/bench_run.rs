@@ -8,6 +8,9 @@
 //! bench_run memory   [options]   bytes per peer for 2,000x100, 20,000x10, 200,000x1 (both)
 //! bench_run smoke    [options]   each load generator for 2 s against opentracker-rs; exit 1
 //!                                unless every run got answers and no errors
+//! bench_run fullscrape [options] opentracker-rs with --fs-torrents (1,000,000) torrents: full
+//!                                scrapes (plain, gzip) while UDP announces go on; the announces'
+//!                                worst latency bounds how long the loop was blocked
 //!
 //! options: --bin-dir DIR          opentracker-rs and examples/ (default: next to this binary)
 //!          --opentracker PATH     default /usr/bin/opentracker
@@ -18,6 +21,7 @@
 //!                                when `opentracker-rs --check-config` accepts access.whitelist
 //!          --torrents 10000 --peers 100000 --connections 64 --sockets 16 --window 8
 //!          --shapes 2000x100,20000x10,200000x1 --fill-order rounds|torrents|random (memory)
+//!          --fs-torrents 1000000 (fullscrape)
 //! ```
 //!
 //! Each tracker runs pinned to one CPU (`taskset -c`), each load generator to the other. For
@@ -83,6 +87,7 @@ struct Settings {
     window: usize,
     shapes: Vec<(u64, u64)>,
     fill_order: String,
+    fs_torrents: u64,
 }
 
 /// A running tracker.
@@ -184,6 +189,7 @@ fn run() -> Result<i32> {
         sockets: o.get("sockets", 16)?,
         window: o.get("window", 8)?,
         fill_order: o.get_str("fill-order").unwrap_or_else(|| "rounds".into()),
+        fs_torrents: o.get("fs-torrents", 1_000_000)?,
         shapes: parse_shapes(
             &o.get_str("shapes")
                 .unwrap_or_else(|| "2000x100,20000x10,200000x1".into()),
@@ -199,6 +205,7 @@ fn run() -> Result<i32> {
         "compare" => scenarios(&s, true),
         "memory" => memory(&s),
         "smoke" => smoke(&s),
+        "fullscrape" => fullscrape(&s),
         _ => Err(
             "usage: bench_run bench|compare|memory|smoke [options] (see the source's header)"
                 .into(),
@@ -991,4 +998,143 @@ fn smoke(s: &Settings) -> Result<i32> {
     }
     println!("bench-smoke: {passed} passed, {failed} failed");
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full scrape
+// ---------------------------------------------------------------------------------------------
+
+/// One `GET /scrape` (full scrape) on a new connection; returns (status line, headers, body
+/// bytes, seconds). The body is read to the end of the connection (`Connection: close`).
+fn get_full_scrape(addr: SocketAddr, gzip: bool) -> Result<(String, String, usize, f64)> {
+    use std::io::{Read, Write};
+    let t0 = Instant::now();
+    let mut c = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "GET /scrape HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{}\r\n",
+        if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        }
+    );
+    c.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut body = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = c.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(end) = memchr::memmem::find(&head, b"\r\n\r\n") {
+            let _ = end;
+            body += n;
+        } else {
+            head.extend_from_slice(&buf[..n]);
+            if let Some(end) = memchr::memmem::find(&head, b"\r\n\r\n") {
+                body += head.len() - end - 4;
+                head.truncate(end);
+                head.extend_from_slice(b"\r\n\r\n");
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let status = text.lines().next().unwrap_or("").to_owned();
+    Ok((status, text, body, t0.elapsed().as_secs_f64()))
+}
+
+fn fullscrape(s: &Settings) -> Result<i32> {
+    let whitelist = ours_whitelist(s)?;
+    let n = s.fs_torrents;
+    let t = start_ours(s, n, whitelist)?;
+    println!(
+        "# full scrape of {n} torrents x 1 peer, filled over UDP; UDP announces (20,000 peers on the 10,000 most popular torrents) run meanwhile"
+    );
+    let fill: Vec<String> = vec![
+        "--target".into(),
+        t.udp.to_string(),
+        "--fill".into(),
+        "--seed".into(),
+        SEED.to_string(),
+        "--torrents".into(),
+        n.to_string(),
+        "--peers-per-torrent".into(),
+        "1".into(),
+    ];
+    let r = load(s, &t, "udp_load", &fill)?;
+    println!("# fill: {}", r.summary);
+    // Does this build serve full scrapes? (Before the feature, /scrape without info_hash is a
+    // bencoded failure.)
+    let (status, _, body, _) = get_full_scrape(t.http, false)?;
+    if !status.contains(" 200") || body < (n as usize) * 50 {
+        println!(
+            "# this opentracker-rs build does not serve full scrapes ({status}, {body} bytes): nothing to measure"
+        );
+        return Ok(0);
+    }
+    let mix = |secs: &str| -> Vec<String> {
+        vec![
+            "--target".into(),
+            t.udp.to_string(),
+            "--duration".into(),
+            secs.into(),
+            "--seed".into(),
+            SEED.to_string(),
+            "--torrents".into(),
+            "10000".into(),
+            "--peers".into(),
+            "20000".into(),
+        ]
+    };
+    let base = load(s, &t, "udp_load", &mix("6"))?;
+    println!(
+        "announces alone:            max latency {:>8.1} ms, p99.9 {:>6.1} ms  ({})",
+        base.num("announce_max_us") / 1000.0,
+        base.num("announce_p999_us") / 1000.0,
+        base.summary
+    );
+    for gzip in [false, true] {
+        let bin = s.examples.join("udp_load");
+        let child = pinned(s.load_cpu, &bin)
+            .args(mix("6"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        std::thread::sleep(Duration::from_secs(1));
+        let (status, head, body, secs) = get_full_scrape(t.http, gzip)?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let res = text
+            .lines()
+            .find_map(common::parse_result)
+            .unwrap_or_default();
+        let num = |k: &str| {
+            res.get(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let encoded = head.to_ascii_lowercase().contains("content-encoding: gzip");
+        println!(
+            "full scrape {:<5} {status}: {body} bytes{} in {:.0} ms; announces meanwhile: max latency {:>8.1} ms, p99.9 {:>6.1} ms, {} errors, {} timeouts",
+            if gzip { "gzip" } else { "plain" },
+            if gzip && !encoded {
+                " (NOT gzip-encoded)"
+            } else {
+                ""
+            },
+            secs * 1000.0,
+            num("announce_max_us") / 1000.0,
+            num("announce_p999_us") / 1000.0,
+            num("errors"),
+            num("timeouts")
+        );
+    }
+    println!(
+        "# the loop's longest stall is at most the worst announce latency above minus a round trip"
+    );
+    Ok(0)
 }
