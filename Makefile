@@ -10,6 +10,7 @@
 #                   apt if missing), alternating, with the ratio ours/opentracker
 #   make bench-memory   bytes per peer at 2,000x100, 20,000x10, 200,000x1 (ours and opentracker)
 #   make bench-micro    criterion micro-benchmarks (cargo bench --bench micro)
+#   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
 #   make bench-smoke    each load generator for 2 s against a debug build (CI)
 #   Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (1), OURS_WHITELIST (auto|on|off),
 #   BENCH_ARGS (more bench_run options, see benches/load/bench_run.rs). See BENCHMARKS.md.
@@ -29,7 +30,7 @@ BENCH_ARGS ?=
 BENCH_RUN = $(TARGET_DIR)/release/examples/bench_run
 BENCH_OPTS = --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitelist $(OURS_WHITELIST) $(BENCH_ARGS)
 
-.PHONY: all run test test-deps install clean bench bench-compare bench-memory bench-micro bench-smoke bench-build bench-deps
+.PHONY: all run test test-deps install clean bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-build bench-deps
 
 all:
 	$(CARGO) build --release --locked
@@ -67,6 +68,10 @@ bench-memory: bench-build bench-deps
 
 bench-micro:
 	$(CARGO) bench --locked --bench micro
+
+# Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature).
+bench-fullscrape: bench-build
+	$(BENCH_RUN) fullscrape $(BENCH_OPTS)
 
 # CI: the load generators and the driver must keep working (debug build, no pinning, ~10 s).
 bench-smoke:
