@@ -128,12 +128,12 @@ pub struct Config {
     /// `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
     pub fullscrape_interval: u32,
     /// `tracker.max_torrents N`: most torrents held over both address families, 0..=2^40,
-    /// default 0 (no limit). When reached, an announce that would create a torrent is refused
+    /// default 5,000,000 (0 = no limit). When reached, an announce that would create a torrent is refused
     /// (HTTP `failure reason` / UDP error "tracker is full: no new torrents"); existing torrents keep
     /// working. Bounds the memory random info_hashes can take.
     pub max_torrents: u64,
-    /// `tracker.max_peers N`: most peers held over both families, 0..=2^40, default 0 (no
-    /// limit). When reached, an announce that would add a peer is refused ("tracker is full: no
+    /// `tracker.max_peers N`: most peers held over both families, 0..=2^40, default
+    /// 50,000,000 (0 = no limit). When reached, an announce that would add a peer is refused ("tracker is full: no
     /// new peers"); known peers keep announcing, `stopped` always works.
     pub max_peers: u64,
     /// HTTP server limits (`http.*`).
@@ -239,8 +239,8 @@ impl Default for Config {
             max_scrape_hashes: 64,
             random_peers: 0,
             fullscrape_interval: 0,
-            max_torrents: 0,
-            max_peers: 0,
+            max_torrents: crate::service::capacity::DEFAULT_MAX_TORRENTS,
+            max_peers: crate::service::capacity::DEFAULT_MAX_PEERS,
             http: HttpConfig::default(),
             udp: UdpConfig::default(),
             sources: Vec::new(),
@@ -464,7 +464,7 @@ mod tests {
             (c.peer_timeout, c.torrent_timeout, c.max_scrape_hashes),
             (2700, 86400, 64)
         );
-        assert_eq!((c.max_torrents, c.max_peers), (0, 0));
+        assert_eq!((c.max_torrents, c.max_peers), (5_000_000, 50_000_000));
         assert_eq!(
             c.http,
             HttpConfig {

@@ -64,8 +64,8 @@ impl Default for Policy {
             peer_timeout: 2700,
             torrent_timeout: 86400,
             random_peers: 0,
-            max_torrents: 0,
-            max_peers: 0,
+            max_torrents: capacity::DEFAULT_MAX_TORRENTS,
+            max_peers: capacity::DEFAULT_MAX_PEERS,
         }
     }
 }
