@@ -34,26 +34,7 @@ for pair in "${NEEDED[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-test-deps: missing python3 modules (packages: ${missing[*]})." >&2
-    echo "install-test-deps: as root run: apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-test-deps: no apt-get here; install ${missing[*]} (Debian names) by hand." >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-for pkg in "${missing[@]}"; do
-    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-        echo "install-test-deps: apt-get update" >&2
-        apt-get update -qq
-        break
-    fi
-done
-echo "install-test-deps: apt-get install ${missing[*]}" >&2
-apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+bash "$(dirname "$0")/apt-install.sh" install-test-deps "${missing[@]}"
 
 for pair in "${NEEDED[@]}"; do
     read -r pkg module <<<"$pair"
