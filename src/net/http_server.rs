@@ -342,21 +342,28 @@ impl HttpServer {
         let conn = self.conns[slot].as_mut().expect("open slot");
         let mut budget = limits.max_pipelined.max(1);
         let mut drained = false;
-        if !conn.rbuf.is_empty() {
-            let buf = std::mem::take(&mut conn.rbuf);
-            let served = serve_buffer(
-                conn,
-                &buf,
-                &mut budget,
-                tracker,
-                site,
-                now,
-                &mut self.scratch,
-                &limits,
-            );
-            keep_rest(conn, buf, served, now);
-        }
-        while !conn.closing && budget > 0 && conn.wbuf.is_empty() {
+        // `rbuf` holds bytes not parsed since they arrived: kept from an earlier call (an
+        // incomplete head, or requests left by the budget) or appended by a read below.
+        let mut fresh = true;
+        loop {
+            if fresh && budget > 0 && !conn.rbuf.is_empty() {
+                let buf = std::mem::take(&mut conn.rbuf);
+                let served = serve_buffer(
+                    conn,
+                    &buf,
+                    &mut budget,
+                    tracker,
+                    site,
+                    now,
+                    &mut self.scratch,
+                    &limits,
+                );
+                keep_rest(conn, buf, served, now);
+            }
+            fresh = false;
+            if conn.closing || budget == 0 || !conn.wbuf.is_empty() {
+                break;
+            }
             let n = match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     // The client half-closed: answer what it sent, then close.
@@ -375,42 +382,15 @@ impl HttpServer {
             };
             tracker.stats.bytes_in += n as u64;
             conn.last_active = now;
-            let buf = if conn.rbuf.is_empty() {
-                // The common case: a whole request in one read, parsed in place.
-                let served = serve_buffer(
-                    conn,
-                    &self.read_buf[..n],
-                    &mut budget,
-                    tracker,
-                    site,
-                    now,
-                    &mut self.scratch,
-                    &limits,
-                );
-                if served.consumed == n {
-                    conn.head_since = None;
-                    continue;
-                }
-                let mut rest = Vec::with_capacity(n - served.consumed);
-                rest.extend_from_slice(&self.read_buf[served.consumed..n]);
-                keep_rest(
-                    conn,
-                    rest,
-                    Served {
-                        consumed: 0,
-                        ..served
-                    },
-                    now,
-                );
+            if !conn.rbuf.is_empty() {
+                conn.rbuf.extend_from_slice(&self.read_buf[..n]);
+                fresh = true;
                 continue;
-            } else {
-                let mut buf = std::mem::take(&mut conn.rbuf);
-                buf.extend_from_slice(&self.read_buf[..n]);
-                buf
-            };
+            }
+            // The common case: a whole request in one read, parsed in place (no copy).
             let served = serve_buffer(
                 conn,
-                &buf,
+                &self.read_buf[..n],
                 &mut budget,
                 tracker,
                 site,
@@ -418,7 +398,18 @@ impl HttpServer {
                 &mut self.scratch,
                 &limits,
             );
-            keep_rest(conn, buf, served, now);
+            if served.consumed == n {
+                conn.head_since = None;
+            } else {
+                // Already parsed: kept, not served again until more bytes arrive (or, if the
+                // budget stopped us, on the next turn through the pending list).
+                let rest = self.read_buf[served.consumed..n].to_vec();
+                let served = Served {
+                    consumed: 0,
+                    ..served
+                };
+                keep_rest(conn, rest, served, now);
+            }
         }
         if conn.producer.is_some() && !self.streaming.contains(&slot) {
             self.streaming.push(slot);
