@@ -3,5 +3,6 @@
 pub mod clean;
 pub mod peer;
 pub mod select;
+pub mod slab;
 pub mod store;
 pub mod torrent;

@@ -18,7 +18,7 @@
 //!   peers reads the useful ones first), each in the order picked.
 //! * Each peer is written as its `N` compact bytes (BEP 23 / BEP 7), straight into `out`.
 
-use super::torrent::{PeerVec, SEEDER};
+use super::torrent::{PeerVec, SEEDER, nibble};
 
 /// The largest `numwant` honoured; bigger values are clamped to it (the caller already clamps
 /// to its own limit, opentracker's is 200).
@@ -44,16 +44,16 @@ pub fn select_peers<const N: usize>(
     if numwant == 0 || len == 0 {
         return 0;
     }
-    let bytes = peers.as_bytes();
-    let r = PeerVec::<N>::RECORD;
-    let is_seeder = |i: usize| bytes.get(i * r + N).is_some_and(|m| m & SEEDER != 0);
+    let bytes = peers.addrs();
+    let metas = peers.metas();
+    let is_seeder = |i: usize| nibble(metas, i) & SEEDER != 0;
     let is_candidate = |i: usize| Some(i) != requester && !(seeder && is_seeder(i));
     let seeders = seeders.min(len);
     let pool = if seeder { len - seeders } else { len };
     let self_in_pool = requester.is_some_and(|i| i < len && !(seeder && is_seeder(i)));
     let candidates = pool - usize::from(self_in_pool && pool > 0);
     let push = |out: &mut Vec<u8>, i: usize| {
-        if let Some(addr) = bytes.get(i * r..i * r + N) {
+        if let Some(addr) = bytes.get(i * N..i * N + N) {
             out.extend_from_slice(addr);
         }
     };
@@ -136,13 +136,15 @@ mod tests {
 
     /// A swarm of `n` IPv4 peers 0.0.i.i:1; peer i is a seeder when `seeder(i)`.
     fn swarm(n: u16, seeder: impl Fn(u16) -> bool) -> (PeerVec<6>, usize) {
+        // The records live in a slab that must outlive the swarm: leak it (tests only).
+        let slab = Box::leak(Box::new(PeerVec::<6>::new_slab()));
         let mut v = PeerVec::<6>::new();
         let mut s = 0;
         for i in 0..n {
             let [hi, lo] = i.to_be_bytes();
             let meta = if seeder(i) { SEEDER } else { 0 };
             s += seeder(i) as usize;
-            assert!(v.insert(i as usize, &[0, 0, hi, lo, 0, 1], meta));
+            assert!(v.insert(slab, i as usize, &[0, 0, hi, lo, 0, 1], meta));
         }
         (v, s)
     }

@@ -12,16 +12,17 @@
 //! [`Store::clean_step`], [`Store::retain`], [`Store::set_downloaded`]) so live sync can hook
 //! them later. Totals (torrents, peers, seeders) are kept up to date incrementally.
 //!
-//! Memory: a torrent costs 48 bytes in its bucket plus its record block (none for one IPv4
-//! peer); see [`super::torrent`] for the block growth policy. Buckets grow by
-//! `max(1, len / 8)` entries, not by doubling nor by 4: with 48-byte entries a bucket of a few
-//! torrents wastes at most one 8-byte malloc slack, which is what keeps 2,000 torrents x 100
-//! peers under 8 bytes per peer (measured 7.8; growing by 4 gave 8.9 there). A
-//! bucket shrinks (to `len + len / 8`) when it falls under half full after removals.
+//! Memory: a torrent costs 48 bytes in its bucket plus its record block (6.5 bytes per IPv4
+//! peer; none for one IPv4 peer), which lives in the store's [`Slab`] up to 4 KiB; see
+//! [`super::torrent`] and [`super::slab`]. Buckets grow by `max(1, len / 8)` entries, not by
+//! doubling nor by 4: with 48-byte entries a bucket of a few torrents wastes at most one 8-byte
+//! malloc slack. A bucket shrinks (to `len + len / 8`) when it falls under half full after
+//! removals. A torrent leaving the store is cleared first, so its slab slot is given back.
 
 use super::clean::{self, CleanStats, Ticks, clean_torrent};
 use super::select::select_peers;
-use super::torrent::{COMPLETED, SEEDER, Torrent};
+use super::slab::Slab;
+use super::torrent::{PeerVec, SEEDER, Torrent};
 use crate::types::{Event, InfoHash};
 
 /// Number of buckets: the top 12 bits of the info_hash pick one.
@@ -83,6 +84,8 @@ pub struct AnnounceInput<'a, const N: usize> {
 /// The RAM store of one address family; `N` is the compact peer length (6 or 18 bytes).
 pub struct Store<const N: usize> {
     buckets: Box<[Vec<Torrent<N>>]>,
+    /// Storage of the record blocks of swarms up to 4 KiB.
+    slab: Slab,
     config: StoreConfig,
     ticks: Ticks,
     /// Next bucket the background sweep visits.
@@ -117,6 +120,7 @@ impl<const N: usize> Store<N> {
     pub fn new(config: StoreConfig) -> Self {
         Store {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            slab: PeerVec::<N>::new_slab(),
             config,
             ticks: Ticks::new(config.peer_timeout, config.torrent_timeout),
             cursor: 0,
@@ -170,13 +174,18 @@ impl<const N: usize> Store<N> {
     }
 
     /// Heap bytes requested from the allocator by the store (bucket array, bucket vectors,
-    /// record blocks), without malloc's own overhead. Walks every torrent: for stats, not for
-    /// the hot path.
+    /// slab chunks, record blocks of their own), without malloc's own overhead. Walks every
+    /// torrent: for stats, not for the hot path.
     pub fn heap_bytes(&self) -> u64 {
         let mut n = (self.buckets.len() * size_of::<Vec<Torrent<N>>>()) as u64;
+        n += self.slab.heap_bytes() as u64;
         for v in self.buckets.iter() {
             n += (v.capacity() * size_of::<Torrent<N>>()) as u64;
-            n += v.iter().map(|t| t.peers.heap_bytes() as u64).sum::<u64>();
+            n += v
+                .iter()
+                .filter(|t| !t.peers.in_slab())
+                .map(|t| t.peers.heap_bytes() as u64)
+                .sum::<u64>();
         }
         n
     }
@@ -187,7 +196,7 @@ impl<const N: usize> Store<N> {
         let Some(t) = self.buckets[b].get_mut(i) else {
             return false;
         };
-        let o = clean_torrent(t, now_tick, &self.ticks);
+        let o = clean_torrent(&mut self.slab, t, now_tick, &self.ticks);
         self.peers -= u64::from(o.peers_removed);
         self.seeders -= u64::from(o.seeders_removed);
         o.drop
@@ -197,7 +206,8 @@ impl<const N: usize> Store<N> {
     fn remove_torrent(&mut self, b: usize, i: usize) {
         let v = &mut self.buckets[b];
         if i < v.len() {
-            let t = v.remove(i);
+            let mut t = v.remove(i);
+            t.peers.clear(&mut self.slab);
             self.torrents -= 1;
             self.peers -= t.peers.len() as u64;
             self.seeders -= u64::from(t.seeders);
@@ -239,10 +249,11 @@ impl<const N: usize> Store<N> {
     /// peer.
     ///
     /// The torrent is cleaned (expiry) first and created if unknown. A new peer adds to the
-    /// peers (and seeders if `seeder`); `Completed` with `seeder` counts one `downloaded` and
-    /// marks the peer COMPLETED. A known peer is refreshed, seeder<->leecher changes fix the
-    /// seeders count, and `Completed` with `seeder` counts only if the peer was not yet
-    /// COMPLETED in this stay; `Completed` from a leecher never counts. `Stopped` is handled as
+    /// peers (and seeders if `seeder`). A known peer is refreshed, and seeder<->leecher changes
+    /// fix the seeders count. `Completed` with `seeder` counts one `downloaded` when the peer
+    /// was not stored as a seeder (new, or a leecher until now): each finished download counts
+    /// once, and a seeder repeating `completed` counts nothing (opentracker counts a repeat
+    /// after any announce without `completed`). `Completed` from a leecher never counts. `Stopped` is handled as
     /// [`Store::stop`] and selects nothing.
     pub fn announce(
         &mut self,
@@ -276,9 +287,8 @@ impl<const N: usize> Store<N> {
         let requester = match t.peers.search(req.peer) {
             Ok(p) => {
                 let old = t.peers.meta(p).unwrap_or(0);
-                let mut meta = stamp | seeder_bit | (old & COMPLETED);
-                if completed && old & COMPLETED == 0 {
-                    meta |= COMPLETED;
+                let meta = stamp | seeder_bit;
+                if completed && old & SEEDER == 0 {
                     t.downloaded = t.downloaded.saturating_add(1);
                 }
                 match (old & SEEDER != 0, req.seeder) {
@@ -296,8 +306,8 @@ impl<const N: usize> Store<N> {
                 Some(p)
             }
             Err(p) => {
-                let meta = stamp | seeder_bit | if completed { COMPLETED } else { 0 };
-                if t.peers.insert(p, req.peer, meta) {
+                let meta = stamp | seeder_bit;
+                if t.peers.insert(&mut self.slab, p, req.peer, meta) {
                     self.peers += 1;
                     if req.seeder {
                         t.seeders += 1;
@@ -345,7 +355,7 @@ impl<const N: usize> Store<N> {
             return SwarmCounts::default();
         };
         if let Ok(p) = t.peers.search(peer) {
-            let meta = t.peers.remove(p).unwrap_or(0);
+            let meta = t.peers.remove(&mut self.slab, p).unwrap_or(0);
             self.peers -= 1;
             if meta & SEEDER != 0 {
                 t.seeders -= 1;
@@ -379,10 +389,13 @@ impl<const N: usize> Store<N> {
         let now_tick = self.ticks.tick(now);
         let mut st = CleanStats::default();
         let ticks = self.ticks;
+        let slab = &mut self.slab;
         for _ in 0..buckets.min(BUCKETS) {
             let v = &mut self.buckets[self.cursor % BUCKETS];
             v.retain_mut(|t| {
-                let o = clean_torrent(t, now_tick, &ticks);
+                let o = clean_torrent(slab, t, now_tick, &ticks);
+                // Move the block down if its size class has a lower free slot (compaction).
+                t.peers.compact(slab);
                 st.peers_removed += u64::from(o.peers_removed);
                 st.seeders_removed += u64::from(o.seeders_removed);
                 // A dropped torrent is peerless: nothing else to subtract.
@@ -452,13 +465,15 @@ impl<const N: usize> Store<N> {
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
         let end = buckets.end.min(BUCKETS);
         let start = buckets.start.min(end);
+        let slab = &mut self.slab;
         for v in self.buckets[start..end].iter_mut() {
-            v.retain(|t| {
+            v.retain_mut(|t| {
                 let k = keep(&t.info_hash);
                 if !k {
                     torrents += 1;
                     peers += t.peers.len() as u64;
                     seeders += u64::from(t.seeders);
+                    t.peers.clear(slab);
                 }
                 k
             });
@@ -655,7 +670,7 @@ mod tests {
     }
 
     #[test]
-    fn completed_counts_once_per_stay_and_only_for_seeders() {
+    fn completed_counts_once_per_finished_download_and_only_for_seeders() {
         let mut s = StoreV4::new(StoreConfig::default());
         let p = p4(1, 1);
         // Completed with left > 0: never counts.
@@ -663,33 +678,41 @@ mod tests {
             ann(&mut s, &H1, &p, false, Event::Completed, 0, 0).0,
             sc(0, 1, 0)
         );
+        // Leecher -> seeder with completed: counts.
         assert_eq!(
             ann(&mut s, &H1, &p, true, Event::Completed, 0, 1).0,
             sc(1, 0, 1)
         );
-        // Again during the same stay: no.
+        // A seeder repeating completed: no.
         assert_eq!(
             ann(&mut s, &H1, &p, true, Event::Completed, 0, 2).0,
             sc(1, 0, 1)
         );
-        // Even after going back to leecher and seeding again.
+        // A seeder announcing without completed, then with it: still no.
+        ann(&mut s, &H1, &p, true, Event::None, 0, 3);
+        assert_eq!(
+            ann(&mut s, &H1, &p, true, Event::Completed, 0, 3).0,
+            sc(1, 0, 1)
+        );
+        // Back to leecher and finished again (a new download): counts.
         ann(&mut s, &H1, &p, false, Event::None, 0, 3);
         assert_eq!(
             ann(&mut s, &H1, &p, true, Event::Completed, 0, 4).0,
-            sc(1, 0, 1)
+            sc(1, 0, 2)
         );
         // A new peer that arrives completed counts at once.
         let q = p4(2, 1);
         assert_eq!(
             ann(&mut s, &H1, &q, true, Event::Completed, 0, 5).0,
-            sc(2, 0, 2)
-        );
-        // Leaving and coming back completed counts again.
-        assert_eq!(s.stop(&H1, &p, 6), sc(1, 0, 2));
-        assert_eq!(
-            ann(&mut s, &H1, &p, true, Event::Completed, 0, 7).0,
             sc(2, 0, 3)
         );
+        // Leaving and coming back completed counts again.
+        assert_eq!(s.stop(&H1, &p, 6), sc(1, 0, 3));
+        assert_eq!(
+            ann(&mut s, &H1, &p, true, Event::Completed, 0, 7).0,
+            sc(2, 0, 4)
+        );
+        s.check_invariants();
     }
 
     #[test]
@@ -715,8 +738,8 @@ mod tests {
 
     #[test]
     fn empty_torrent_with_downloaded_is_kept_then_times_out() {
-        // peer 10 s, torrent 100 s: 1-second ticks.
-        let mut s = StoreV4::new(cfg(10, 100));
+        // peer 4 s, torrent 100 s: 1-second ticks.
+        let mut s = StoreV4::new(cfg(4, 100));
         ann(&mut s, &H1, &p4(1, 1), true, Event::Completed, 0, 0);
         assert_eq!(s.stop(&H1, &p4(1, 1), 5), sc(0, 0, 1));
         assert_eq!((s.torrents(), s.peers()), (1, 0));
@@ -727,21 +750,21 @@ mod tests {
         assert_eq!(s.torrents(), 0);
         // The same by the sweep, after the last peer expired.
         ann(&mut s, &H2, &p4(1, 1), true, Event::Completed, 0, 200);
-        assert_eq!(s.clean_step(210, BUCKETS).peers_removed, 0);
-        let st = s.clean_step(211, BUCKETS);
+        assert_eq!(s.clean_step(204, BUCKETS).peers_removed, 0);
+        let st = s.clean_step(205, BUCKETS);
         assert_eq!(
             (st.peers_removed, st.seeders_removed, st.torrents_removed),
             (1, 1, 0)
         );
-        assert_eq!(s.clean_step(311, BUCKETS).torrents_removed, 0);
-        assert_eq!(s.clean_step(312, BUCKETS).torrents_removed, 1);
+        assert_eq!(s.clean_step(305, BUCKETS).torrents_removed, 0);
+        assert_eq!(s.clean_step(306, BUCKETS).torrents_removed, 1);
         assert_eq!(s.torrents(), 0);
         s.check_invariants();
     }
 
     #[test]
     fn peerless_torrent_revived_keeps_downloaded_until_timeout() {
-        let mut s = StoreV4::new(cfg(10, 100));
+        let mut s = StoreV4::new(cfg(4, 100));
         ann(&mut s, &H1, &p4(1, 1), true, Event::Completed, 0, 0);
         s.stop(&H1, &p4(1, 1), 0);
         assert_eq!(
@@ -759,7 +782,7 @@ mod tests {
 
     #[test]
     fn expiry_boundaries() {
-        for (timeout, tick_secs) in [(2u32, 1u32), (10, 1), (2700, 85)] {
+        for (timeout, tick_secs) in [(2u32, 1u32), (4, 1), (10, 3), (2700, 675)] {
             let mut s = StoreV4::new(cfg(timeout, 86400));
             assert_eq!(s.ticks().tick_secs, tick_secs);
             let t = s.ticks().peer_ticks;
@@ -784,8 +807,8 @@ mod tests {
                 "timeout {timeout}"
             );
             s.check_invariants();
-            // A long gap with no clean at all: everything expired, nothing misread mod 64.
-            for gap_ticks in [t + 1, 63, 64, 65, 64 + t, 1000] {
+            // A long gap with no clean at all: everything expired, nothing misread mod 8.
+            for gap_ticks in [t + 1, 7, 8, 9, 8 + t, 63, 64, 65, 1000] {
                 let mut s = StoreV4::new(cfg(timeout, 86400));
                 ann(&mut s, &H1, &p4(1, 1), true, Event::None, 0, t0);
                 let later = t0 + gap_ticks * tick_secs;
@@ -844,8 +867,8 @@ mod tests {
         ann(&mut s, &H1, &p4(1, 1), false, Event::None, 0, 0);
         assert!(s.get(&H1).unwrap().peers().is_inline());
         ann(&mut s, &H1, &p4(2, 1), false, Event::None, 0, 0);
-        assert!(!s.get(&H1).unwrap().peers().is_inline());
-        assert_eq!(s.get(&H1).unwrap().peers().capacity(), 3);
+        assert!(s.get(&H1).unwrap().peers().in_slab());
+        assert_eq!(s.get(&H1).unwrap().peers().capacity(), 2);
         s.stop(&H1, &p4(1, 1), 0);
         assert!(s.get(&H1).unwrap().peers().is_inline());
         s.stop(&H1, &p4(2, 1), 0);
@@ -869,7 +892,7 @@ mod tests {
         assert_eq!(c, sc(1, 1, 1));
         assert_eq!(out, a.to_vec());
         assert_eq!(s.stop(&H1, &a, 1), sc(1, 0, 1));
-        assert_eq!(s.get(&H1).unwrap().peers().capacity(), 2);
+        assert_eq!(s.get(&H1).unwrap().peers().capacity(), 1);
         s.check_invariants();
     }
 
@@ -982,7 +1005,7 @@ mod tests {
 
     #[test]
     fn set_downloaded_rules() {
-        let mut s = StoreV4::new(cfg(10, 100));
+        let mut s = StoreV4::new(cfg(4, 100));
         s.set_downloaded(&H1, 0, 0);
         assert_eq!(s.torrents(), 0);
         s.set_downloaded(&H1, 42, 0);
@@ -1006,14 +1029,15 @@ mod tests {
 
     #[test]
     fn time_going_backwards_does_not_break_anything() {
-        let mut s = StoreV4::new(cfg(10, 100));
+        let mut s = StoreV4::new(cfg(4, 100));
         ann(&mut s, &H1, &p4(1, 1), false, Event::None, 0, 500);
         ann(&mut s, &H1, &p4(2, 1), true, Event::None, 0, 400);
         assert_eq!(s.scrape(&H1, 300), Some(sc(1, 1, 0)));
         s.clean_step(0, BUCKETS);
         assert_eq!(s.peers(), 2);
         s.check_invariants();
-        assert_eq!(s.scrape(&H1, 511), None);
+        assert_eq!(s.scrape(&H1, 504), Some(sc(1, 1, 0)));
+        assert_eq!(s.scrape(&H1, 505), None);
     }
 
     // ---- randomized test against a simple model ----
@@ -1021,7 +1045,6 @@ mod tests {
     #[derive(Clone, Debug)]
     struct MPeer {
         seeder: bool,
-        completed: bool,
         tick: u32,
     }
 
@@ -1039,7 +1062,7 @@ mod tests {
         }
     }
 
-    /// The store's semantics with real ages, no packing, no mod 64.
+    /// The store's semantics with real ages, no packing, no mod 8.
     struct Model<const N: usize> {
         t: BTreeMap<InfoHash, MTorrent<N>>,
         tick_secs: u32,
@@ -1050,7 +1073,7 @@ mod tests {
 
     impl<const N: usize> Model<N> {
         fn new(c: StoreConfig) -> Self {
-            let tick_secs = c.peer_timeout.div_ceil(32).max(1);
+            let tick_secs = c.peer_timeout.div_ceil(4).max(1);
             Model {
                 t: BTreeMap::new(),
                 tick_secs,
@@ -1102,8 +1125,7 @@ mod tests {
             let completed = ev == Event::Completed && seeder;
             match t.peers.get_mut(peer) {
                 Some(p) => {
-                    if completed && !p.completed {
-                        p.completed = true;
+                    if completed && !p.seeder {
                         t.downloaded = t.downloaded.saturating_add(1);
                     }
                     p.seeder = seeder;
@@ -1112,11 +1134,7 @@ mod tests {
                 None => {
                     t.peers.insert(
                         *peer,
-                        MPeer {
-                            seeder,
-                            completed,
-                            tick: now,
-                        },
+                        MPeer { seeder, tick: now },
                     );
                     t.downloaded = t.downloaded.saturating_add(u32::from(completed));
                 }
@@ -1202,9 +1220,7 @@ mod tests {
                 .peers
                 .iter()
                 .map(|(a, p)| {
-                    let meta = (p.tick & 63) as u8
-                        | if p.seeder { SEEDER } else { 0 }
-                        | if p.completed { COMPLETED } else { 0 };
+                    let meta = (p.tick & 7) as u8 | if p.seeder { SEEDER } else { 0 };
                     (*a, meta)
                 })
                 .collect();
@@ -1386,8 +1402,13 @@ mod tests {
             pub static CHUNKS: Cell<i64> = const { Cell::new(0) };
         }
 
+        /// The glibc chunk of a request: `size + 8` rounded up to 16, at least 32.
+        fn malloc_chunk(size: usize) -> usize {
+            ((size + 8 + 15) & !15).max(32)
+        }
+
         fn note(size: usize, sign: i64) {
-            let chunk = crate::swarm::torrent::malloc_chunk(size) as i64;
+            let chunk = malloc_chunk(size) as i64;
             let _ = REQUESTED.try_with(|c| c.set(c.get() + sign * size as i64));
             let _ = CHUNKS.try_with(|c| c.set(c.get() + sign * chunk));
         }
@@ -1469,7 +1490,9 @@ mod tests {
         }
         let (r1, c1) = counting::now();
         let n = (torrents * peers) as f64;
-        assert_eq!(s.heap_bytes() as i64, r1 - before_new.0);
+        // Exact but for the slab's free-slot sets (B-tree nodes, estimated).
+        let err = s.heap_bytes() as i64 - (r1 - before_new.0);
+        assert!(err.abs() <= (r1 - before_new.0) / 100, "heap_bytes off by {err}");
         drop(s);
         (
             (r1 - r0) as f64 / n,

@@ -2,121 +2,179 @@
 //!
 //! # Records
 //!
-//! A stored peer is a record of `N + 1` bytes: the `N` bytes of its compact form (see
-//! [`super::peer`]; 6 for IPv4, 18 for IPv6) then one META byte:
+//! A stored peer is its `N`-byte compact form (see [`super::peer`]; 6 bytes for IPv4, 18 for
+//! IPv6) plus a 4-bit META nibble:
 //!
 //! | bits | meaning |
 //! |------|---------|
-//! | 7 ([`SEEDER`]) | the peer announced `left=0` last time |
-//! | 6 ([`COMPLETED`]) | its `event=completed` was already counted in `downloaded` during this stay |
-//! | 0..5 ([`STAMP_MASK`]) | STAMP: the tick of its last announce, mod 64 (see [`super::clean`]) |
+//! | 3 ([`SEEDER`]) | the peer announced `left=0` last time |
+//! | 0..2 ([`STAMP_MASK`]) | STAMP: the tick of its last announce, mod 8 (see [`super::clean`]) |
 //!
-//! Records are kept sorted by their `N` address bytes (memcmp order, i.e. by address then port,
-//! as opentracker) in ONE contiguous byte buffer of interleaved records (stride `N + 1`). Lookup
-//! is a binary search, a response is a copy of record prefixes, and there is no per-peer
-//! allocation.
+//! A swarm's storage is one BLOCK of `cap` records: first the `cap` addresses back to back
+//! (`cap * N` bytes, sorted by their bytes: memcmp order, i.e. by address then port, as
+//! opentracker), then the `cap` nibbles packed two per byte (`ceil(cap / 2)` bytes; record `i`'s
+//! nibble is the low half of byte `i / 2` when `i` is even, the high half when odd). So an IPv4
+//! peer costs 6.5 bytes, an IPv6 peer 18.5; lookup is a binary search over the addresses, and
+//! a run of peers for a response is a plain copy of addresses.
 //!
-//! # Memory
+//! # Where the block lives
 //!
-//! A [`Torrent`] is 48 bytes. Its [`PeerVec`] holds either nothing, one record INLINE in its 8
-//! data bytes (only when `N + 1 <= 8`, i.e. IPv4: most torrents of an open tracker have one peer
-//! and then cost no heap block at all), or a pointer to a heap block of `cap * (N + 1)` bytes.
+//! The storage is a function of the peer count `len` (no flags):
 //!
-//! Growth policy (std's doubling wastes up to half of the block): glibc's malloc hands out chunks
-//! of `request + 8` bytes rounded up to 16 (at least 32), so every block is sized to fill its
-//! chunk ([`fill_capacity`]). A full block of up to 4 KiB grows to the next chunk that holds one
-//! more record (one 16-byte step, sometimes two for IPv6); a bigger one grows by 1/8. A block
-//! shrinks only when peers are removed (stop, cleaning), when `len < cap / 2`, to the chunk that
-//! holds `len + len / 8`: after a shrink the swarm can gain 1/8 or lose half before the next
-//! reallocation, so add/remove at a boundary never reallocates every time. A swarm that falls
-//! to one IPv4 peer goes back INLINE and frees its block; an empty swarm has no block.
+//! | `len` | storage |
+//! |-------|---------|
+//! | 0 | none |
+//! | 1, IPv4 ([`PeerVec::INLINE`]) | INLINE in the [`PeerVec`]'s 8 data bytes: no heap at all (most torrents of an open tracker have one peer) |
+//! | up to [`PeerVec::SLAB_MAX`] (608 IPv4, 216 IPv6: blocks up to 4 KiB) | a slot of the store's [`Slab`], in the size class of `len` ([`slab::class_cap`]: exact up to 64 records, then at most 1/16 slack) |
+//! | more | a block of its own from the global allocator, `cap` records (kept in the `PeerVec`), grown by 1/8 when full, shrunk to `len + len / 8` when under half full |
+//!
+//! A change of `len` that changes the storage copies the records to the new storage and frees
+//! the old; otherwise records move in place (one memmove of the addresses, one shift of the
+//! nibbles). Slab blocks belong to the [`Slab`]: every method that can change `len` takes it, and
+//! a swarm must be [`PeerVec::clear`]ed before it is dropped or its slot stays taken until the
+//! slab is dropped (the store does this; see [`super::store`]).
 
 use std::alloc::{self, Layout};
 use std::fmt;
-use std::ptr;
 
+use super::slab::{self, SLAB_BYTES, Slab};
 use crate::types::InfoHash;
 
-/// META bit 7: the peer is a seeder (its last announce had `left=0`).
-pub const SEEDER: u8 = 0x80;
-/// META bit 6: the peer's `event=completed` was already counted in `downloaded` during this stay
-/// (as opentracker's `PEER_FLAG_COMPLETED`).
-pub const COMPLETED: u8 = 0x40;
-/// META bits 0..5: the stamp, the tick of the peer's last announce mod 64.
-pub const STAMP_MASK: u8 = 0x3f;
+/// META bit 3: the peer is a seeder (its last announce had `left=0`).
+pub const SEEDER: u8 = 0x8;
+/// META bits 0..2: the stamp, the tick of the peer's last announce mod 8.
+pub const STAMP_MASK: u8 = 0x7;
 
-/// Bytes malloc adds to a request (glibc on 64-bit: one size word).
-const MALLOC_OVERHEAD: usize = 8;
-/// glibc chunk granularity in bytes.
-const MALLOC_ALIGN: usize = 16;
-/// glibc's smallest chunk in bytes.
-const MALLOC_MIN_CHUNK: usize = 32;
-/// Blocks up to this size (bytes) grow one chunk step at a time; bigger ones grow by 1/8.
-const SMALL_BLOCK: usize = 4096;
-
-/// The glibc malloc chunk size (bytes) that a request of `bytes` bytes occupies:
-/// `bytes + 8` rounded up to 16, at least 32. Saturates instead of overflowing.
-pub fn malloc_chunk(bytes: usize) -> usize {
-    let c = bytes.saturating_add(MALLOC_OVERHEAD + MALLOC_ALIGN - 1) & !(MALLOC_ALIGN - 1);
-    c.max(MALLOC_MIN_CHUNK)
+/// Bytes of a block of `cap` records of `n`-byte addresses: `cap * n + ceil(cap / 2)`.
+pub const fn block_bytes(n: usize, cap: usize) -> usize {
+    cap * n + cap.div_ceil(2)
 }
 
-/// The number of `record`-byte records that fill the malloc chunk holding `min_records`
-/// records (so the block's slack is used, not wasted). At least `min_records`; `None` when the
-/// block would exceed `isize::MAX` bytes or the count `u32::MAX` (the capacity field is a `u32`).
-pub fn fill_capacity(min_records: usize, record: usize) -> Option<usize> {
-    let record = record.max(1);
-    let bytes = min_records.checked_mul(record)?;
-    if bytes > isize::MAX as usize / 2 {
-        return None;
+/// The largest `len` whose block (in its size class) fits in [`SLAB_BYTES`].
+const fn slab_max(n: usize) -> usize {
+    let mut len = 1;
+    while block_bytes(n, slab::class_cap(len + 1)) <= SLAB_BYTES {
+        len += 1;
     }
-    let cap = (malloc_chunk(bytes) - MALLOC_OVERHEAD) / record;
-    let cap = cap.max(min_records);
-    (cap <= u32::MAX as usize).then_some(cap)
+    len
 }
 
-/// The record storage of one swarm: `len` records of `N + 1` bytes sorted by their first `N`
-/// bytes, INLINE (IPv4, one peer), or in a heap block of `cap` records. 16 bytes.
+/// The nibble of record `i` in packed META bytes (0 when out of range).
+#[inline]
+pub fn nibble(metas: &[u8], i: usize) -> u8 {
+    metas.get(i / 2).map_or(0, |b| (b >> ((i & 1) * 4)) & 0xf)
+}
+
+/// Sets the nibble of record `i` (nothing when out of range).
+#[inline]
+fn set_nibble(metas: &mut [u8], i: usize, v: u8) {
+    if let Some(b) = metas.get_mut(i / 2) {
+        let sh = (i & 1) * 4;
+        *b = (*b & !(0xf << sh)) | ((v & 0xf) << sh);
+    }
+}
+
+/// Shifts nibbles `i..n` up by one (to `i + 1..=n`) and writes `v` at `i`. Needs
+/// `metas.len() * 2 > n`.
+fn nibble_insert(metas: &mut [u8], i: usize, n: usize, v: u8) {
+    let k0 = i / 2;
+    let Some(&first) = metas.get(k0) else {
+        return;
+    };
+    // The byte holding nibble i: its high nibble always moves on to the next byte.
+    let mut carry = first >> 4;
+    metas[k0] = if i & 1 == 0 {
+        (first << 4) | (v & 0xf)
+    } else {
+        (first & 0xf) | ((v & 0xf) << 4)
+    };
+    for b in metas.iter_mut().take(n / 2 + 1).skip(k0 + 1) {
+        let o = *b;
+        *b = (o << 4) | carry;
+        carry = o >> 4;
+    }
+}
+
+/// Shifts nibbles `i + 1..n` down by one (to `i..n - 1`), dropping nibble `i`.
+fn nibble_remove(metas: &mut [u8], i: usize, n: usize) {
+    let k0 = i / 2;
+    let last = n.saturating_sub(1) / 2;
+    if k0 >= metas.len() {
+        return;
+    }
+    let next = |m: &[u8], k: usize| if k < last { m.get(k + 1).copied().unwrap_or(0) } else { 0 };
+    let o = metas[k0];
+    let nx = next(metas, k0);
+    metas[k0] = if i & 1 == 0 {
+        (o >> 4) | (nx << 4)
+    } else {
+        (o & 0xf) | (nx << 4)
+    };
+    for k in k0 + 1..=last.min(metas.len() - 1) {
+        let nx = next(metas, k);
+        metas[k] = (metas[k] >> 4) | (nx << 4);
+    }
+}
+
+/// The record storage of one swarm: `len` records sorted by address, stored as the module docs
+/// say. 16 bytes.
 ///
-/// The unsafe part is tiny: the private `storage`, `storage_mut` and `reshape` methods
-/// and `Drop`. Everything else works on the safe byte slices `storage` returns.
+/// The unsafe part is small: `parts`, `parts_mut`, `relocate` and `Drop`. Everything else
+/// works on the safe byte slices `parts` returns.
 ///
 /// Invariants (checked by `debug_assert!` and by the tests):
-/// 1. `cap == 0`: no heap block. Then `len <= 1`, and `len == 1` only if `N + 1 <= 8`; the
-///    record is `data.inline[..N + 1]`, and `data.inline` is the union field last written.
-/// 2. `cap > 0`: `data.ptr` is a live block from `std::alloc` with layout `(cap * (N + 1), 1)`,
-///    all of whose bytes are initialized (new tails are zeroed), and `len <= cap`.
+/// 1. `len == 0`: no storage. `len == 1` and [`Self::INLINE`]: `data.inline` is the union field
+///    last written and holds the address then the nibble.
+/// 2. `2 <= len <= SLAB_MAX` (or `len == 1` for IPv6): `data.ptr` is slot `aux` of the slab's
+///    class of `len` records, `block_bytes(class_cap(len))` initialized bytes.
+/// 3. `len > SLAB_MAX`: `data.ptr` is a block of the global allocator with layout
+///    `(block_bytes(aux), 1)`, all initialized, and `len <= aux`.
 pub struct PeerVec<const N: usize> {
     len: u32,
-    cap: u32,
+    /// Slot number (slab storage) or capacity in records (own block); 0 otherwise.
+    aux: u32,
     data: Data,
 }
 
-/// The 8 data bytes of a [`PeerVec`]: a heap pointer or one inline record.
+/// The 8 data bytes of a [`PeerVec`]: a block pointer or one inline record.
 #[derive(Clone, Copy)]
 union Data {
     ptr: *mut u8,
     inline: [u8; 8],
 }
 
-// SAFETY: a PeerVec owns its heap block exclusively (like a Vec<u8>) and has no interior
-// mutability, so it may move to or be shared with another thread.
+// SAFETY: a PeerVec owns its block (its own one, or its slab slot, which only it uses) and has
+// no interior mutability, so it may move to or be shared with another thread (with its slab).
 unsafe impl<const N: usize> Send for PeerVec<N> {}
 // SAFETY: as above; `&PeerVec` only gives read access to the bytes.
 unsafe impl<const N: usize> Sync for PeerVec<N> {}
 
-impl<const N: usize> PeerVec<N> {
-    /// Record length in bytes: the `N` compact bytes plus the META byte.
-    pub const RECORD: usize = N + 1;
-    /// Whether one record (`N + 1` bytes) fits in the 8 inline bytes: true for IPv4, false for
-    /// IPv6.
-    pub const INLINE: bool = N < 8;
+/// Where the records of a swarm of some `len` live.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Empty,
+    Inline,
+    Slab,
+    Own,
+}
 
-    /// An empty swarm (no heap block).
+impl<const N: usize> PeerVec<N> {
+    /// Whether one record (`N` bytes and the nibble) fits in the 8 inline bytes: true for IPv4,
+    /// false for IPv6.
+    pub const INLINE: bool = N < 8;
+    /// Swarms of up to this many peers keep their block in the slab (see the module docs).
+    pub const SLAB_MAX: usize = slab_max(N);
+
+    /// A [`Slab`] for swarms of this address family.
+    pub fn new_slab() -> Slab {
+        Slab::new(|cap| block_bytes(N, cap))
+    }
+
+    /// An empty swarm (no storage).
     pub const fn new() -> Self {
         PeerVec {
             len: 0,
-            cap: 0,
+            aux: 0,
             data: Data { inline: [0; 8] },
         }
     }
@@ -131,173 +189,232 @@ impl<const N: usize> PeerVec<N> {
         self.len == 0
     }
 
-    /// Records allocated on the heap (0 when empty or INLINE).
+    fn kind(len: usize) -> Kind {
+        if len == 0 {
+            Kind::Empty
+        } else if len == 1 && Self::INLINE {
+            Kind::Inline
+        } else if len <= Self::SLAB_MAX {
+            Kind::Slab
+        } else {
+            Kind::Own
+        }
+    }
+
+    /// Records the storage holds (its `cap`); 1 when INLINE, 0 when empty.
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        let len = self.len();
+        match Self::kind(len) {
+            Kind::Empty => 0,
+            Kind::Inline => 1,
+            Kind::Slab => slab::class_cap(len),
+            Kind::Own => self.aux as usize,
+        }
     }
 
-    /// True when the only record lives in the inline bytes (no heap block).
+    /// True when the only record lives in the inline bytes (no block).
     pub fn is_inline(&self) -> bool {
-        self.cap == 0 && self.len == 1
+        Self::kind(self.len()) == Kind::Inline
     }
 
-    /// Heap bytes requested from the allocator for this swarm (`cap * (N + 1)`; 0 when inline).
+    /// True when the records live in a slab slot.
+    pub fn in_slab(&self) -> bool {
+        Self::kind(self.len()) == Kind::Slab
+    }
+
+    /// Bytes of the block (0 when empty or INLINE).
     pub fn heap_bytes(&self) -> usize {
-        self.capacity() * Self::RECORD
-    }
-
-    /// Records this storage holds without reallocating.
-    fn slots(&self) -> usize {
-        if self.cap > 0 {
-            self.cap as usize
-        } else if Self::INLINE {
-            1
-        } else {
-            0
+        match Self::kind(self.len()) {
+            Kind::Empty | Kind::Inline => 0,
+            _ => block_bytes(N, self.capacity()),
         }
     }
 
-    /// All initialized storage bytes: `cap * (N + 1)` heap bytes, or the 8 inline bytes.
-    fn storage(&self) -> &[u8] {
-        if self.cap == 0 {
-            // SAFETY: with cap == 0 the inline field is the one last written (invariant 1), and
-            // any bit pattern is a valid [u8; 8].
-            unsafe { &self.data.inline }
-        } else {
-            // SAFETY: invariant 2: ptr is a live block of cap * RECORD initialized bytes owned
-            // by self, borrowed immutably for the lifetime of &self.
-            unsafe { std::slice::from_raw_parts(self.data.ptr, self.cap as usize * Self::RECORD) }
-        }
-    }
-
-    /// Mutable view of [`Self::storage`].
-    fn storage_mut(&mut self) -> &mut [u8] {
-        if self.cap == 0 {
-            // SAFETY: as in `storage`; &mut self gives exclusive access.
-            unsafe { &mut self.data.inline }
-        } else {
-            // SAFETY: as in `storage`; &mut self gives exclusive access to the block.
-            unsafe {
-                std::slice::from_raw_parts_mut(self.data.ptr, self.cap as usize * Self::RECORD)
+    /// The whole storage: (`cap * N` address bytes, `ceil(cap / 2)` META bytes).
+    fn parts(&self) -> (&[u8], &[u8]) {
+        match Self::kind(self.len()) {
+            Kind::Empty => (&[], &[]),
+            Kind::Inline => {
+                // SAFETY: invariant 1: the inline field is the live one; any bytes are valid.
+                let b = unsafe { &self.data.inline };
+                b.split_at(N.min(7))
+            }
+            _ => {
+                let cap = self.capacity();
+                // SAFETY: invariants 2 and 3: ptr is a live block of block_bytes(N, cap)
+                // initialized bytes used only by self, borrowed immutably for &self's lifetime.
+                let all = unsafe { std::slice::from_raw_parts(self.data.ptr, block_bytes(N, cap)) };
+                all.split_at(cap * N)
             }
         }
     }
 
-    /// Moves the records to storage of `new_cap` heap records (`0` = no block: empty or
-    /// INLINE), keeping the first `len` records. Requires `new_cap >= len`, except that
-    /// `new_cap == 0` is allowed (and only allowed) when `len == 0` or (`len == 1` and
-    /// [`Self::INLINE`]). Aborts on allocation failure,
-    /// as `Vec` does.
-    fn reshape(&mut self, new_cap: usize) {
-        let len = self.len as usize;
-        let r = Self::RECORD;
-        debug_assert!(new_cap >= len || (new_cap == 0 && len == 1 && Self::INLINE));
-        debug_assert!(new_cap > 0 || len == 0 || (len == 1 && Self::INLINE));
-        debug_assert!(new_cap <= u32::MAX as usize);
-        let old_cap = self.cap as usize;
-        if new_cap == old_cap {
-            return;
-        }
-        let new_bytes = new_cap * r;
-        if new_cap == 0 {
-            // Heap -> inline or empty: save the record (if any), free the block.
-            let mut inline = [0u8; 8];
-            if len == 1 {
-                inline[..r].copy_from_slice(&self.storage()[..r]);
+    /// Mutable view of [`Self::parts`].
+    fn parts_mut(&mut self) -> (&mut [u8], &mut [u8]) {
+        match Self::kind(self.len()) {
+            Kind::Empty => (&mut [], &mut []),
+            Kind::Inline => {
+                // SAFETY: as in `parts`; &mut self gives exclusive access.
+                let b = unsafe { &mut self.data.inline };
+                b.split_at_mut(N.min(7))
             }
-            let old = Layout::from_size_align(old_cap * r, 1).expect("layout was valid at alloc");
-            // SAFETY: cap > 0, so ptr is a live block allocated with exactly this layout.
-            unsafe { alloc::dealloc(self.data.ptr, old) };
-            self.data = Data { inline };
-            self.cap = 0;
-            return;
+            _ => {
+                let cap = self.capacity();
+                // SAFETY: as in `parts`; &mut self gives exclusive access to the block.
+                let all =
+                    unsafe { std::slice::from_raw_parts_mut(self.data.ptr, block_bytes(N, cap)) };
+                all.split_at_mut(cap * N)
+            }
         }
-        let new_layout = match Layout::from_size_align(new_bytes, 1) {
-            Ok(l) => l,
-            Err(_) => alloc::handle_alloc_error(Layout::new::<u8>()),
+    }
+
+    /// The capacity an own block for `new_len` records should have, given the current `len`
+    /// and `aux`; `None` when the current own block stays.
+    fn own_cap(&self, new_len: usize) -> Option<usize> {
+        let len = self.len();
+        if Self::kind(len) == Kind::Own {
+            let cap = self.aux as usize;
+            if new_len <= cap && new_len >= cap / 2 {
+                return None;
+            }
+            if new_len > cap {
+                return Some(new_len.max(cap + cap / 8));
+            }
+        }
+        Some(new_len + new_len / 8)
+    }
+
+    /// Moves the first `copy` records (`copy <= min(len, new_len)`) from the storage of the
+    /// current `len` to the storage of `new_len` records, unless that is the same storage (or
+    /// `force`, for a slab slot only: then to the lowest free slot of the class). Does not
+    /// change `len`; the caller sets it to `new_len` right after. Returns false (nothing
+    /// changed) when no storage can be had (more than `u32::MAX` records or slots).
+    fn relocate(&mut self, slab: &mut Slab, new_len: usize, copy: usize, force: bool) -> bool {
+        let len = self.len();
+        let (old_kind, new_kind) = (Self::kind(len), Self::kind(new_len));
+        debug_assert!(copy <= len.min(new_len));
+        let new_cap = match new_kind {
+            Kind::Empty => 0,
+            Kind::Inline => 1,
+            Kind::Slab => slab::class_cap(new_len),
+            Kind::Own => match self.own_cap(new_len) {
+                None => return true,
+                Some(c) => c,
+            },
         };
-        let p = if old_cap == 0 {
-            // Empty or inline -> heap.
-            // SAFETY: new_bytes > 0 (new_cap > 0 and RECORD > 0).
-            let p = unsafe { alloc::alloc(new_layout) };
-            if p.is_null() {
-                alloc::handle_alloc_error(new_layout);
-            }
-            // SAFETY: the block has new_bytes >= len * r bytes; the inline field is the live one
-            // (invariant 1) and holds len * r <= 8 bytes; the regions cannot overlap.
-            unsafe {
-                let src = self.data.inline;
-                ptr::copy_nonoverlapping(src.as_ptr(), p, len * r);
-                ptr::write_bytes(p.add(len * r), 0, new_bytes - len * r);
-            }
-            p
-        } else {
-            let old = Layout::from_size_align(old_cap * r, 1).expect("layout was valid at alloc");
-            // SAFETY: ptr is live with layout `old` (invariant 2); new_bytes > 0 and fits isize
-            // (checked by Layout::from_size_align above).
-            let p = unsafe { alloc::realloc(self.data.ptr, old, new_bytes) };
-            if p.is_null() {
-                alloc::handle_alloc_error(new_layout);
-            }
-            if new_cap > old_cap {
-                // SAFETY: bytes [old_cap*r, new_bytes) are inside the new block; zero them so the
-                // whole block stays initialized (invariant 2).
-                unsafe { ptr::write_bytes(p.add(old_cap * r), 0, new_bytes - old_cap * r) };
-            }
-            p
+        let same = old_kind == new_kind
+            && match old_kind {
+                Kind::Empty | Kind::Inline => true,
+                Kind::Slab => !force && slab::class_index(len) == slab::class_index(new_len),
+                Kind::Own => false, // own_cap said it moves
+            };
+        if same || new_cap > u32::MAX as usize {
+            return same;
+        }
+        // Allocate the new storage.
+        let mut new = PeerVec::<N> {
+            len: new_len as u32,
+            aux: 0,
+            data: Data { inline: [0; 8] },
         };
-        self.data = Data { ptr: p };
-        self.cap = new_cap as u32;
+        match new_kind {
+            Kind::Empty | Kind::Inline => {}
+            Kind::Slab => {
+                let Some(s) = slab.alloc(new_len) else {
+                    return false;
+                };
+                new.aux = s.id;
+                new.data = Data { ptr: s.ptr };
+            }
+            Kind::Own => {
+                let Ok(layout) = Layout::from_size_align(block_bytes(N, new_cap), 1) else {
+                    return false;
+                };
+                // SAFETY: the layout's size is > 0 (new_cap > SLAB_MAX > 0).
+                let p = unsafe { alloc::alloc_zeroed(layout) };
+                if p.is_null() {
+                    alloc::handle_alloc_error(layout);
+                }
+                new.aux = new_cap as u32;
+                new.data = Data { ptr: p };
+            }
+        }
+        // Copy the records.
+        {
+            let (oa, om) = self.parts();
+            let (na, nm) = new.parts_mut();
+            na[..copy * N].copy_from_slice(&oa[..copy * N]);
+            for i in 0..copy {
+                set_nibble(nm, i, nibble(om, i));
+            }
+        }
+        // Free the old storage and take the new.
+        self.free_storage(slab);
+        self.aux = new.aux;
+        self.data = new.data;
+        // `new` owns nothing any more (its storage moved to self); len 0 makes its drop a no-op.
+        new.len = 0;
+        true
     }
 
-    /// The `len * (N + 1)` bytes of the records, in sorted order.
-    pub fn as_bytes(&self) -> &[u8] {
-        let n = self.len() * Self::RECORD;
-        self.storage().get(..n).unwrap_or(&[])
+    /// Frees the storage of the current `len` (slab slot or own block). Leaves `data`/`aux`
+    /// dangling: the caller overwrites them.
+    fn free_storage(&mut self, slab: &mut Slab) {
+        let len = self.len();
+        match Self::kind(len) {
+            Kind::Empty | Kind::Inline => {}
+            Kind::Slab => slab.free(len, self.aux),
+            Kind::Own => {
+                if let Ok(layout) = Layout::from_size_align(block_bytes(N, self.aux as usize), 1) {
+                    // SAFETY: invariant 3: ptr is a live block with exactly this layout, not
+                    // used after this.
+                    unsafe { alloc::dealloc(self.data.ptr, layout) };
+                }
+            }
+        }
+        self.aux = 0;
+        self.data = Data { inline: [0; 8] };
     }
 
-    /// Mutable view of [`Self::as_bytes`] (private: callers must keep the order).
-    fn as_bytes_mut(&mut self) -> &mut [u8] {
-        let n = self.len() * Self::RECORD;
-        self.storage_mut().get_mut(..n).unwrap_or(&mut [])
+    /// The `len * N` address bytes, in sorted order.
+    pub fn addrs(&self) -> &[u8] {
+        let n = self.len() * N;
+        self.parts().0.get(..n).unwrap_or(&[])
+    }
+
+    /// The packed META nibbles (at least `ceil(len / 2)` bytes; read them with [`nibble`]).
+    pub fn metas(&self) -> &[u8] {
+        self.parts().1
     }
 
     /// The compact address (N bytes) of record `i`, `None` if `i >= len`.
     pub fn addr(&self, i: usize) -> Option<&[u8; N]> {
-        let r = Self::RECORD;
-        let rec = self.as_bytes().get(i.checked_mul(r)?..)?;
-        rec.first_chunk::<N>()
+        self.addrs().get(i.checked_mul(N)?..)?.first_chunk::<N>()
     }
 
-    /// The META byte of record `i`, `None` if `i >= len`.
+    /// The META nibble of record `i`, `None` if `i >= len`.
     pub fn meta(&self, i: usize) -> Option<u8> {
-        let at = i.checked_mul(Self::RECORD)? + N;
-        self.as_bytes().get(at).copied()
+        (i < self.len()).then(|| nibble(self.metas(), i))
     }
 
-    /// Replaces the META byte of record `i`; false (nothing changed) if `i >= len`.
+    /// Replaces the META nibble of record `i` (low 4 bits of `meta`); false (nothing changed) if
+    /// `i >= len`.
     pub fn set_meta(&mut self, i: usize, meta: u8) -> bool {
-        let Some(at) = i.checked_mul(Self::RECORD).map(|x| x + N) else {
+        if i >= self.len() {
             return false;
-        };
-        match self.as_bytes_mut().get_mut(at) {
-            Some(m) => {
-                *m = meta;
-                true
-            }
-            None => false,
         }
+        set_nibble(self.parts_mut().1, i, meta);
+        true
     }
 
     /// Binary search by compact address: `Ok(index)` of the record, or `Err(index)` where it
     /// would be inserted to keep the order.
     pub fn search(&self, addr: &[u8; N]) -> Result<usize, usize> {
-        let bytes = self.as_bytes();
-        let r = Self::RECORD;
+        let bytes = self.addrs();
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let key = bytes.get(mid * r..mid * r + N).unwrap_or(&[]);
+            let key = bytes.get(mid * N..mid * N + N).unwrap_or(&[]);
             match key.cmp(&addr[..]) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
@@ -308,128 +425,102 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// Inserts a record at `index` (which must be the position [`Self::search`] returned, to
-    /// keep the order), growing the storage by the growth policy. Returns false (nothing
-    /// changed) if `index > len` or the swarm cannot grow (more than `u32::MAX` records).
-    pub fn insert(&mut self, index: usize, addr: &[u8; N], meta: u8) -> bool {
+    /// keep the order), moving the records to bigger storage when needed. Returns false
+    /// (nothing changed) if `index > len` or the swarm cannot grow (`u32::MAX` records).
+    pub fn insert(&mut self, slab: &mut Slab, index: usize, addr: &[u8; N], meta: u8) -> bool {
         let len = self.len();
-        if index > len {
+        if index > len || len >= u32::MAX as usize {
             return false;
         }
-        if len >= self.slots() {
-            let r = Self::RECORD;
-            let want = if len * r < SMALL_BLOCK {
-                len + 1
-            } else {
-                len + len / 8
-            };
-            match fill_capacity(want, r) {
-                Some(c) => self.reshape(c),
-                None => return false,
-            }
+        if !self.relocate(slab, len + 1, len, false) {
+            return false;
         }
-        let r = Self::RECORD;
-        let s = self.storage_mut();
-        s.copy_within(index * r..len * r, (index + 1) * r);
-        s[index * r..index * r + N].copy_from_slice(addr);
-        s[index * r + N] = meta;
         self.len += 1;
+        let (a, m) = self.parts_mut();
+        a.copy_within(index * N..len * N, (index + 1) * N);
+        a[index * N..index * N + N].copy_from_slice(addr);
+        nibble_insert(m, index, len, meta);
         true
     }
 
-    /// Removes record `index` (one memmove of the tail) and returns its META byte, `None` if
-    /// `index >= len`. May shrink the storage (see the module docs).
-    pub fn remove(&mut self, index: usize) -> Option<u8> {
+    /// Removes record `index` and returns its META nibble, `None` if `index >= len`. May move
+    /// the records to smaller storage.
+    pub fn remove(&mut self, slab: &mut Slab, index: usize) -> Option<u8> {
         let len = self.len();
         if index >= len {
             return None;
         }
-        let r = Self::RECORD;
-        let s = self.as_bytes_mut();
-        let meta = s[index * r + N];
-        s.copy_within((index + 1) * r.., index * r);
+        let (a, m) = self.parts_mut();
+        let meta = nibble(m, index);
+        a.copy_within((index + 1) * N..len * N, index * N);
+        nibble_remove(m, index, len);
+        // Shrinking always finds storage (or keeps the old one).
+        self.relocate(slab, len - 1, len - 1, false);
         self.len -= 1;
-        self.shrink_if_sparse();
         Some(meta)
     }
 
     /// Keeps the records for which `keep(addr, meta)` is true, in order, with one compaction
-    /// pass (each kept record moves at most once), then may shrink the storage. Returns the
-    /// number of records removed.
-    pub fn retain(&mut self, mut keep: impl FnMut(&[u8; N], u8) -> bool) -> usize {
-        let r = Self::RECORD;
+    /// pass (each kept record moves at most once), then may move them to smaller storage.
+    /// Returns the number of records removed.
+    pub fn retain(&mut self, slab: &mut Slab, mut keep: impl FnMut(&[u8; N], u8) -> bool) -> usize {
         let len = self.len();
-        let s = self.as_bytes_mut();
+        let (a, m) = self.parts_mut();
         let mut w = 0;
         for rd in 0..len {
-            let rec = &s[rd * r..rd * r + r];
-            let Some((addr, tail)) = rec.split_first_chunk::<N>() else {
+            let Some(addr) = a.get(rd * N..).and_then(|s| s.first_chunk::<N>()) else {
                 continue;
             };
-            if keep(addr, tail[0]) {
+            let meta = nibble(m, rd);
+            if keep(addr, meta) {
                 if w != rd {
-                    s.copy_within(rd * r..rd * r + r, w * r);
+                    a.copy_within(rd * N..rd * N + N, w * N);
+                    set_nibble(m, w, meta);
                 }
                 w += 1;
             }
         }
+        self.relocate(slab, w, w, false);
         self.len = w as u32;
-        self.shrink_if_sparse();
         len - w
     }
 
-    /// Removes every record and frees the heap block.
-    pub fn clear(&mut self) {
+    /// Removes every record and frees the storage.
+    pub fn clear(&mut self, slab: &mut Slab) {
+        self.free_storage(slab);
         self.len = 0;
-        self.reshape(0);
     }
 
-    /// The records in order: (compact address, META byte).
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8; N], u8)> + '_ {
-        self.as_bytes()
-            .chunks_exact(Self::RECORD)
-            .map(|rec| match rec.split_first_chunk::<N>() {
-                Some((addr, tail)) => (addr, tail.first().copied().unwrap_or(0)),
-                None => (&[0u8; N], 0),
-            })
-    }
-
-    /// Shrink rule: no block when empty, INLINE for one IPv4 record, else when
-    /// `len < cap / 2` shrink to the chunk holding `len + len / 8`.
-    fn shrink_if_sparse(&mut self) {
+    /// Moves a slab block to a lower free slot of its class when there is one (the sweep's
+    /// compaction, see [`super::slab`]). Returns true when it moved.
+    pub fn compact(&mut self, slab: &mut Slab) -> bool {
         let len = self.len();
-        let cap = self.capacity();
-        if cap == 0 {
-            return;
+        if !self.in_slab() || !slab.should_move(len, self.aux) {
+            return false;
         }
-        if len == 0 || (len == 1 && Self::INLINE) {
-            self.reshape(0);
-        } else if len < cap / 2 {
-            if let Some(c) = fill_capacity(len + len / 8, Self::RECORD) {
-                if c < cap {
-                    self.reshape(c);
-                }
-            }
-        }
+        self.relocate(slab, len, len, true)
+    }
+
+    /// The records in order: (compact address, META nibble).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8; N], u8)> + '_ {
+        let metas = self.metas();
+        self.addrs()
+            .chunks_exact(N)
+            .enumerate()
+            .map(move |(i, rec)| (rec.first_chunk::<N>().unwrap_or(&[0u8; N]), nibble(metas, i)))
     }
 
     /// Checks the storage invariants (test helper).
     #[cfg(test)]
     pub(crate) fn check(&self) {
-        let (len, cap) = (self.len(), self.capacity());
-        if cap == 0 {
-            assert!(
-                len == 0 || (len == 1 && Self::INLINE),
-                "len {len} with no block"
-            );
-        } else {
-            assert!(len <= cap);
-            assert!(len >= 2 || !Self::INLINE, "one IPv4 record must be inline");
-            assert!(len > 0, "empty swarm with a block");
+        let len = self.len();
+        assert_eq!(self.addrs().len(), len * N);
+        assert!(self.metas().len() * 2 >= len);
+        if Self::kind(len) == Kind::Own {
+            assert!(len <= self.aux as usize && len > Self::SLAB_MAX);
         }
-        let b = self.as_bytes();
-        assert_eq!(b.len(), len * Self::RECORD);
-        for w in b.chunks_exact(Self::RECORD).collect::<Vec<_>>().windows(2) {
-            assert!(w[0][..N] < w[1][..N], "records not strictly sorted");
+        for w in self.addrs().chunks_exact(N).collect::<Vec<_>>().windows(2) {
+            assert!(w[0] < w[1], "records not strictly sorted");
         }
     }
 }
@@ -441,11 +532,13 @@ impl<const N: usize> Default for PeerVec<N> {
 }
 
 impl<const N: usize> Drop for PeerVec<N> {
+    /// Frees an own block. A slab slot is not freed here (the slab is not at hand): the store
+    /// clears a swarm before dropping it, and the slab frees every chunk when it is dropped.
     fn drop(&mut self) {
-        if self.cap > 0 {
-            if let Ok(layout) = Layout::from_size_align(self.cap as usize * Self::RECORD, 1) {
-                // SAFETY: cap > 0, so ptr is a live block allocated with exactly this layout
-                // (invariant 2), and it is not used after this.
+        if Self::kind(self.len()) == Kind::Own {
+            if let Ok(layout) = Layout::from_size_align(block_bytes(N, self.aux as usize), 1) {
+                // SAFETY: invariant 3: ptr is a live block with exactly this layout, not used
+                // after this.
                 unsafe { alloc::dealloc(self.data.ptr, layout) };
             }
         }
@@ -456,8 +549,8 @@ impl<const N: usize> fmt::Debug for PeerVec<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerVec")
             .field("len", &self.len)
-            .field("cap", &self.cap)
-            .field("inline", &self.is_inline())
+            .field("cap", &self.capacity())
+            .field("kind", &Self::kind(self.len()))
             .finish()
     }
 }
@@ -534,183 +627,251 @@ mod tests {
     }
 
     #[test]
-    fn chunk_math_matches_glibc() {
-        assert_eq!(malloc_chunk(0), 32);
-        assert_eq!(malloc_chunk(24), 32);
-        assert_eq!(malloc_chunk(25), 48);
-        assert_eq!(malloc_chunk(700), 720);
-        // IPv4 records (7 bytes): 2 peers -> 32-byte chunk holding 3.
-        assert_eq!(fill_capacity(2, 7), Some(3));
-        assert_eq!(fill_capacity(4, 7), Some(5));
-        assert_eq!(fill_capacity(10, 7), Some(10));
-        assert_eq!(fill_capacity(100, 7), Some(101));
-        // IPv6 records (19 bytes).
-        assert_eq!(fill_capacity(1, 19), Some(1));
-        assert_eq!(fill_capacity(2, 19), Some(2));
-        assert_eq!(fill_capacity(3, 19), Some(3));
-        assert_eq!(fill_capacity(usize::MAX / 2, 7), None);
-        assert_eq!(fill_capacity(u32::MAX as usize + 1, 1), None);
+    fn geometry() {
+        assert_eq!(block_bytes(6, 1), 7);
+        assert_eq!(block_bytes(6, 2), 13);
+        assert_eq!(block_bytes(6, 100), 650);
+        assert_eq!(block_bytes(18, 3), 56);
+        assert_eq!(PeerVec::<6>::SLAB_MAX, 608);
+        assert_eq!(PeerVec::<18>::SLAB_MAX, 216);
+        assert!(block_bytes(6, slab::class_cap(608)) <= SLAB_BYTES);
+        assert!(block_bytes(6, slab::class_cap(609)) > SLAB_BYTES);
     }
 
     #[test]
-    fn inline_heap_transitions() {
+    fn nibble_shifts_match_a_model() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for cap in 1..40usize {
+            for _ in 0..50 {
+                let mut m = vec![0u8; cap.div_ceil(2)];
+                let mut model: Vec<u8> = Vec::new();
+                for _ in 0..cap {
+                    let i = rng.usize(..=model.len());
+                    let v = rng.u8(..16);
+                    nibble_insert(&mut m, i, model.len(), v);
+                    model.insert(i, v);
+                    for (j, &x) in model.iter().enumerate() {
+                        assert_eq!(nibble(&m, j), x, "insert cap {cap}");
+                    }
+                }
+                while !model.is_empty() {
+                    let i = rng.usize(..model.len());
+                    nibble_remove(&mut m, i, model.len());
+                    model.remove(i);
+                    for (j, &x) in model.iter().enumerate() {
+                        assert_eq!(nibble(&m, j), x, "remove cap {cap}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inline_slab_transitions() {
+        let mut s = PeerVec::<6>::new_slab();
         let mut v = PeerVec::<6>::new();
         assert!(v.is_empty() && !v.is_inline() && v.capacity() == 0);
-        assert!(v.insert(0, &a4(5), 0x81));
+        assert!(v.insert(&mut s, 0, &a4(5), 0x9));
+        assert!(v.is_inline() && !v.in_slab());
+        assert_eq!(v.addrs(), &[0, 0, 0, 5, 0x1a, 0xe1]);
+        assert_eq!(v.meta(0), Some(0x9));
+        assert_eq!(s.chunk_bytes(), 0);
+        v.check();
+        assert!(v.insert(&mut s, 0, &a4(3), 0x2));
+        assert!(v.in_slab());
+        assert_eq!(v.capacity(), 2);
+        assert_eq!(v.addrs(), &[0, 0, 0, 3, 0x1a, 0xe1, 0, 0, 0, 5, 0x1a, 0xe1]);
+        assert_eq!((v.meta(0), v.meta(1), v.meta(2)), (Some(0x2), Some(0x9), None));
+        assert_eq!(s.chunk_bytes(), slab::SMALL_CHUNK);
+        v.check();
+        assert_eq!(v.remove(&mut s, 0), Some(0x2));
         assert!(v.is_inline());
-        assert_eq!(v.capacity(), 0);
-        assert_eq!(v.as_bytes(), &[0, 0, 0, 5, 0x1a, 0xe1, 0x81]);
-        v.check();
-        assert!(v.insert(0, &a4(3), 0x02));
-        assert!(!v.is_inline());
-        assert_eq!(v.capacity(), 3);
-        assert_eq!(
-            v.as_bytes(),
-            &[0, 0, 0, 3, 0x1a, 0xe1, 0x02, 0, 0, 0, 5, 0x1a, 0xe1, 0x81]
-        );
-        v.check();
-        assert_eq!(v.remove(0), Some(0x02));
-        assert!(v.is_inline());
-        assert_eq!(v.as_bytes(), &[0, 0, 0, 5, 0x1a, 0xe1, 0x81]);
-        v.check();
-        assert_eq!(v.remove(0), Some(0x81));
+        assert_eq!(v.addrs(), &[0, 0, 0, 5, 0x1a, 0xe1]);
+        assert_eq!(v.meta(0), Some(0x9));
+        assert_eq!(s.chunk_bytes(), 0, "the slot was given back");
+        assert_eq!(v.remove(&mut s, 0), Some(0x9));
         assert!(v.is_empty() && v.capacity() == 0);
-        assert_eq!(v.as_bytes(), &[] as &[u8]);
-        assert_eq!(v.remove(0), None);
+        assert_eq!(v.addrs(), &[] as &[u8]);
+        assert_eq!(v.remove(&mut s, 0), None);
         v.check();
     }
 
     #[test]
     fn ipv6_is_never_inline() {
+        let mut s = PeerVec::<18>::new_slab();
         let mut v = PeerVec::<18>::new();
         let mut p = [0u8; 18];
         p[0] = 0x20;
-        assert!(v.insert(0, &p, 7));
-        assert!(!v.is_inline());
+        assert!(v.insert(&mut s, 0, &p, 7));
+        assert!(!v.is_inline() && v.in_slab());
         assert_eq!(v.capacity(), 1);
-        assert_eq!(v.as_bytes().len(), 19);
-        assert_eq!(v.as_bytes()[18], 7);
+        assert_eq!(v.addrs().len(), 18);
+        assert_eq!(v.meta(0), Some(7));
         v.check();
         p[17] = 1;
-        assert!(v.insert(1, &p, 8));
+        assert!(v.insert(&mut s, 1, &p, 8));
         assert_eq!(v.capacity(), 2);
-        assert_eq!(v.remove(1), Some(8));
-        assert_eq!(v.capacity(), 2, "no shrink at len == cap / 2");
-        assert_eq!(v.remove(0), Some(7));
+        assert_eq!(v.remove(&mut s, 1), Some(8));
+        assert_eq!(v.remove(&mut s, 0), Some(7));
         assert_eq!(v.capacity(), 0);
+        assert_eq!(s.chunk_bytes(), 0);
         v.check();
     }
 
     #[test]
-    fn random_inserts_stay_sorted() {
+    fn random_inserts_removes_match_a_model() {
         let mut rng = fastrand::Rng::with_seed(7);
+        let mut s = PeerVec::<6>::new_slab();
         let mut v = PeerVec::<6>::new();
         let mut model = std::collections::BTreeMap::new();
-        for _ in 0..3000 {
-            let a = a4(rng.u32(..2000));
-            let m = rng.u8(..);
-            match v.search(&a) {
-                Ok(i) => {
-                    assert!(model.contains_key(&a));
-                    assert!(v.set_meta(i, m));
+        // Up past SLAB_MAX (own block) and back down.
+        for round in 0..2 {
+            for _ in 0..3000 {
+                let a = a4(rng.u32(..1500));
+                let m = rng.u8(..16);
+                let grow = round == 0 || rng.u8(..4) == 0;
+                match v.search(&a) {
+                    Ok(i) => {
+                        assert!(model.contains_key(&a));
+                        if grow {
+                            assert!(v.set_meta(i, m));
+                            model.insert(a, m);
+                        } else {
+                            assert_eq!(v.remove(&mut s, i), model.remove(&a));
+                        }
+                    }
+                    Err(i) => {
+                        assert!(!model.contains_key(&a));
+                        if grow {
+                            assert!(v.insert(&mut s, i, &a, m));
+                            model.insert(a, m);
+                        }
+                    }
                 }
-                Err(i) => {
-                    assert!(!model.contains_key(&a));
-                    assert!(v.insert(i, &a, m));
+                v.check();
+                if round == 0 && model.len() > PeerVec::<6>::SLAB_MAX {
+                    assert!(!v.in_slab() && v.capacity() >= v.len());
                 }
             }
-            model.insert(a, m);
-            v.check();
+            let got: Vec<_> = v.iter().map(|(a, m)| (*a, m)).collect();
+            let want: Vec<_> = model.iter().map(|(a, m)| (*a, *m)).collect();
+            assert_eq!(got, want);
         }
-        let got: Vec<_> = v.iter().map(|(a, m)| (*a, m)).collect();
-        let want: Vec<_> = model.into_iter().collect();
-        assert_eq!(got, want);
+        v.clear(&mut s);
+        assert_eq!(s.chunk_bytes(), 0);
     }
 
     #[test]
     fn insert_out_of_range_is_refused() {
+        let mut s = PeerVec::<6>::new_slab();
         let mut v = PeerVec::<6>::new();
-        assert!(!v.insert(1, &a4(1), 0));
+        assert!(!v.insert(&mut s, 1, &a4(1), 0));
         assert!(v.is_empty());
         assert!(v.addr(0).is_none() && v.meta(0).is_none() && !v.set_meta(0, 1));
     }
 
     #[test]
-    fn growth_fills_chunks_and_shrink_has_hysteresis() {
+    fn own_blocks_grow_by_an_eighth_and_shrink_with_hysteresis() {
+        let mut s = PeerVec::<6>::new_slab();
         let mut v = PeerVec::<6>::new();
-        let mut caps = vec![];
-        for i in 0..12 {
-            assert!(v.insert(i, &a4(i as u32), 0));
-            if caps.last() != Some(&v.capacity()) {
-                caps.push(v.capacity());
-            }
+        let max = PeerVec::<6>::SLAB_MAX;
+        for i in 0..=max {
+            assert!(v.insert(&mut s, i, &a4(i as u32), 0));
         }
-        // 0 (inline), then chunks of 32, 48, 64, 80, 96 bytes.
-        assert_eq!(caps, vec![0, 3, 5, 8, 10, 12]);
-        // Remove down to 6 (== 12 / 2): no shrink yet.
-        for _ in 0..6 {
-            v.remove(0);
-        }
-        assert_eq!(v.capacity(), 12);
-        // One more: 5 < 6 -> shrink to fill_capacity(5 + 0) = 5.
-        v.remove(0);
-        assert_eq!((v.len(), v.capacity()), (5, 5));
-        // Add/remove at the boundary: one realloc up, none back down.
-        assert!(v.insert(0, &a4(100), 0));
-        assert_eq!(v.capacity(), 8);
-        v.remove(0);
-        assert_eq!(v.capacity(), 8);
-        v.check();
-    }
-
-    #[test]
-    fn large_blocks_grow_by_an_eighth() {
-        let mut v = PeerVec::<6>::new();
-        for i in 0..700u32 {
-            let n = v.len();
-            assert!(v.insert(n, &a4(i), 0));
-        }
-        let cap = v.capacity();
-        assert!(cap * 7 > SMALL_BLOCK);
+        // max + 1 records: own block of (max + 1) * 9 / 8.
+        assert!(!v.in_slab());
+        let cap = (max + 1) + (max + 1) / 8;
+        assert_eq!(v.capacity(), cap);
+        assert_eq!(s.chunk_bytes(), 0);
         while v.len() < cap {
             let n = v.len();
-            assert!(v.insert(n, &a4(n as u32), 0));
+            assert!(v.insert(&mut s, n, &a4(n as u32), 0));
         }
+        assert_eq!(v.capacity(), cap);
         let n = v.len();
-        assert!(v.insert(n, &a4(n as u32), 0));
-        let want = fill_capacity(cap + cap / 8, 7).unwrap();
-        assert_eq!(v.capacity(), want);
+        assert!(v.insert(&mut s, n, &a4(n as u32), 0));
+        assert_eq!(v.capacity(), cap + cap / 8);
+        // Removing down to half keeps the block; below the slab limit moves into the slab.
+        v.retain(&mut s, |a, _| u32::from_be_bytes([a[0], a[1], a[2], a[3]]) < 650);
+        assert_eq!(v.len(), 650);
+        assert_eq!(v.capacity(), cap + cap / 8);
+        v.retain(&mut s, |a, _| u32::from_be_bytes([a[0], a[1], a[2], a[3]]) % 2 == 0);
+        assert!(v.in_slab() && v.len() == 325);
+        assert_eq!(v.capacity(), 336);
         v.check();
+        assert_eq!(v.addr(1), Some(&a4(2)));
+        v.clear(&mut s);
+        assert_eq!(s.chunk_bytes(), 0);
     }
 
     #[test]
     fn retain_compacts_in_one_pass() {
+        let mut s = PeerVec::<6>::new_slab();
         let mut v = PeerVec::<6>::new();
         for i in 0..40u32 {
-            assert!(v.insert(i as usize, &a4(i), i as u8));
+            assert!(v.insert(&mut s, i as usize, &a4(i), (i % 16) as u8));
         }
-        let removed = v.retain(|_, m| m % 3 == 0);
+        let removed = v.retain(&mut s, |a, _| a[3] % 3 == 0);
         assert_eq!(removed, 26);
         let metas: Vec<u8> = v.iter().map(|(_, m)| m).collect();
-        assert_eq!(metas, (0..40).filter(|m| m % 3 == 0).collect::<Vec<u8>>());
+        assert_eq!(
+            metas,
+            (0..40u8).filter(|i| i % 3 == 0).map(|i| i % 16).collect::<Vec<u8>>()
+        );
         assert_eq!(v.addr(1), Some(&a4(3)));
+        assert_eq!(v.capacity(), 14);
         v.check();
-        assert_eq!(v.capacity(), fill_capacity(14 + 1, 7).unwrap());
-        assert_eq!(v.retain(|a, _| *a == a4(9)), 13);
+        assert_eq!(v.retain(&mut s, |a, _| *a == a4(9)), 13);
         assert!(v.is_inline());
         v.check();
-        v.clear();
+        v.clear(&mut s);
         assert!(v.is_empty() && v.capacity() == 0);
+        assert_eq!(s.chunk_bytes(), 0);
+    }
+
+    #[test]
+    fn compact_moves_to_the_lowest_free_slot() {
+        let mut s = PeerVec::<6>::new_slab();
+        // 65-byte blocks, 251 per 16 KiB chunk: 600 swarms take 3 chunks.
+        let mut vs: Vec<PeerVec<6>> = (0..600).map(|_| PeerVec::new()).collect();
+        for (k, v) in vs.iter_mut().enumerate() {
+            for i in 0..10u32 {
+                assert!(v.insert(&mut s, i as usize, &a4(k as u32 * 100 + i), 1));
+            }
+        }
+        assert_eq!(s.chunk_bytes(), 3 * slab::SMALL_CHUNK);
+        // Empty 300 swarms of the first two chunks: no chunk is empty yet.
+        for v in vs.iter_mut().step_by(2).take(300) {
+            v.clear(&mut s);
+        }
+        assert_eq!(s.chunk_bytes(), 3 * slab::SMALL_CHUNK);
+        let mut moved = 0;
+        for v in vs.iter_mut() {
+            let addrs = v.addrs().to_vec();
+            moved += usize::from(v.compact(&mut s));
+            assert_eq!(v.addrs(), &addrs[..]);
+            assert!(v.iter().all(|(_, m)| m == 1));
+        }
+        assert!(moved > 0);
+        assert!(vs.iter_mut().all(|v| !v.compact(&mut s)));
+        // 300 blocks fit in two chunks: the third was given back.
+        assert_eq!(s.chunk_bytes(), 2 * slab::SMALL_CHUNK);
+        for v in vs.iter_mut() {
+            v.clear(&mut s);
+        }
+        assert_eq!(s.chunk_bytes(), 0);
     }
 
     #[test]
     fn torrent_counts() {
+        let mut s = PeerVec::<6>::new_slab();
         let mut t = Torrent::<6>::new([1; 20], 9);
         assert_eq!(t.last_clean, 9);
-        t.peers.insert(0, &a4(1), SEEDER);
-        t.peers.insert(1, &a4(2), 0);
+        t.peers.insert(&mut s, 0, &a4(1), SEEDER);
+        t.peers.insert(&mut s, 1, &a4(2), 0);
         t.seeders = 1;
         assert_eq!((t.seeders(), t.leechers(), t.downloaded()), (1, 1, 0));
         assert_eq!(t.info_hash(), &[1; 20]);
+        t.peers.clear(&mut s);
     }
 }
