@@ -118,6 +118,14 @@ pub struct CleanStats {
     pub torrents_removed: u64,
 }
 
+/// True when a PEERLESS torrent must go at `now_tick`: its `downloaded` is 0, or it has been
+/// peerless (since `last_clean`) for more than the torrent timeout. The drop rule of
+/// [`clean_torrent`], as a pure test.
+pub fn must_drop<const N: usize>(t: &Torrent<N>, now_tick: u32, ticks: &Ticks) -> bool {
+    t.peers.is_empty()
+        && (t.downloaded == 0 || now_tick.saturating_sub(t.last_clean) > ticks.torrent_ticks)
+}
+
 /// Cleans one torrent at `now_tick`: drops its expired peers (fixing its seeders count) and
 /// says whether the torrent itself must go. Does nothing to the peers when
 /// `now_tick <= last_clean`. See the module docs for why the 3-bit stamps are exact. `slab` is
@@ -131,8 +139,7 @@ pub fn clean_torrent<const N: usize>(
     let mut out = CleanOutcome::default();
     if t.peers.is_empty() {
         // Peerless: last_clean is the tick it became peerless.
-        let idle = now_tick.saturating_sub(t.last_clean);
-        out.drop = t.downloaded == 0 || idle > ticks.torrent_ticks;
+        out.drop = must_drop(t, now_tick, ticks);
         return out;
     }
     if now_tick <= t.last_clean {
@@ -224,7 +231,10 @@ mod tests {
         let mut t = Torrent::<6>::new([0; 20], last_clean);
         for (i, &(tick, seeder)) in stamps.iter().enumerate() {
             let meta = stamp(tick) | if seeder { SEEDER } else { 0 };
-            assert!(t.peers.insert(slab, i, &[i as u8, 0, 0, 0, 0, 1], meta));
+            assert!(
+                t.peers
+                    .insert(slab, &[0; 4], i, &[i as u8, 0, 0, 0, 0, 1], meta)
+            );
             t.seeders += seeder as u32;
         }
         t
@@ -236,7 +246,11 @@ mod tests {
         let ticks = Ticks::new(2700, 86400);
         let mut slab = PeerVec::<6>::new_slab();
         let lc = 100;
-        let mut t = torrent_with(&mut slab, &[(lc - 4, true), (lc - 1, false), (lc, true)], lc);
+        let mut t = torrent_with(
+            &mut slab,
+            &[(lc - 4, true), (lc - 1, false), (lc, true)],
+            lc,
+        );
         let o = clean_torrent(&mut slab, &mut t, lc + 4, &ticks);
         // Ages 8 and 5 expire; age 4 (stamp lc) survives: 8 must not read as 0.
         assert_eq!(
@@ -281,11 +295,20 @@ mod tests {
         let ticks = Ticks::new(2, 30);
         let mut slab = PeerVec::<6>::new_slab();
         let mut t = torrent_with(&mut slab, &[(10, false)], 10);
-        assert_eq!(clean_torrent(&mut slab, &mut t, 10, &ticks), CleanOutcome::default());
-        assert_eq!(clean_torrent(&mut slab, &mut t, 3, &ticks), CleanOutcome::default());
+        assert_eq!(
+            clean_torrent(&mut slab, &mut t, 10, &ticks),
+            CleanOutcome::default()
+        );
+        assert_eq!(
+            clean_torrent(&mut slab, &mut t, 3, &ticks),
+            CleanOutcome::default()
+        );
         assert_eq!((t.peers.len(), t.last_clean), (1, 10));
         // 2-second timeout: alive at +2, gone at +3, and the empty torrent (downloaded 0) drops.
-        assert_eq!(clean_torrent(&mut slab, &mut t, 12, &ticks).peers_removed, 0);
+        assert_eq!(
+            clean_torrent(&mut slab, &mut t, 12, &ticks).peers_removed,
+            0
+        );
         let o = clean_torrent(&mut slab, &mut t, 13, &ticks);
         assert_eq!((o.peers_removed, o.drop), (1, true));
     }

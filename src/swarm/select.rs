@@ -144,7 +144,7 @@ mod tests {
             let [hi, lo] = i.to_be_bytes();
             let meta = if seeder(i) { SEEDER } else { 0 };
             s += seeder(i) as usize;
-            assert!(v.insert(slab, i as usize, &[0, 0, hi, lo, 0, 1], meta));
+            assert!(v.insert(slab, &[0; 4], i as usize, &[0, 0, hi, lo, 0, 1], meta));
         }
         (v, s)
     }

@@ -1,5 +1,4 @@
-//! Slab storage for the record blocks of small swarms: no malloc per swarm, no holes that only
-//! the swarm's old size could reuse.
+//! Slab storage for the record blocks of small swarms: no malloc per swarm, and no holes.
 //!
 //! # Why
 //!
@@ -11,29 +10,29 @@
 //!
 //! # How
 //!
-//! A block of up to [`SLAB_BYTES`] bytes lives in a SLOT of its SIZE CLASS. A class is a set of
-//! equal numbered slots, carved from CHUNKS of equal size (at least
-//! [`MIN_SLOTS_PER_CHUNK`] slots, a power of two of at least 4 KiB, so a freed chunk is reused
-//! whole by the next chunk of the same size). A swarm's class is a pure function of its peer
-//! count ([`class_cap`]): small counts have exact classes, bigger ones sixteen classes per power
-//! of two (at most 1/16 of slack). Rules:
+//! A block of up to [`SLAB_BYTES`] bytes lives in a SLOT of its SIZE CLASS. A swarm's class is
+//! a pure function of its peer count ([`class_cap`]): exact up to 64 records, then sixteen
+//! classes per power of two (at most 1/16 of slack). A class is an array of `count` equal slots
+//! numbered `0..count`, carved from CHUNKS of 16 KiB (64 KiB for slots over 682 bytes), so a
+//! freed chunk is reused whole by the next chunk of any class.
 //!
-//! * allocation takes the lowest free slot of the lowest chunk that has one (each chunk has a
-//!   bitmap of its free slots; a `BTreeSet` holds the numbers of the chunks with a free slot),
-//!   else re-allocates the lowest released chunk, else adds a chunk at the end;
-//! * a chunk whose slots are all free is freed at once (so a class that swarms leave in the
-//!   order they came, as when every swarm grows in step, gives its memory back chunk by chunk),
-//!   and released chunks at the end are forgotten;
-//! * [`Slab::should_move`] tells the owner of a slot that a lower slot is free: the store's
-//!   background sweep then moves the block down ([`super::torrent::PeerVec::compact`]), so a
-//!   class that shrank becomes dense again and its upper chunks are freed. No back pointers are
-//!   needed: only a slot's owner ever moves it.
+//! Every class is DENSE: its slots `0..count` are all in use. Allocation takes slot `count`;
+//! freeing slot `i` moves the last slot into `i` (one copy of at most 4 KiB) and frees the last
+//! chunk when it becomes empty. So a class never holds more than one partly used chunk, in
+//! whatever order swarms grow and shrink, and memory follows the peers down as well as up.
 //!
-//! Slots hold raw bytes; the block layout is [`super::torrent`]'s. Memory of a freshly
-//! allocated chunk is zeroed, and every byte of a slot is initialized from then on.
+//! The price is a back reference: the first [`KEY`] bytes of every block hold its owner's key
+//! (the store puts the first bytes of the info_hash there), and a free that moves a slot leaves
+//! a [`Moved`] note ([`Slab::take_moved`]) that the owner of the store must apply at once: find
+//! the swarm by the key and point it at its new slot. Until then that swarm's pointer is stale.
+//!
+//! Slots hold raw bytes; the block layout is [`super::torrent`]'s. Every byte of a slot is
+//! initialized (zeroed) when it is handed out.
 
 use std::alloc::{self, Layout};
-use std::collections::BTreeSet;
+
+/// Bytes at the start of every block that name its owner (see the module docs).
+pub const KEY: usize = 4;
 
 /// Blocks up to this many bytes live in the slab; bigger ones are their own malloc block.
 pub const SLAB_BYTES: usize = 4096;
@@ -75,34 +74,43 @@ pub fn class_index(len: usize) -> usize {
     EXACT_CLASSES + (e - 6) * 16 + (k - 1)
 }
 
-/// A slot: its class, its number within the class, and the address of its first byte.
+/// A slot: its number within its class, and the address of its first byte.
 #[derive(Clone, Copy, Debug)]
 pub struct Slot {
     /// Slot number within its class.
     pub id: u32,
-    /// First byte of the slot (valid until the slot is freed).
+    /// First byte of the slot (valid until the slot is freed or moved).
     pub ptr: *mut u8,
 }
 
-/// One size class. A chunk starts with its HEADER, `1 + words` u64 words: the number of slots
-/// in use, then a bitmap of the free slots (bit `i` set: slot `i` is free); the slots follow.
-/// Keeping this in the chunk keeps the class's own table at 8 bytes per chunk, so it never
-/// grows into a block big enough to leave a hole the chunks could not reuse.
+/// A block the slab moved to fill a hole: the swarm whose block starts with `key` and sits in
+/// slot `from` of class `class` must now use slot `to` at `ptr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// The owner's key (the first [`KEY`] bytes of the block).
+    pub key: [u8; KEY],
+    /// Class index ([`class_index`] of the owner's peer count).
+    pub class: usize,
+    /// The slot it was in.
+    pub from: u32,
+    /// The slot it is in now.
+    pub to: u32,
+    /// The block's new address.
+    pub ptr: *mut u8,
+}
+
+/// One size class: slots `0..count` in use, in `chunks`.
 struct Class {
     /// Bytes per slot.
     slot: usize,
-    /// Bitmap words in a chunk header.
-    words: usize,
     /// Slots per chunk.
     per_chunk: usize,
     /// Bytes per chunk.
     chunk_bytes: usize,
-    /// Chunk `c` holds slots `c * per_chunk ..`; null when released.
+    /// Chunk `c` holds slots `c * per_chunk ..`; exactly `ceil(count / per_chunk)` chunks.
     chunks: Vec<*mut u8>,
-    /// Live chunks with a free slot (their numbers).
-    avail: BTreeSet<u32>,
-    /// Released chunks below the last one (their numbers), reused before a new chunk.
-    released: BTreeSet<u32>,
+    /// Slots in use.
+    count: u32,
 }
 
 impl Class {
@@ -113,16 +121,12 @@ impl Class {
         } else {
             BIG_CHUNK
         };
-        let words = (chunk_bytes / slot).div_ceil(64);
-        let per_chunk = (chunk_bytes - 8 * (1 + words)) / slot;
         Class {
             slot,
-            words,
-            per_chunk,
+            per_chunk: chunk_bytes / slot,
             chunk_bytes,
             chunks: Vec::new(),
-            avail: BTreeSet::new(),
-            released: BTreeSet::new(),
+            count: 0,
         }
     }
 
@@ -131,139 +135,89 @@ impl Class {
         Layout::from_size_align(self.chunk_bytes, 16).unwrap_or(Layout::new::<u128>())
     }
 
-    /// The header of live chunk `c`: `[used, bitmap words...]`; `None` if released or unknown.
-    fn header(&self, c: usize) -> Option<&[u64]> {
-        let p = *self.chunks.get(c)?;
-        if p.is_null() {
-            return None;
+    /// Address of slot `id` (which must be below `count`, or `count` with its chunk present).
+    fn ptr(&self, id: u32) -> *mut u8 {
+        let (c, i) = (id as usize / self.per_chunk, id as usize % self.per_chunk);
+        match self.chunks.get(c) {
+            // SAFETY: i < per_chunk, so i * slot + slot <= chunk_bytes: inside chunk c.
+            Some(p) => unsafe { p.add(i * self.slot) },
+            None => std::ptr::null_mut(),
         }
-        // SAFETY: a live chunk is chunk_bytes >= 8 * (1 + words) initialized bytes (zeroed at
-        // allocation, written only through these headers and the slots after them), aligned to
-        // 16, owned by self; the slice borrows &self.
-        Some(unsafe { std::slice::from_raw_parts(p.cast::<u64>(), 1 + self.words) })
-    }
-
-    /// Mutable view of [`Self::header`].
-    fn header_mut(&mut self, c: usize) -> Option<&mut [u64]> {
-        let p = *self.chunks.get(c)?;
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: as in `header`; &mut self gives exclusive access.
-        Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<u64>(), 1 + self.words) })
-    }
-
-    /// The lowest free slot of live chunk `c`.
-    fn lowest_free(&self, c: u32) -> Option<u32> {
-        let h = self.header(c as usize)?;
-        let (w, word) = h[1..].iter().enumerate().find(|(_, w)| **w != 0)?;
-        let i = w * 64 + word.trailing_zeros() as usize;
-        u32::try_from(c as usize * self.per_chunk + i).ok()
     }
 
     fn alloc(&mut self) -> Option<Slot> {
-        let c = match self.avail.first() {
-            Some(&c) => c,
-            None => {
-                let c = match self.released.pop_first() {
-                    Some(c) => c,
-                    None => {
-                        let c = u32::try_from(self.chunks.len()).ok()?;
-                        // Slot numbers of the new chunk must fit a u32.
-                        u32::try_from((c as usize + 1) * self.per_chunk).ok()?;
-                        self.chunks.push(std::ptr::null_mut());
-                        c
-                    }
-                };
-                let layout = self.layout();
-                // SAFETY: the layout has a non-zero size.
-                let p = unsafe { alloc::alloc_zeroed(layout) };
-                if p.is_null() {
-                    alloc::handle_alloc_error(layout);
-                }
-                self.chunks[c as usize] = p;
-                let per_chunk = self.per_chunk;
-                let h = self.header_mut(c as usize)?;
-                for (w, word) in h[1..].iter_mut().enumerate() {
-                    let bits = per_chunk.saturating_sub(w * 64).min(64);
-                    *word = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
-                }
-                self.avail.insert(c);
-                c
+        let id = self.count;
+        let next = id.checked_add(1)?;
+        if id as usize / self.per_chunk >= self.chunks.len() {
+            let layout = self.layout();
+            // SAFETY: the layout has a non-zero size.
+            let p = unsafe { alloc::alloc(layout) };
+            if p.is_null() {
+                alloc::handle_alloc_error(layout);
             }
-        };
-        let id = self.lowest_free(c)?;
-        let i = id as usize - c as usize * self.per_chunk;
-        let h = self.header_mut(c as usize)?;
-        h[1 + i / 64] &= !(1u64 << (i % 64));
-        h[0] += 1;
-        if h[1..].iter().all(|w| *w == 0) {
-            self.avail.remove(&c);
+            self.chunks.push(p);
         }
-        let off = 8 * (1 + self.words) + i * self.slot;
-        // SAFETY: i < per_chunk, so off + slot <= chunk_bytes: inside the live chunk c.
-        let ptr = unsafe { self.chunks[c as usize].add(off) };
+        self.count = next;
+        let ptr = self.ptr(id);
+        // SAFETY: the slot is `slot` bytes inside a live chunk, now owned by the caller.
+        unsafe { std::ptr::write_bytes(ptr, 0, self.slot) };
         Some(Slot { id, ptr })
     }
 
-    fn free(&mut self, id: u32) {
-        let c = id as usize / self.per_chunk;
-        let i = id as usize % self.per_chunk;
-        let Some(h) = self.header_mut(c) else {
-            debug_assert!(false, "free of a slot not allocated");
-            return;
-        };
-        debug_assert!(h[0] > 0, "free in an empty chunk");
-        debug_assert!(h[1 + i / 64] & (1u64 << (i % 64)) == 0, "double free");
-        h[1 + i / 64] |= 1u64 << (i % 64);
-        h[0] = h[0].saturating_sub(1);
-        if h[0] > 0 {
-            self.avail.insert(c as u32);
-            return;
+    /// Frees slot `id`, moving the last slot into it; returns the move, if any.
+    fn free(&mut self, id: u32, class: usize) -> Option<Moved> {
+        if id >= self.count {
+            debug_assert!(false, "free of a slot not in use");
+            return None;
         }
-        // The chunk is empty: give it back.
-        self.release(c);
-        self.avail.remove(&(c as u32));
-        if c + 1 == self.chunks.len() {
-            self.chunks.pop();
-            while self.chunks.last().is_some_and(|p| p.is_null()) {
-                self.chunks.pop();
-                self.released.remove(&(self.chunks.len() as u32));
-            }
-            if self.chunks.capacity() > 2 * self.chunks.len() + 4 {
-                self.chunks.shrink_to(self.chunks.len() + self.chunks.len() / 8);
-            }
-        } else {
-            self.released.insert(c as u32);
+        let last = self.count - 1;
+        let mut moved = None;
+        if id != last {
+            let (to, from) = (self.ptr(id), self.ptr(last));
+            // SAFETY: two distinct in-use slots of `slot` bytes inside live chunks.
+            unsafe { std::ptr::copy_nonoverlapping(from, to, self.slot) };
+            let mut key = [0u8; KEY];
+            // SAFETY: a slot is at least KEY bytes (every block starts with its key).
+            unsafe { std::ptr::copy_nonoverlapping(to, key.as_mut_ptr(), KEY.min(self.slot)) };
+            moved = Some(Moved {
+                key,
+                class,
+                from: last,
+                to: id,
+                ptr: to,
+            });
         }
-    }
-
-    fn release(&mut self, c: usize) {
-        let layout = self.layout();
-        if let Some(slot) = self.chunks.get_mut(c) {
-            let p = std::mem::replace(slot, std::ptr::null_mut());
-            if !p.is_null() {
-                // SAFETY: p was allocated by `alloc` with this same layout and is no longer
-                // used (no slot of the chunk is in use).
-                unsafe { alloc::dealloc(p, layout) };
+        self.count = last;
+        let needed = (self.count as usize).div_ceil(self.per_chunk);
+        while self.chunks.len() > needed {
+            if let Some(p) = self.chunks.pop() {
+                // SAFETY: p was allocated by `alloc` with this layout; no slot in it is in use.
+                unsafe { alloc::dealloc(p, self.layout()) };
             }
         }
+        if self.chunks.capacity() > 2 * self.chunks.len() + 4 {
+            self.chunks
+                .shrink_to(self.chunks.len() + self.chunks.len() / 8);
+        }
+        moved
     }
 }
 
 impl Drop for Class {
     fn drop(&mut self) {
-        for c in 0..self.chunks.len() {
-            self.release(c);
+        let layout = self.layout();
+        for p in self.chunks.drain(..) {
+            // SAFETY: every chunk was allocated by `alloc` with this layout.
+            unsafe { alloc::dealloc(p, layout) };
         }
     }
 }
 
-/// The slab of one store: a size class per [`class_index`], created on first use.
+/// The slab of one store: one dense size class per [`class_index`].
 pub struct Slab {
-    /// Bytes of a block of `cap` records: `block_bytes(cap)`.
-    block_bytes: fn(usize) -> usize,
     classes: Vec<Class>,
+    /// The last move, until the owner takes it.
+    moved: Option<Moved>,
 }
 
 // SAFETY: the Slab owns its chunks exclusively (raw pointers only into its own allocations) and
@@ -273,74 +227,65 @@ unsafe impl Send for Slab {}
 unsafe impl Sync for Slab {}
 
 impl Slab {
-    /// An empty slab whose blocks of `cap` records take `block_bytes(cap)` bytes. Sets up
-    /// every class whose blocks fit in [`SLAB_BYTES`] at once (a few KiB, no chunk yet), so the
-    /// class table is never reallocated while the store fills.
+    /// An empty slab whose blocks of `cap` records take `block_bytes(cap)` bytes (at least
+    /// [`KEY`]), with every class whose blocks fit in [`SLAB_BYTES`] (a few KiB, no chunk yet).
     pub fn new(block_bytes: fn(usize) -> usize) -> Self {
         let mut n = 0;
         while block_bytes(cap_of_index(n)) <= SLAB_BYTES {
             n += 1;
         }
         Slab {
-            block_bytes,
             classes: (0..n)
-                .map(|i| Class::new(block_bytes(cap_of_index(i))))
+                .map(|i| Class::new(block_bytes(cap_of_index(i)).max(KEY)))
                 .collect(),
+            moved: None,
         }
     }
 
-    fn class(&mut self, len: usize) -> &mut Class {
-        let i = class_index(len);
-        while self.classes.len() <= i {
-            let cap = cap_of_index(self.classes.len());
-            let bytes = (self.block_bytes)(cap);
-            self.classes.push(Class::new(bytes));
-        }
-        &mut self.classes[i]
-    }
-
-    /// A slot for a block of the class of `len >= 1` records (`block_bytes(class_cap(len))`
-    /// bytes, initialized, content unspecified). `None` if the class has `u32::MAX` slots.
-    /// Aborts on allocation failure, as `Vec` does.
+    /// A zeroed slot for a block of the class of `len >= 1` records. `None` if that class does
+    /// not exist (the block is bigger than [`SLAB_BYTES`]) or has `u32::MAX` slots. Aborts on
+    /// allocation failure, as `Vec` does.
     pub fn alloc(&mut self, len: usize) -> Option<Slot> {
-        self.class(len).alloc()
+        self.classes.get_mut(class_index(len))?.alloc()
     }
 
-    /// Gives back slot `id` of the class of `len` records. The slot's memory must not be used
-    /// afterwards.
+    /// Gives back slot `id` of the class of `len` records: its memory must not be used
+    /// afterwards. If the class's last slot moved into it, the move is kept for
+    /// [`Self::take_moved`], which must be called before the next `free`.
     pub fn free(&mut self, len: usize, id: u32) {
+        debug_assert!(self.moved.is_none(), "a move was not applied");
         let i = class_index(len);
         if let Some(c) = self.classes.get_mut(i) {
-            c.free(id);
+            self.moved = c.free(id, i);
         }
     }
 
-    /// True when the class of `len` records has a free slot below `id` (the block would be
-    /// better there: see the module docs).
-    pub fn should_move(&self, len: usize, id: u32) -> bool {
-        self.classes
-            .get(class_index(len))
-            .and_then(|c| c.lowest_free(*c.avail.first()?))
-            .is_some_and(|f| f < id)
+    /// The move the last [`Self::free`] made, if any (once).
+    pub fn take_moved(&mut self) -> Option<Moved> {
+        self.moved.take()
     }
 
-    /// Heap bytes of the slab: chunks plus its own tables (the chunk sets counted at 4 bytes
-    /// per entry: their B-tree nodes are not visible). For stats.
+    /// Heap bytes of the slab: chunks plus its own tables. For stats.
     pub fn heap_bytes(&self) -> usize {
         self.chunk_bytes()
             + self.classes.capacity() * size_of::<Class>()
             + self
                 .classes
                 .iter()
-                .map(|c| c.chunks.capacity() * 8 + (c.avail.len() + c.released.len()) * 4)
+                .map(|c| c.chunks.capacity() * 8)
                 .sum::<usize>()
+    }
+
+    /// Slots in use, all classes.
+    pub fn slots(&self) -> usize {
+        self.classes.iter().map(|c| c.count as usize).sum()
     }
 
     /// Bytes of chunk memory allocated.
     pub fn chunk_bytes(&self) -> usize {
         self.classes
             .iter()
-            .map(|c| c.chunks.iter().filter(|p| !p.is_null()).count() * c.chunk_bytes)
+            .map(|c| c.chunks.len() * c.chunk_bytes)
             .sum()
     }
 }
@@ -370,7 +315,7 @@ mod tests {
     use super::*;
 
     fn bytes7(cap: usize) -> usize {
-        cap * 7
+        KEY + cap * 7
     }
 
     #[test]
@@ -399,80 +344,99 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lowest_slot_first_and_chunks_released() {
-        let mut s = Slab::new(bytes7);
-        // Class of 10 records: 70-byte slots in 16 KiB chunks, after a 40-byte header.
-        let per_chunk = (SMALL_CHUNK - 40) / 70;
-        let n = 2 * per_chunk + 100;
-        let a: Vec<Slot> = (0..n).map(|_| s.alloc(10).unwrap()).collect();
-        assert_eq!(s.classes[9].chunk_bytes, SMALL_CHUNK);
-        assert_eq!(s.classes[9].per_chunk, per_chunk);
-        for (i, sl) in a.iter().enumerate() {
-            assert_eq!(sl.id, i as u32);
+    fn write(sl: Slot, len: usize, tag: u32) {
+        // SAFETY: the slot has bytes7(class_cap(len)) >= 8 bytes.
+        unsafe {
+            std::ptr::write_bytes(sl.ptr, tag as u8, bytes7(class_cap(len)));
+            std::ptr::copy_nonoverlapping(tag.to_be_bytes().as_ptr(), sl.ptr, KEY);
         }
-        let chunks = 3;
-        assert_eq!(s.chunk_bytes(), chunks * SMALL_CHUNK);
-        // Free the whole first chunk: it is released at once.
-        for sl in &a[..per_chunk] {
-            s.free(10, sl.id);
-        }
-        assert_eq!(s.chunk_bytes(), (chunks - 1) * SMALL_CHUNK);
-        // No live chunk has a free slot below 150; the last chunk's free slots come first.
-        assert!(!s.should_move(10, 150));
-        let mut extra = vec![s.alloc(10).unwrap()];
-        assert_eq!(extra[0].id as usize, n);
-        // A free slot in a live chunk is reused before anything else.
-        let k = per_chunk + 10;
-        s.free(10, a[k].id);
-        assert!(s.should_move(10, k as u32 + 1) && !s.should_move(10, k as u32));
-        let b = s.alloc(10).unwrap();
-        assert_eq!(b.id as usize, k);
-        // Once the live chunks are full, the released chunk is allocated again.
-        while extra.len() < chunks * per_chunk - n {
-            extra.push(s.alloc(10).unwrap());
-        }
-        assert_eq!(s.chunk_bytes(), (chunks - 1) * SMALL_CHUNK);
-        let z = s.alloc(10).unwrap();
-        assert_eq!(z.id, 0);
-        assert_eq!(s.chunk_bytes(), chunks * SMALL_CHUNK);
-        // Freeing everything gives every chunk back and forgets them.
-        for sl in a[per_chunk..].iter().filter(|sl| sl.id as usize != k) {
-            s.free(10, sl.id);
-        }
-        for sl in extra.iter().chain([&b, &z]) {
-            s.free(10, sl.id);
-        }
-        assert!(s.classes[9].chunks.is_empty());
-        assert!(s.classes[9].avail.is_empty() && s.classes[9].released.is_empty());
-        assert_eq!(s.chunk_bytes(), 0);
-        assert!(!s.should_move(10, 5));
+    }
+
+    fn read(ptr: *mut u8, len: usize) -> (u32, Vec<u8>) {
+        // SAFETY: as in `write`.
+        let b = unsafe { std::slice::from_raw_parts(ptr, bytes7(class_cap(len))) };
+        (
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            b[KEY..].to_vec(),
+        )
     }
 
     #[test]
-    fn slots_do_not_overlap() {
+    fn free_moves_the_last_slot_and_releases_chunks() {
+        let mut s = Slab::new(bytes7);
+        // Class of 10 records: 74-byte slots in 16 KiB chunks.
+        let per_chunk = SMALL_CHUNK / 74;
+        let n = 2 * per_chunk + 10;
+        let mut slots: Vec<Slot> = (0..n).map(|_| s.alloc(10).unwrap()).collect();
+        for (i, sl) in slots.iter().enumerate() {
+            assert_eq!(sl.id as usize, i);
+            write(*sl, 10, i as u32);
+        }
+        assert_eq!(s.chunk_bytes(), 3 * SMALL_CHUNK);
+        // Freeing the last slot moves nothing.
+        s.free(10, slots[n - 1].id);
+        assert_eq!(s.take_moved(), None);
+        slots.pop();
+        // Freeing slot 3 moves the last one (tag n - 2) into it.
+        s.free(10, 3);
+        let m = s.take_moved().unwrap();
+        assert_eq!(
+            (m.key, m.class, m.from, m.to),
+            (((n - 2) as u32).to_be_bytes(), 9, (n - 2) as u32, 3)
+        );
+        assert_eq!(m.ptr, slots[3].ptr);
+        assert_eq!(read(m.ptr, 10), ((n - 2) as u32, vec![(n - 2) as u8; 70]));
+        assert_eq!(s.take_moved(), None, "once");
+        slots.pop();
+        // Down to two chunks' worth: the third chunk is freed.
+        while slots.len() > 2 * per_chunk {
+            s.free(10, 0);
+            s.take_moved();
+            slots.pop();
+        }
+        assert_eq!(s.chunk_bytes(), 2 * SMALL_CHUNK);
+        // Classes that do not fit the slab do not exist.
+        assert!(s.alloc(700).is_none());
+    }
+
+    #[test]
+    fn random_churn_keeps_every_block_and_no_more_chunks_than_needed() {
         let mut s = Slab::new(bytes7);
         let mut rng = fastrand::Rng::with_seed(3);
-        let mut live: Vec<(usize, Slot, u8)> = Vec::new();
-        for step in 0..20000u32 {
-            if live.is_empty() || rng.u8(..) < 150 {
-                let len = rng.usize(1..700);
+        // Owners: tag -> (len, slot id, ptr); the key is the tag.
+        let mut live: std::collections::HashMap<u32, (usize, u32, *mut u8)> = Default::default();
+        let mut next_tag = 0u32;
+        for _ in 0..30000 {
+            if live.is_empty() || rng.u8(..) < 140 {
+                let len = rng.usize(1..500);
                 let sl = s.alloc(len).unwrap();
-                let fill = step as u8;
-                // SAFETY: the slot has block_bytes(class_cap(len)) bytes.
-                unsafe { std::ptr::write_bytes(sl.ptr, fill, bytes7(class_cap(len))) };
-                live.push((len, sl, fill));
+                write(sl, len, next_tag);
+                live.insert(next_tag, (len, sl.id, sl.ptr));
+                next_tag += 1;
             } else {
-                let (len, sl, fill) = live.swap_remove(rng.usize(..live.len()));
-                // SAFETY: as above; the slot is still allocated.
-                let b = unsafe { std::slice::from_raw_parts(sl.ptr, bytes7(class_cap(len))) };
-                assert!(b.iter().all(|&x| x == fill), "slot overwritten");
-                s.free(len, sl.id);
+                let tag = *live.keys().nth(rng.usize(..live.len())).unwrap();
+                let (len, id, ptr) = live.remove(&tag).unwrap();
+                assert_eq!(
+                    read(ptr, len),
+                    (tag, vec![tag as u8; bytes7(class_cap(len)) - KEY])
+                );
+                s.free(len, id);
+                if let Some(m) = s.take_moved() {
+                    let owner = u32::from_be_bytes(m.key);
+                    let o = live.get_mut(&owner).expect("the moved block has an owner");
+                    assert_eq!((class_index(o.0), o.1), (m.class, m.from));
+                    *o = (o.0, m.to, m.ptr);
+                }
             }
         }
-        for (len, sl, _) in live {
-            s.free(len, sl.id);
+        for (tag, &(len, _, ptr)) in &live {
+            assert_eq!(read(ptr, len).0, *tag);
         }
-        assert_eq!(s.chunk_bytes(), 0);
+        // Dense: each class has exactly the chunks its count needs.
+        for c in &s.classes {
+            assert_eq!(c.chunks.len(), (c.count as usize).div_ceil(c.per_chunk));
+        }
+        let total: u32 = s.classes.iter().map(|c| c.count).sum();
+        assert_eq!(total as usize, live.len());
     }
 }

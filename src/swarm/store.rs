@@ -19,9 +19,9 @@
 //! malloc slack. A bucket shrinks (to `len + len / 8`) when it falls under half full after
 //! removals. A torrent leaving the store is cleared first, so its slab slot is given back.
 
-use super::clean::{self, CleanStats, Ticks, clean_torrent};
+use super::clean::{self, CleanStats, Ticks, clean_torrent, must_drop};
 use super::select::select_peers;
-use super::slab::Slab;
+use super::slab::{KEY, Slab};
 use super::torrent::{PeerVec, SEEDER, Torrent};
 use crate::types::{Event, InfoHash};
 
@@ -106,6 +106,36 @@ fn counts_of<const N: usize>(t: &Torrent<N>) -> SwarmCounts {
         leechers: t.leechers(),
         downloaded: t.downloaded(),
     }
+}
+
+/// The key of a torrent's record block (see [`super::slab`]): the first bytes of its
+/// info_hash, which also give its bucket.
+fn key_of(info_hash: &InfoHash) -> [u8; KEY] {
+    let mut k = [0u8; KEY];
+    k.copy_from_slice(&info_hash[..KEY]);
+    k
+}
+
+/// Applies the move the slab's last free made, if any: the swarm whose block was moved is
+/// found by its key (bucket, then binary search on the info_hash prefix; several torrents may
+/// share the prefix, the one in the moved slot is the owner) and pointed at its new slot.
+fn apply_move<const N: usize>(buckets: &mut [Vec<Torrent<N>>], slab: &mut Slab) {
+    let Some(m) = slab.take_moved() else {
+        return;
+    };
+    let b = (usize::from(m.key[0]) << 4) | usize::from(m.key[1] >> 4);
+    if let Some(v) = buckets.get_mut(b) {
+        let start = v.partition_point(|t| t.info_hash[..KEY] < m.key[..]);
+        for t in v[start..].iter_mut() {
+            if t.info_hash[..KEY] != m.key[..] {
+                break;
+            }
+            if t.peers.apply_move(&m) {
+                return;
+            }
+        }
+    }
+    debug_assert!(false, "a moved block has no owner: {m:?}");
 }
 
 /// Frees bucket slack after removals: below half full, shrink to `len + len / 8`.
@@ -197,6 +227,7 @@ impl<const N: usize> Store<N> {
             return false;
         };
         let o = clean_torrent(&mut self.slab, t, now_tick, &self.ticks);
+        apply_move(&mut self.buckets, &mut self.slab);
         self.peers -= u64::from(o.peers_removed);
         self.seeders -= u64::from(o.seeders_removed);
         o.drop
@@ -207,11 +238,12 @@ impl<const N: usize> Store<N> {
         let v = &mut self.buckets[b];
         if i < v.len() {
             let mut t = v.remove(i);
-            t.peers.clear(&mut self.slab);
             self.torrents -= 1;
             self.peers -= t.peers.len() as u64;
             self.seeders -= u64::from(t.seeders);
             shrink_bucket(v);
+            t.peers.clear(&mut self.slab);
+            apply_move(&mut self.buckets, &mut self.slab);
         }
     }
 
@@ -307,7 +339,9 @@ impl<const N: usize> Store<N> {
             }
             Err(p) => {
                 let meta = stamp | seeder_bit;
-                if t.peers.insert(&mut self.slab, p, req.peer, meta) {
+                if t.peers
+                    .insert(&mut self.slab, &key_of(req.info_hash), p, req.peer, meta)
+                {
                     self.peers += 1;
                     if req.seeder {
                         t.seeders += 1;
@@ -321,6 +355,10 @@ impl<const N: usize> Store<N> {
                     None
                 }
             }
+        };
+        apply_move(&mut self.buckets, &mut self.slab);
+        let Some(t) = self.buckets[b].get_mut(i) else {
+            return SwarmCounts::default();
         };
         let counts = counts_of(t);
         if requester.is_none() && t.peers.is_empty() && t.downloaded == 0 {
@@ -354,21 +392,26 @@ impl<const N: usize> Store<N> {
         let Some(t) = self.buckets[b].get_mut(i) else {
             return SwarmCounts::default();
         };
-        if let Ok(p) = t.peers.search(peer) {
-            let meta = t.peers.remove(&mut self.slab, p).unwrap_or(0);
-            self.peers -= 1;
-            if meta & SEEDER != 0 {
-                t.seeders -= 1;
-                self.seeders -= 1;
+        let Ok(p) = t.peers.search(peer) else {
+            return counts_of(t);
+        };
+        let meta = t.peers.remove(&mut self.slab, p).unwrap_or(0);
+        apply_move(&mut self.buckets, &mut self.slab);
+        let Some(t) = self.buckets[b].get_mut(i) else {
+            return SwarmCounts::default();
+        };
+        self.peers -= 1;
+        if meta & SEEDER != 0 {
+            t.seeders -= 1;
+            self.seeders -= 1;
+        }
+        if t.peers.is_empty() {
+            if t.downloaded == 0 {
+                self.remove_torrent(b, i);
+                return SwarmCounts::default();
             }
-            if t.peers.is_empty() {
-                if t.downloaded == 0 {
-                    self.remove_torrent(b, i);
-                    return SwarmCounts::default();
-                }
-                // Peerless from now on.
-                t.last_clean = t.last_clean.max(now_tick);
-            }
+            // Peerless from now on.
+            t.last_clean = t.last_clean.max(now_tick);
         }
         counts_of(t)
     }
@@ -389,19 +432,21 @@ impl<const N: usize> Store<N> {
         let now_tick = self.ticks.tick(now);
         let mut st = CleanStats::default();
         let ticks = self.ticks;
-        let slab = &mut self.slab;
         for _ in 0..buckets.min(BUCKETS) {
-            let v = &mut self.buckets[self.cursor % BUCKETS];
-            v.retain_mut(|t| {
-                let o = clean_torrent(slab, t, now_tick, &ticks);
-                // Move the block down if its size class has a lower free slot (compaction).
-                t.peers.compact(slab);
+            let b = self.cursor % BUCKETS;
+            // Clean in place first (a freed slot may move another swarm of this very bucket,
+            // found by binary search: the bucket must stay whole and sorted meanwhile), then
+            // drop the torrents the cleaning condemned (peerless: they hold no storage).
+            for i in 0..self.buckets[b].len() {
+                let o = clean_torrent(&mut self.slab, &mut self.buckets[b][i], now_tick, &ticks);
+                apply_move(&mut self.buckets, &mut self.slab);
                 st.peers_removed += u64::from(o.peers_removed);
                 st.seeders_removed += u64::from(o.seeders_removed);
-                // A dropped torrent is peerless: nothing else to subtract.
-                st.torrents_removed += u64::from(o.drop);
-                !o.drop
-            });
+            }
+            let v = &mut self.buckets[b];
+            let before = v.len();
+            v.retain(|t| !must_drop(t, now_tick, &ticks));
+            st.torrents_removed += (before - v.len()) as u64;
             shrink_bucket(v);
             self.cursor = (self.cursor + 1) % BUCKETS;
             st.buckets += 1;
@@ -465,18 +510,24 @@ impl<const N: usize> Store<N> {
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
         let end = buckets.end.min(BUCKETS);
         let start = buckets.start.min(end);
-        let slab = &mut self.slab;
-        for v in self.buckets[start..end].iter_mut() {
-            v.retain_mut(|t| {
-                let k = keep(&t.info_hash);
-                if !k {
-                    torrents += 1;
-                    peers += t.peers.len() as u64;
-                    seeders += u64::from(t.seeders);
-                    t.peers.clear(slab);
+        for b in start..end {
+            // Clear the condemned in place first (see `clean_step`), then drop them: after
+            // that they are the only peerless torrents with `downloaded == 0`.
+            for i in 0..self.buckets[b].len() {
+                let t = &mut self.buckets[b][i];
+                if keep(&t.info_hash) {
+                    continue;
                 }
-                k
-            });
+                torrents += 1;
+                peers += t.peers.len() as u64;
+                seeders += u64::from(t.seeders);
+                t.seeders = 0;
+                t.downloaded = 0;
+                t.peers.clear(&mut self.slab);
+                apply_move(&mut self.buckets, &mut self.slab);
+            }
+            let v = &mut self.buckets[b];
+            v.retain(|t| !(t.peers.is_empty() && t.downloaded == 0));
             shrink_bucket(v);
         }
         self.torrents -= torrents;
@@ -529,6 +580,7 @@ impl<const N: usize> Store<N> {
         use super::clean::age;
         use super::torrent::STAMP_MASK;
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
+        let mut in_slab = 0usize;
         assert_eq!(self.buckets.len(), BUCKETS);
         for (b, v) in self.buckets.iter().enumerate() {
             for w in v.windows(2) {
@@ -537,6 +589,10 @@ impl<const N: usize> Store<N> {
             for t in v {
                 assert_eq!(bucket_of(&t.info_hash), b);
                 t.peers.check();
+                if t.peers.heap_bytes() > 0 {
+                    assert_eq!(t.peers.key(), key_of(&t.info_hash), "block key");
+                }
+                in_slab += usize::from(t.peers.in_slab());
                 let s = t.peers.iter().filter(|(_, m)| m & SEEDER != 0).count() as u32;
                 assert_eq!(s, t.seeders, "seeders of {:?}", t.info_hash);
                 assert!(
@@ -558,6 +614,11 @@ impl<const N: usize> Store<N> {
             (torrents, peers, seeders),
             (self.torrents, self.peers, self.seeders),
             "totals differ from a recount"
+        );
+        assert_eq!(
+            self.slab.slots(),
+            in_slab,
+            "slab slots in use vs swarms in the slab"
         );
     }
 
@@ -1132,10 +1193,7 @@ mod tests {
                     p.tick = now;
                 }
                 None => {
-                    t.peers.insert(
-                        *peer,
-                        MPeer { seeder, tick: now },
-                    );
+                    t.peers.insert(*peer, MPeer { seeder, tick: now });
                     t.downloaded = t.downloaded.saturating_add(u32::from(completed));
                 }
             }
@@ -1492,7 +1550,10 @@ mod tests {
         let n = (torrents * peers) as f64;
         // Exact but for the slab's free-slot sets (B-tree nodes, estimated).
         let err = s.heap_bytes() as i64 - (r1 - before_new.0);
-        assert!(err.abs() <= (r1 - before_new.0) / 100, "heap_bytes off by {err}");
+        assert!(
+            err.abs() <= (r1 - before_new.0) / 100,
+            "heap_bytes off by {err}"
+        );
         drop(s);
         (
             (r1 - r0) as f64 / n,
