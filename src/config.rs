@@ -110,8 +110,9 @@ pub struct Config {
     pub numwant_default: u32,
     /// `tracker.numwant.max N`: cap on numwant, 1..=512, default 200 (as opentracker).
     pub numwant_max: u32,
-    /// `tracker.peer_timeout S`: a peer that has not announced for this long is dropped,
-    /// seconds, 1..=86400, default 2700 (45 min, as opentracker).
+    /// `tracker.peer_timeout S`: a peer that has not announced for this long is dropped (at
+    /// most `S / 4` later, see `swarm::clean`), seconds, 1..=86400, default 2700 (45 min, as
+    /// opentracker).
     pub peer_timeout: u32,
     /// `tracker.torrent_timeout S`: an empty torrent with downloads is forgotten after this
     /// long, seconds, 1..=2592000, default 86400 (24 h, as opentracker).
