@@ -147,7 +147,11 @@ impl Class {
 
     fn alloc(&mut self) -> Option<Slot> {
         let id = self.count;
-        let next = id.checked_add(1)?;
+        // u32::MAX slots of one class (tens of GiB) is out of memory in all but name; failing
+        // here instead would leave a shrinking swarm without storage.
+        let Some(next) = id.checked_add(1) else {
+            alloc::handle_alloc_error(self.layout());
+        };
         if id as usize / self.per_chunk >= self.chunks.len() {
             let layout = self.layout();
             // SAFETY: the layout has a non-zero size.
@@ -243,8 +247,8 @@ impl Slab {
     }
 
     /// A zeroed slot for a block of the class of `len >= 1` records. `None` if that class does
-    /// not exist (the block is bigger than [`SLAB_BYTES`]) or has `u32::MAX` slots. Aborts on
-    /// allocation failure, as `Vec` does.
+    /// not exist (the block is bigger than [`SLAB_BYTES`]). Aborts on allocation failure, as
+    /// `Vec` does (and when a class would pass `u32::MAX` slots).
     pub fn alloc(&mut self, len: usize) -> Option<Slot> {
         self.classes.get_mut(class_index(len))?.alloc()
     }

@@ -1089,6 +1089,47 @@ mod tests {
     }
 
     #[test]
+    fn slab_memory_follows_the_peers_in_any_order() {
+        let mut s = StoreV4::new(StoreConfig::default());
+        let mut rng = fastrand::Rng::with_seed(5);
+        // 300 torrents x 30 peers announced in random order, with prefix-sharing info_hashes
+        // (the slab's owner lookup must tell them apart by slot).
+        let mut ops: Vec<(InfoHash, [u8; 6])> = vec![];
+        for t in 0..300u32 {
+            let mut h = [0u8; 20];
+            h[..4].copy_from_slice(&[0x42, 0x42, 0, (t % 3) as u8]);
+            h[16..].copy_from_slice(&t.to_be_bytes());
+            for p in 0..30u8 {
+                ops.push((h, p4(p, t as u16)));
+            }
+        }
+        rng.shuffle(&mut ops);
+        for (h, p) in &ops {
+            ann(&mut s, h, p, rng.bool(), Event::None, 0, 0);
+        }
+        s.check_invariants();
+        assert_eq!(s.peers(), 9000);
+        // Dense classes: exactly the chunks 300 blocks of 30 need (16 KiB chunks).
+        let slot = super::super::torrent::block_bytes(6, 30);
+        let per_chunk = super::super::slab::SMALL_CHUNK / slot;
+        assert_eq!(
+            s.slab.chunk_bytes(),
+            300usize.div_ceil(per_chunk) * super::super::slab::SMALL_CHUNK
+        );
+        // Everyone leaves, in another random order: all slab memory is given back.
+        rng.shuffle(&mut ops);
+        for (k, (h, p)) in ops.iter().enumerate() {
+            s.stop(h, p, 1);
+            if k % 1000 == 0 {
+                s.check_invariants();
+            }
+        }
+        s.check_invariants();
+        assert_eq!((s.torrents(), s.peers()), (0, 0));
+        assert_eq!(s.slab.chunk_bytes(), 0);
+    }
+
+    #[test]
     fn time_going_backwards_does_not_break_anything() {
         let mut s = StoreV4::new(cfg(4, 100));
         ann(&mut s, &H1, &p4(1, 1), false, Event::None, 0, 500);

@@ -318,7 +318,7 @@ impl<const N: usize> PeerVec<N> {
     /// current `len` to the storage of `new_len` records, unless that is the same storage.
     /// A new block gets the old block's key, or `key` when there was no block. Does not change
     /// `len`; the caller sets it to `new_len` right after. Returns false (nothing changed) when
-    /// no storage can be had (more than `u32::MAX` records or slots). Freeing a slab slot may
+    /// no storage can be had (more than `u32::MAX` records). Freeing a slab slot may
     /// leave a move in the slab for the store to apply.
     fn relocate(&mut self, slab: &mut Slab, new_len: usize, copy: usize, key: &[u8; KEY]) -> bool {
         let len = self.len();
