@@ -11,6 +11,10 @@
 //! bench_run fullscrape [options] opentracker-rs with --fs-torrents (1,000,000) torrents: full
 //!                                scrapes (plain, gzip) while UDP announces go on; the announces'
 //!                                worst latency bounds how long the loop was blocked
+//! bench_run floor    [options]   the UDP mix and HTTP close against floor_server (constant
+//!                                replies, no state; `mmsg`, and `single` for UDP only),
+//!                                opentracker-rs and opentracker, alternating, with the ratios
+//!                                to opentracker: what the kernel leaves to win in user space
 //!
 //! options: --bin-dir DIR          opentracker-rs and examples/ (default: next to this binary)
 //!          --opentracker PATH     default /usr/bin/opentracker
@@ -58,6 +62,10 @@ const SEED: u64 = 1;
 enum Which {
     Ours,
     Opentracker,
+    /// `floor_server --udp-mode mmsg` (bench_run floor).
+    FloorMmsg,
+    /// `floor_server --udp-mode single` (bench_run floor, UDP only).
+    FloorSingle,
 }
 
 impl Which {
@@ -65,8 +73,18 @@ impl Which {
         match self {
             Which::Ours => "opentracker-rs",
             Which::Opentracker => "opentracker",
+            Which::FloorMmsg => "floor (mmsg)",
+            Which::FloorSingle => "floor (single)",
         }
     }
+}
+
+/// Which trackers `scenarios` runs, and how it sums them up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bench,
+    Compare,
+    Floor,
 }
 
 struct Settings {
@@ -201,13 +219,14 @@ fn run() -> Result<i32> {
         check_taskset()?;
     }
     match cmd {
-        "bench" => scenarios(&s, false),
-        "compare" => scenarios(&s, true),
+        "bench" => scenarios(&s, Mode::Bench),
+        "compare" => scenarios(&s, Mode::Compare),
+        "floor" => scenarios(&s, Mode::Floor),
         "memory" => memory(&s),
         "smoke" => smoke(&s),
         "fullscrape" => fullscrape(&s),
         _ => Err(
-            "usage: bench_run bench|compare|memory|smoke [options] (see the source's header)"
+            "usage: bench_run bench|compare|floor|memory|smoke|fullscrape [options] (see the source's header)"
                 .into(),
         ),
     }
@@ -307,7 +326,72 @@ fn start(s: &Settings, which: Which, torrents: u64, whitelist: bool) -> Result<T
     match which {
         Which::Ours => start_ours(s, torrents, whitelist),
         Which::Opentracker => start_opentracker(s, torrents),
+        Which::FloorMmsg => start_floor(s, which, "mmsg"),
+        Which::FloorSingle => start_floor(s, which, "single"),
     }
+}
+
+/// Reads `listening: udp ADDR` and `listening: http ADDR` lines from `out` (a tracker's log or
+/// floor_server's stdout) for up to 20 s, then keeps draining it so the child never blocks on
+/// a full pipe. Kills `child` when they do not come.
+fn listening(
+    child: &mut Child,
+    out: impl std::io::Read + Send + 'static,
+    name: &str,
+) -> Result<(SocketAddr, SocketAddr)> {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut http, mut udp) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.is_none() || udp.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).map_err(|_| {
+            let _ = child.kill();
+            format!("{name} did not start (no `listening:` lines within 20 s)")
+        })?;
+        if let Some(a) = line.split("listening: http ").nth(1) {
+            http = a.trim().parse().ok();
+        } else if let Some(a) = line.split("listening: udp ").nth(1) {
+            udp = a.trim().parse().ok();
+        }
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Ok((udp.ok_or("no udp address")?, http.ok_or("no http address")?))
+}
+
+/// floor_server (an example) on ports chosen by the kernel.
+fn start_floor(s: &Settings, which: Which, udp_mode: &str) -> Result<Tracker> {
+    let bin = s.examples.join("floor_server");
+    let mut child = pinned(s.tracker_cpu, &bin)
+        .args([
+            "--udp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--udp-mode",
+            udp_mode,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (udp, http) = listening(&mut child, stdout, which.name())?;
+    let t = Tracker {
+        which,
+        child,
+        udp,
+        http,
+        _dir: TempDir::new("floor")?,
+        whitelisted: false,
+    };
+    wait_ready(&t, 1)?;
+    Ok(t)
 }
 
 fn start_ours(s: &Settings, torrents: u64, whitelist: bool) -> Result<Tracker> {
@@ -335,33 +419,12 @@ fn start_ours(s: &Settings, torrents: u64, whitelist: bool) -> Result<Tracker> {
         .spawn()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut http, mut udp) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.is_none() || udp.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).map_err(|_| {
-            let _ = child.kill();
-            "opentracker-rs did not start (no `listening:` lines within 20 s)".to_owned()
-        })?;
-        if let Some(a) = line.split("listening: http ").nth(1) {
-            http = a.trim().parse().ok();
-        } else if let Some(a) = line.split("listening: udp ").nth(1) {
-            udp = a.trim().parse().ok();
-        }
-    }
-    // Keep draining the log so the tracker never blocks on a full pipe.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let (udp, http) = listening(&mut child, stderr, "opentracker-rs")?;
     let t = Tracker {
         which: Which::Ours,
         child,
-        udp: udp.ok_or("no udp address")?,
-        http: http.ok_or("no http address")?,
+        udp,
+        http,
         _dir: dir,
         whitelisted: whitelist,
     };
@@ -698,12 +761,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
+fn scenarios(s: &Settings, mode: Mode) -> Result<i32> {
     let whitelist = ours_whitelist(s)?;
-    let mut order = vec![Which::Ours];
-    if compare {
-        order.push(Which::Opentracker);
-    }
+    let order = match mode {
+        Mode::Bench => vec![Which::Ours],
+        Mode::Compare => vec![Which::Ours, Which::Opentracker],
+        Mode::Floor => vec![
+            Which::FloorMmsg,
+            Which::FloorSingle,
+            Which::Ours,
+            Which::Opentracker,
+        ],
+    };
+    // The floor serves HTTP one way whatever its UDP mode, and keep-alive is not its question.
+    let floor_skips = |w: Which, sc: Scenario| {
+        mode == Mode::Floor
+            && (sc == Scenario::HttpKeepalive || (w == Which::FloorSingle && sc != Scenario::Udp))
+    };
     println!(
         "# {} torrents (Zipf 1.0), {} simulated peers, {} s per run, {} round(s); tracker on CPU {}, load on CPU {}",
         s.torrents,
@@ -722,6 +796,11 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
             " (this build refuses access.whitelist; opentracker checks every announce against it)"
         }
     );
+    if mode == Mode::Floor {
+        println!(
+            "# floor_server: constant replies, no state, only the action read (a lower bound of a tracker's user-space work); mmsg: 64 datagrams per recvmmsg/sendmmsg, single: recvfrom+sendto per datagram"
+        );
+    }
     let mut trackers = Vec::new();
     for &w in &order {
         let t = start(s, w, s.torrents, w == Which::Opentracker || whitelist)?;
@@ -738,6 +817,9 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
         if !s.only.is_empty() && !s.only.iter().any(|o| o == sc.key()) {
             continue;
         }
+        if order.iter().all(|&w| floor_skips(w, sc)) {
+            continue;
+        }
         let mut per: Vec<(Which, Vec<Figures>)> = order.iter().map(|&w| (w, Vec::new())).collect();
         for round in 0..s.rounds {
             // Alternate which tracker goes first from round to round.
@@ -747,6 +829,9 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
             }
             for i in idx {
                 let t = &trackers[i];
+                if floor_skips(t.which, sc) {
+                    continue;
+                }
                 let r = scenario_run(s, t, sc, s.duration)?;
                 let f = figures(&r);
                 if f.errors > 0.0 || f.rps == 0.0 {
@@ -759,6 +844,7 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
         }
         let med: Vec<(Which, Figures)> = per
             .into_iter()
+            .filter(|(_, fs)| !fs.is_empty())
             .map(|(w, fs)| {
                 (
                     w,
@@ -777,7 +863,9 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
         table.push((sc, med));
     }
     println!();
-    if compare {
+    if mode == Mode::Floor {
+        floor_table(&table);
+    } else if mode == Mode::Compare {
         println!(
             "{:<36} {:>14} {:>14} {:>12} {:>14}",
             "scenario", "ours resp/s", "ot resp/s", "ratio resp/s", "ratio resp/CPU-s"
@@ -808,6 +896,43 @@ fn scenarios(s: &Settings, compare: bool) -> Result<i32> {
         println!("# WARNING: some runs had errors or no responses (see rows above)");
     }
     Ok(0)
+}
+
+/// `bench_run floor`'s summary: per scenario and server, the medians and the ratios to
+/// opentracker.
+fn floor_table(table: &[(Scenario, Vec<(Which, Figures)>)]) {
+    println!(
+        "{:<36} {:<15} {:>10} {:>12} {:>5} {:>13} {:>15}",
+        "scenario", "server", "resp/s", "resp/CPU-s", "CPU", "x ot resp/s", "x ot resp/CPU-s"
+    );
+    for (sc, med) in table {
+        let ot = med
+            .iter()
+            .find(|(w, _)| *w == Which::Opentracker)
+            .map(|m| &m.1);
+        for (w, f) in med {
+            let ratio = |a: f64, b: Option<f64>| {
+                b.map_or("-".into(), |b| format!("{:.2}x", a / b.max(1e-9)))
+            };
+            println!(
+                "{:<36} {:<15} {:>10} {:>12} {:>4.0}% {:>13} {:>15}",
+                sc.title(),
+                w.name(),
+                fmt_k(f.rps),
+                fmt_k(f.per_cpu),
+                f.cpu_share * 100.0,
+                ratio(f.rps, ot.map(|o| o.rps)),
+                ratio(f.per_cpu, ot.map(|o| o.per_cpu))
+            );
+        }
+        if let Some(ot) = ot {
+            println!(
+                "{:<36} 2x opentracker per CPU-s = {} resp/CPU-s",
+                sc.title(),
+                fmt_k(2.0 * ot.per_cpu)
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
