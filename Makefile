@@ -13,6 +13,8 @@
 #   make bench-memory   bytes per peer at 2,000x100, 20,000x10, 200,000x1 (ours and opentracker)
 #   make bench-micro    criterion micro-benchmarks (cargo bench --bench micro)
 #   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
+#   make bench-floor    UDP mix and HTTP close against a floor server too (constant replies, no
+#                   state: the least user-space work per request), opentracker-rs and opentracker
 #   make bench-smoke    each load generator for 2 s against a debug build (CI)
 #   Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (1), OURS_WHITELIST (auto|on|off),
 #   BENCH_ARGS (more bench_run options, see benches/load/bench_run.rs). See BENCHMARKS.md.
@@ -33,7 +35,7 @@ BENCH_RUN = $(TARGET_DIR)/release/examples/bench_run
 BENCH_OPTS = --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitelist $(OURS_WHITELIST) $(BENCH_ARGS)
 
 .PHONY: all run test test-deps install clean soak fuzz
-.PHONY: bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-build bench-deps
+.PHONY: bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-floor bench-build bench-deps
 
 all:
 	$(CARGO) build --release --locked
@@ -93,6 +95,11 @@ bench-compare: bench-build bench-deps
 
 bench-memory: bench-build bench-deps
 	$(BENCH_RUN) memory $(BENCH_OPTS)
+
+# The kernel's share: benches/load/floor_server.rs (constant replies, no state) side by side
+# with opentracker-rs and opentracker, with the ratios to opentracker per tracker-CPU-second.
+bench-floor: bench-build bench-deps
+	$(BENCH_RUN) floor $(BENCH_OPTS)
 
 bench-micro:
 	$(CARGO) bench --locked --bench micro
