@@ -75,6 +75,13 @@ fn run() -> Result<(), String> {
         Some(other) => return Err(format!("--udp-mode: {other:?} is not mmsg or single")),
     };
     o.finish()?;
+    // bench_run stops servers with SIGINT; a parent started in the background may hand down
+    // SIGINT ignored, so take the default (terminate) back, as the trackers' handlers do.
+    // SAFETY: restoring default dispositions has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
 
     let udp = Socket::new(
         Domain::for_address(udp_addr),
