@@ -129,7 +129,7 @@ pub fn must_drop<const N: usize>(t: &Torrent<N>, now_tick: u32, ticks: &Ticks) -
 /// Cleans one torrent at `now_tick`: drops its expired peers (fixing its seeders count) and
 /// says whether the torrent itself must go. Does nothing to the peers when
 /// `now_tick <= last_clean`. See the module docs for why the 3-bit stamps are exact. `slab` is
-/// the store's slab (the swarm's storage may shrink).
+/// the store's slab (the swarm's storage may shrink; the caller applies the slab's move).
 pub fn clean_torrent<const N: usize>(
     slab: &mut Slab,
     t: &mut Torrent<N>,

@@ -285,8 +285,8 @@ impl<const N: usize> Store<N> {
     /// fix the seeders count. `Completed` with `seeder` counts one `downloaded` when the peer
     /// was not stored as a seeder (new, or a leecher until now): each finished download counts
     /// once, and a seeder repeating `completed` counts nothing (opentracker counts a repeat
-    /// after any announce without `completed`). `Completed` from a leecher never counts. `Stopped` is handled as
-    /// [`Store::stop`] and selects nothing.
+    /// after any announce without `completed`). `Completed` from a leecher never counts.
+    /// `Stopped` is handled as [`Store::stop`] and selects nothing.
     pub fn announce(
         &mut self,
         req: &AnnounceInput<'_, N>,
