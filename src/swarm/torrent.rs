@@ -10,11 +10,13 @@
 //! | 3 ([`SEEDER`]) | the peer announced `left=0` last time |
 //! | 0..2 ([`STAMP_MASK`]) | STAMP: the tick of its last announce, mod 8 (see [`super::clean`]) |
 //!
-//! A swarm's storage is one BLOCK of `cap` records: first the `cap` addresses back to back
+//! A swarm's storage is one BLOCK of `cap` records: first the owner's key ([`slab::KEY`] bytes,
+//! the start of its info_hash, so the store can find the swarm whose block the slab moved),
+//! then the `cap` addresses back to back
 //! (`cap * N` bytes, sorted by their bytes: memcmp order, i.e. by address then port, as
 //! opentracker), then the `cap` nibbles packed two per byte (`ceil(cap / 2)` bytes; record `i`'s
 //! nibble is the low half of byte `i / 2` when `i` is even, the high half when odd). So an IPv4
-//! peer costs 6.5 bytes, an IPv6 peer 18.5; lookup is a binary search over the addresses, and
+//! peer costs 6.5 bytes, an IPv6 peer 18.5, plus 4 bytes per swarm; lookup is a binary search over the addresses, and
 //! a run of peers for a response is a plain copy of addresses.
 //!
 //! # Where the block lives
@@ -32,7 +34,9 @@
 //! the old; otherwise records move in place (one memmove of the addresses, one shift of the
 //! nibbles). Slab blocks belong to the [`Slab`]: every method that can change `len` takes it, and
 //! a swarm must be [`PeerVec::clear`]ed before it is dropped or its slot stays taken until the
-//! slab is dropped (the store does this; see [`super::store`]).
+//! slab is dropped (the store does this; see [`super::store`]). Freeing a slot may move another
+//! swarm's block into it ([`slab::Moved`]); the store re-points that swarm before anything else
+//! touches it.
 
 use std::alloc::{self, Layout};
 use std::fmt;
