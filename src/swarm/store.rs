@@ -14,10 +14,13 @@
 //!
 //! Memory: a torrent costs 48 bytes in its bucket plus its record block (6.5 bytes per IPv4
 //! peer; none for one IPv4 peer), which lives in the store's [`Slab`] up to 4 KiB; see
-//! [`super::torrent`] and [`super::slab`]. Buckets grow by `max(1, len / 8)` entries, not by
-//! doubling nor by 4: with 48-byte entries a bucket of a few torrents wastes at most one 8-byte
-//! malloc slack. A bucket shrinks (to `len + len / 8`) when it falls under half full after
-//! removals. A torrent leaving the store is cleared first, so its slab slot is given back.
+//! [`super::torrent`] and [`super::slab`]. Buckets grow by `max(1, len / 64)` entries, not by
+//! doubling: all buckets grow together, and every reallocation leaves a hole of a size the
+//! other buckets have outgrown, so small steps waste the least (one torrent per peer, measured:
+//! 58.8 / 63.0 bytes per peer at 200,000 / 1,000,000 torrents growing by `len / 8`, 53.5 / 52.3
+//! by `len / 64`). The copy that a step costs is no more than the memmove of inserting into the
+//! bucket. A bucket shrinks (to `len + len / 8`) when it falls under half full after removals.
+//! A torrent leaving the store is cleared first, so its slab slot is given back.
 
 use super::clean::{self, CleanStats, Ticks, clean_torrent, must_drop};
 use super::select::select_peers;
@@ -247,11 +250,11 @@ impl<const N: usize> Store<N> {
         }
     }
 
-    /// Inserts `t` at position `i` of bucket `b` (growing the bucket by `max(1, len / 8)`).
+    /// Inserts `t` at position `i` of bucket `b` (growing the bucket by `max(1, len / 64)`).
     fn insert_torrent(&mut self, b: usize, i: usize, t: Torrent<N>) {
         let v = &mut self.buckets[b];
         if v.len() == v.capacity() {
-            v.reserve_exact((v.len() / 8).max(1));
+            v.reserve_exact((v.len() / 64).max(1));
         }
         v.insert(i.min(v.len()), t);
         self.torrents += 1;
