@@ -6,8 +6,9 @@
 //! bench_run compare  [options]   the same scenarios against opentracker-rs AND opentracker,
 //!                                alternating them, with the ratio ours/opentracker
 //! bench_run memory   [options]   bytes per peer for 2,000x100, 20,000x10, 200,000x1 (both)
-//! bench_run smoke    [options]   each load generator for 2 s against opentracker-rs; exit 1
-//!                                unless every run got answers and no errors
+//! bench_run smoke    [options]   each load generator for 2 s against opentracker-rs, and 1 s
+//!                                against floor_server; exit 1 unless every run got answers and
+//!                                no errors
 //! bench_run fullscrape [options] opentracker-rs with --fs-torrents (1,000,000) torrents: full
 //!                                scrapes (plain, gzip) while UDP announces go on; the announces'
 //!                                worst latency bounds how long the loop was blocked
@@ -1098,9 +1099,24 @@ fn smoke(s: &Settings) -> Result<i32> {
     let mut ka = close;
     ka.push("--keepalive".into());
     runs.push(("http keep-alive", "http_load", ka));
+    // The floor server of `bench_run floor`, so it does not rot either.
+    let floor = start_floor(s, Which::FloorMmsg, "mmsg")?;
+    let mut floor_udp = vec!["--target".into(), floor.udp.to_string()];
+    floor_udp.extend(small("1"));
+    let mut floor_http = vec![
+        "--target".into(),
+        floor.http.to_string(),
+        "--connections".into(),
+        "8".into(),
+    ];
+    floor_http.extend(small("1"));
+    let mut all: Vec<(&str, &Tracker, &str, Vec<String>)> =
+        runs.into_iter().map(|(n, p, a)| (n, &t, p, a)).collect();
+    all.push(("floor udp mix", &floor, "udp_load", floor_udp));
+    all.push(("floor http close", &floor, "http_load", floor_http));
     let (mut passed, mut failed) = (0, 0);
-    for (name, program, args) in runs {
-        let r = load(s, &t, program, &args);
+    for (name, tracker, program, args) in all {
+        let r = load(s, tracker, program, &args);
         let ok = match &r {
             Ok(r) => {
                 let good = r.num("responses") > 0.0
