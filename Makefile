@@ -15,7 +15,8 @@
 #   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
 #   make bench-floor    UDP mix and HTTP close against a floor server too (constant replies, no
 #                   state: the least user-space work per request), opentracker-rs and opentracker
-#   make bench-smoke    each load generator for 2 s against a debug build (CI)
+#   make bench-smoke    each load generator for 2 s against a debug build, and 1 s against
+#                       floor_server (CI)
 #   Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (1), OURS_WHITELIST (auto|on|off),
 #   BENCH_ARGS (more bench_run options, see benches/load/bench_run.rs). See BENCHMARKS.md.
 #
