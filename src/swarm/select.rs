@@ -18,7 +18,7 @@
 //!   peers reads the useful ones first), each in the order picked.
 //! * Each peer is written as its `N` compact bytes (BEP 23 / BEP 7), straight into `out`.
 
-use super::torrent::{PeerVec, SEEDER};
+use super::torrent::{PeerVec, SEEDER, nibble_has};
 
 /// The largest `numwant` honoured; bigger values are clamped to it (the caller already clamps
 /// to its own limit, opentracker's is 200).
@@ -46,11 +46,7 @@ pub fn select_peers<const N: usize>(
     }
     let bytes = peers.addrs();
     let metas = peers.metas();
-    let is_seeder = |i: usize| {
-        metas
-            .get(i >> 1)
-            .is_some_and(|b| b & (SEEDER << ((i & 1) << 2)) != 0)
-    };
+    let is_seeder = |i: usize| nibble_has(metas, i, SEEDER);
     let is_candidate = |i: usize| Some(i) != requester && !(seeder && is_seeder(i));
     let seeders = seeders.min(len);
     let pool = if seeder { len - seeders } else { len };

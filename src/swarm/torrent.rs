@@ -88,6 +88,16 @@ pub fn nibble(metas: &[u8], i: usize) -> u8 {
     metas.get(i / 2).map_or(0, |b| (b >> ((i & 1) * 4)) & 0xf)
 }
 
+/// True when the nibble of record `i` has any of the META `bits` (e.g. [`SEEDER`]) set; false
+/// when out of range. Tests the bits in place, without extracting the nibble (the selection
+/// calls this for every pick).
+#[inline]
+pub fn nibble_has(metas: &[u8], i: usize, bits: u8) -> bool {
+    metas
+        .get(i >> 1)
+        .is_some_and(|b| b & ((bits & 0xf) << ((i & 1) << 2)) != 0)
+}
+
 /// Sets the nibble of record `i` (nothing when out of range).
 #[inline]
 fn set_nibble(metas: &mut [u8], i: usize, v: u8) {
@@ -404,9 +414,10 @@ impl<const N: usize> PeerVec<N> {
             let (oa, om) = self.parts();
             let (na, nm) = new.parts_mut();
             na[..copy * N].copy_from_slice(&oa[..copy * N]);
-            for i in 0..copy {
-                set_nibble(nm, i, nibble(om, i));
-            }
+            // Both nibble arrays start at record 0: whole bytes copy (with an odd `copy`, the
+            // spare high nibble of the last byte comes along; nothing reads past `len`).
+            let m = copy.div_ceil(2);
+            nm[..m].copy_from_slice(&om[..m]);
         }
         // Free the old storage and take the new.
         self.free_storage(slab);
@@ -720,6 +731,7 @@ mod tests {
                     model.insert(i, v);
                     for (j, &x) in model.iter().enumerate() {
                         assert_eq!(nibble(&m, j), x, "insert cap {cap}");
+                        assert_eq!(nibble_has(&m, j, SEEDER), x & SEEDER != 0);
                     }
                 }
                 while !model.is_empty() {
