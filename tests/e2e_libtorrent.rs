@@ -15,21 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A python interpreter that can import libtorrent: `python3` from PATH, or Debian's
-/// `/usr/bin/python3` (where `python3-libtorrent` installs when PATH has another python).
-fn python_with_libtorrent() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import libtorrent"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .expect("python3 with libtorrent is required: run `make test-deps`")
-}
-
 fn hex_decode(s: &str) -> [u8; 20] {
     let mut out = [0u8; 20];
     for (i, b) in out.iter_mut().enumerate() {
@@ -48,7 +33,7 @@ fn scrape_http(t: &Tracker, v6: bool, h: &[u8; 20]) -> (i64, i64, i64) {
 }
 
 fn run_swarm(proto: &str, v6: bool) {
-    let python = python_with_libtorrent();
+    let python = python_with("libtorrent");
     let t = Tracker::start(
         "e2e",
         "listen.tcp_udp 127.0.0.1:0\nlisten.tcp_udp [::1]:0\ntracker.announce_interval 30\n",

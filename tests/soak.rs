@@ -575,22 +575,9 @@ fn udp_flood(
     t
 }
 
-fn python_with_libtorrent() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import libtorrent"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .expect("python3 with libtorrent is required: run `make test-deps`")
-}
-
 /// Runs the libtorrent seeder + leecher through the tracker; returns the seconds it took.
 fn libtorrent_download(udp6: SocketAddr) -> f64 {
-    let python = python_with_libtorrent();
+    let python = python_with("libtorrent");
     let work = temp_dir("soak-e2e");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/libtorrent_swarm.py");
     let url = format!("udp://[::1]:{}/announce", udp6.port());

@@ -657,20 +657,6 @@ fn stats_modes_formats() {
     assert!(herr.contains("\n400 BAD 6\n"), "{herr}");
 }
 
-/// A python interpreter that has `prometheus_client` (PATH's python3 or Debian's).
-fn python_with_prometheus() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import prometheus_client.parser"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .expect("python3 with prometheus_client is required: run `make test-deps`")
-}
-
 /// Parses Prometheus text with the reference parser; returns (family name, type) pairs and
 /// `name{k=v,...} value` sample lines (labels sorted).
 fn parse_prometheus(text: &str) -> (Vec<(String, String)>, Vec<String>) {
@@ -683,7 +669,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
         print("S", "%s%s %r" % (s.name, "{%s}" % labels if labels else "", float(s.value)))
 "#;
-    let mut child = Command::new(python_with_prometheus())
+    let mut child = Command::new(python_with("prometheus_client.parser"))
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -304,3 +304,19 @@ pub fn config_loopback(extra: &str) -> String {
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A python interpreter that can `import module`: `python3` from PATH, or Debian's
+/// `/usr/bin/python3` (where the `python3-*` packages install when PATH has another python).
+/// Panics, naming the package to install, when neither can.
+pub fn python_with(module: &str) -> &'static str {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", &format!("import {module}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .unwrap_or_else(|| panic!("python3 with {module} is required: run `make test-deps`"))
+}
