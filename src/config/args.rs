@@ -43,7 +43,7 @@ Without any -p, -P or listen directive the tracker listens on 0.0.0.0:6969 and
 
 /// `opentracker-rs VERSION`, for `-v` / `--version`.
 pub fn version() -> &'static str {
-    concat!("opentracker-rs ", env!("CARGO_PKG_VERSION"))
+    crate::version::VERSION
 }
 
 /// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`].
