@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use super::file::{add_listener, apply, parse_file};
+use super::file::{apply, parse_file};
+use super::special::add_listener;
 use super::value;
 use super::{Command, Config, ConfigError};
 
