@@ -9,11 +9,20 @@
 //! function here returns a [`ConfigError`] naming the file, the line and the directive, and
 //! `main` exits non-zero before binding anything. Nothing here opens a socket.
 //!
+//! Each directive is declared once, in the table below ([`DIRECTIVE_TABLE`]): its name, field,
+//! type, bounds, unit, default and doc. The struct fields, their defaults, the parser, the
+//! `--check-config` output and the list [`DIRECTIVES`] all come from it (see `config/table.rs`),
+//! so adding a directive is one entry plus its use. Defaults live there and nowhere else: the
+//! service's policy and the store read [`Config::default`].
+//!
 //! Flow: [`parse_args`] starts from [`Config::default`], applies flags and `-f` files left
 //! to right (as opentracker's getopt loop), then calls [`Config::finish`], which adds the
 //! default listeners when nothing was bound and checks values against each other.
 //! `--check-config` prints [`Config::to_config_text`], which parses back to the same
 //! `Config`.
+//!
+//! A leaf: nothing here imports from the rest of the crate but the version text
+//! (`crate::version`, itself a leaf).
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -24,10 +33,13 @@ use ipnet::IpNet;
 
 mod args;
 mod file;
+mod special;
+mod table;
 mod value;
 
 pub use args::{parse_args, usage, version};
-pub use file::{DIRECTIVES, MAX_FILE_SIZE, parse_file, parse_str};
+pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
+pub use table::{Directive, MASK, Syntax};
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
 /// default listeners: 6969, as opentracker.
@@ -37,216 +49,170 @@ pub const DEFAULT_PORT: u16 = 6969;
 /// (`LIVESYNC_PORT`).
 pub const LIVESYNC_DEFAULT_PORT: u16 = 9696;
 
-/// The effective configuration. Every field names its directive, its flag, its unit and its
-/// default; [`Config::default`] holds all defaults with empty listener lists.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// TCP (HTTP) listen addresses, in order: `listen.tcp`, `listen.tcp_udp`, `-i IP -p PORT`.
-    /// Port 0 = OS-assigned. Default (applied by [`Config::finish`] only when neither list
-    /// has an entry): `0.0.0.0:6969` and `[::]:6969`. The `[::]` socket must be bound with
-    /// `IPV6_V6ONLY` so both can coexist.
-    pub listen_tcp: Vec<SocketAddr>,
-    /// UDP (BEP 15) listen addresses: `listen.udp`, `listen.tcp_udp`, `-i IP -P PORT`.
-    /// Same default rule as `listen_tcp`.
-    pub listen_udp: Vec<SocketAddr>,
-    /// `listen.udp.workers N` (0..=1024, default 0). opentracker starts N blocking UDP
-    /// threads per UDP socket; opentracker-rs serves UDP in its single-threaded loop, so
-    /// the value is only recorded (a non-zero value adds a warning).
-    pub udp_workers: u32,
-    /// `access.whitelist PATH` / `-w PATH`: file of hex info_hashes; only those may announce.
-    /// Read after the chroot (relative to `rootdir`), as opentracker. Exclusive with `blacklist`.
-    pub whitelist: Option<PathBuf>,
-    /// `access.blacklist PATH` / `-b PATH`: file of hex info_hashes that may not announce.
-    /// Exclusive with `whitelist`.
-    pub blacklist: Option<PathBuf>,
-    /// `access.stats IP|CIDR` (repeatable) / `-A IP|CIDR`: who may read the stats path.
-    /// A single address is a /32 or /128 network. Addresses are stored as written: a v4
-    /// client seen as `::ffff:a.b.c.d` on a dual-stack socket must be unmapped before matching.
-    pub stats_allowed: Vec<IpNet>,
-    /// `access.stats_path PATH`: the stats URL path, stored without leading `/`; default
-    /// `stats` (as opentracker). Never empty, never holds `?`.
-    pub stats_path: String,
-    /// `access.proxy IP|CIDR` (repeatable): peers whose `X-Forwarded-For` is believed.
-    pub proxies: Vec<IpNet>,
-    /// `tracker.rootdir DIR` / `-d DIR`: chroot target (as root) or chdir target, after binding.
-    pub rootdir: Option<PathBuf>,
-    /// `tracker.user NAME` / `-u NAME`: user to switch to after binding (opentracker
-    /// defaults to `nobody` when run as root; `None` here leaves that choice to `main`).
-    pub user: Option<String>,
-    /// `tracker.redirect_url URL` / `-r URL`: `GET /` answers 302 to this URL. Not checked
-    /// beyond "no control characters".
-    pub redirect_url: Option<String>,
-    /// `tracker.state_file PATH` / `-l PATH`: the `downloaded` counts, loaded at start (as
-    /// opentracker's `-l`), written every `state_interval` and at exit (see [`crate::state`];
-    /// the directive is opentracker-rs's own). Read after the chroot.
-    pub state_file: Option<PathBuf>,
-    /// `tracker.allow_root on|off` / `--allow-root`: serve as root when no `user` is set;
-    /// default off, so starting as root without `tracker.user` is refused (opentracker instead
-    /// switches to `nobody`).
-    pub allow_root: bool,
-    /// `tracker.pid_file PATH` / `--pid-file PATH`: the tracker's process id (decimal and a
-    /// newline) is written here after binding, before the chroot and the privilege drop, and
-    /// removed at a clean exit when still reachable. Default: none.
-    pub pid_file: Option<PathBuf>,
-    /// `tracker.log_file PATH` / `--log-file PATH`: once the tracker is ready to serve, its
-    /// stderr (the log) is appended to this file, opened before the chroot. Default: none
-    /// (stderr; `/dev/null` with `-D`).
-    pub log_file: Option<PathBuf>,
-    /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
-    /// (foreground, as systemd's `Type=simple` wants).
-    pub daemon: bool,
-    /// `tracker.state_interval S`: seconds between two writes of `state_file`, 0..=86400,
-    /// default 600; 0 writes it only at exit (SIGTERM/SIGINT). opentracker-rs's own.
-    pub state_interval: u32,
-    /// `livesync.cluster.listen IP[:PORT]` (default port 9696) / `-i IP -s PORT`. Parsed only.
-    pub livesync_listen: Option<SocketAddr>,
-    /// `livesync.cluster.node_ip IP|CIDR` (repeatable): peers allowed to send live sync. Parsed only.
-    pub livesync_node_ips: Vec<IpNet>,
-    /// `tracker.announce_interval S`: base `interval` sent to clients, seconds, 1..=86400,
-    /// default 1800 (as opentracker, which adds a random -180..+179 s).
-    pub announce_interval: u32,
-    /// `tracker.numwant.default N`: peers returned when the client sends no numwant,
-    /// 0..=512, default 50 (as opentracker). Must not exceed `numwant_max`.
-    pub numwant_default: u32,
-    /// `tracker.numwant.max N`: cap on numwant, 1..=512, default 200 (as opentracker).
-    pub numwant_max: u32,
-    /// `tracker.peer_timeout S`: a peer that has not announced for this long is dropped (at
-    /// most `S / 4` later, see `swarm::clean`), seconds, 1..=86400, default 2700 (45 min, as
-    /// opentracker).
-    pub peer_timeout: u32,
-    /// `tracker.torrent_timeout S`: an empty torrent with downloads is forgotten after this
-    /// long, seconds, 1..=2592000, default 86400 (24 h, as opentracker).
-    pub torrent_timeout: u32,
-    /// `tracker.scrape.max_info_hashes N`: info_hashes answered per scrape, 1..=1024,
-    /// default 64 (as opentracker's `OT_MAXMULTISCRAPE_COUNT`).
-    pub max_scrape_hashes: u32,
-    /// `tracker.random_peers N`: made-up peers with random public addresses mixed into each
-    /// announce reply that carries peers, 0..=200, default 0 (off). opentracker-rs's own.
-    pub random_peers: u32,
-    /// `tracker.fullscrape_interval S`: seconds between two full scrapes (`GET /scrape`
-    /// without info_hash) from one address (IPv6: one /64), 0..=86400, default 0 = no limit;
-    /// a full scrape within the interval gets 429 (opentracker's compile-time
-    /// `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
-    pub fullscrape_interval: u32,
-    /// `tracker.max_torrents N`: most torrents held over both address families, 0..=2^40,
-    /// default 5,000,000 (0 = no limit). When reached, an announce that would create a torrent is refused
-    /// (HTTP `failure reason` / UDP error "tracker is full: no new torrents"); existing torrents keep
-    /// working. Bounds the memory random info_hashes can take.
-    pub max_torrents: u64,
-    /// `tracker.max_peers N`: most peers held over both families, 0..=2^40, default
-    /// 50,000,000 (0 = no limit). When reached, an announce that would add a peer is refused ("tracker is full: no
-    /// new peers"); known peers keep announcing, `stopped` always works.
-    pub max_peers: u64,
-    /// HTTP server limits (`http.*`).
-    pub http: HttpConfig,
-    /// UDP socket settings (`udp.*`).
-    pub udp: UdpConfig,
-    /// Where values came from, in order of first use: `file PATH` per config file,
-    /// `command line` if any flag other than `-f` was given. Empty = defaults only.
-    /// Informational (printed by `--check-config`).
-    pub sources: Vec<String>,
-    /// Non-fatal findings for `main` to log, each `ORIGIN[:LINE]: DIRECTIVE: TEXT`
-    /// (obsolete directives, ignored settings, suspicious combinations).
-    pub warnings: Vec<String>,
-}
+table::directives! {
+    /// The effective configuration: one field per directive (its doc names the directive, the
+    /// unit, the bounds and the default), plus the flag-only and bookkeeping fields.
+    /// [`Config::default`] holds all defaults with empty listener lists.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Config {
+        // opentracker's directives.
 
-/// HTTP server limits. Directives `http.*`; opentracker-rs's own (opentracker hard-codes them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// `http.max_connections N`: open TCP connections at most, 1..=1000000, default 10000.
-    pub max_connections: usize,
-    /// `http.max_request_size BYTES`: largest request head buffered, 256..=1048576, default
-    /// 8192 (as opentracker's `G_INBUF_SIZE`).
-    pub max_request_size: usize,
-    /// `http.idle_timeout S`: a connection idle this long is closed, seconds, 1..=3600,
-    /// default 30 (as opentracker's `OT_CLIENT_TIMEOUT`).
-    pub idle_timeout: u32,
-    /// `http.keepalive on|off`: honour `Connection: keep-alive`; default on (opentracker's
-    /// default build closes after one reply).
-    pub keepalive: bool,
-    /// `http.header_timeout S`: a request head must be complete this many seconds after its
-    /// first byte, or the connection is closed without a reply (slowloris), 1..=3600, default 10.
-    pub header_timeout: u32,
-    /// `http.max_pipelined N`: requests answered per connection per loop turn, 1..=1024,
-    /// default 16; the others stay buffered and are answered on the next turns.
-    pub max_pipelined: usize,
-    /// `http.max_write_buffer BYTES`: response bytes a connection may leave unsent after a
-    /// write before it is dropped (a client that sends but does not read), 1024..=2^30,
-    /// default 262144 (256 KiB).
-    pub max_write_buffer: usize,
-}
+        /// opentracker starts N blocking UDP threads per UDP socket; opentracker-rs serves UDP
+        /// in its single-threaded loop, so the value is only recorded (a non-zero value adds a
+        /// warning).
+        "listen.udp.workers" => udp_workers: u32 = 0, [0..=1024], "threads",
+            hook special::udp_workers;
+        /// HTTP and UDP listeners on the same address (port 6969 when none is given); adds to
+        /// `listen_tcp` and `listen_udp`, and `--check-config` writes it as those two.
+        [repeatable] "listen.tcp_udp", apply special::listen_tcp_udp,
+            Syntax::Address { default_port: DEFAULT_PORT },
+            note "(written as listen.tcp and listen.udp)";
+        /// TCP (HTTP) listen addresses, in order: `listen.tcp`, `listen.tcp_udp`, `-i IP -p
+        /// PORT`. Port 0 = OS-assigned. Default (applied by [`Config::finish`] only when neither
+        /// list has an entry): `0.0.0.0:6969` and `[::]:6969`. The `[::]` socket must be bound
+        /// with `IPV6_V6ONLY` so both can coexist.
+        "listen.tcp" => listen_tcp: Vec<SocketAddr>, [DEFAULT_PORT, "TCP"];
+        /// UDP (BEP 15) listen addresses: `listen.udp`, `listen.tcp_udp`, `-i IP -P PORT`.
+        /// Same default rule as `listen_tcp`.
+        "listen.udp" => listen_udp: Vec<SocketAddr>, [DEFAULT_PORT, "UDP"];
+        /// `-w PATH`: file of hex info_hashes; only those may announce. Read after the chroot
+        /// (relative to `rootdir`), as opentracker. Exclusive with `blacklist`.
+        "access.whitelist" => whitelist: Option<PathBuf>, hook special::whitelist;
+        /// `-b PATH`: file of hex info_hashes that may not announce. Exclusive with `whitelist`.
+        "access.blacklist" => blacklist: Option<PathBuf>, hook special::blacklist;
+        /// `-A IP|CIDR` (repeatable): who may read the stats path. A single address is a /32
+        /// or /128 network. Addresses are stored as written: a v4 client seen as
+        /// `::ffff:a.b.c.d` on a dual-stack socket must be unmapped before matching.
+        "access.stats" => stats_allowed: Vec<IpNet>;
+        /// The stats URL path, stored without leading `/` (as opentracker). Never empty, never
+        /// holds `?`.
+        "access.stats_path" => stats_path: String = String::from("stats"),
+            hook special::stats_path;
+        /// Repeatable: peers whose `X-Forwarded-For` is believed.
+        "access.proxy" => proxies: Vec<IpNet>;
+        /// `-d DIR`: chroot target (as root) or chdir target, after binding.
+        "tracker.rootdir" => rootdir: Option<PathBuf>;
+        /// `-u NAME`: user to switch to after binding (opentracker defaults to `nobody` when run
+        /// as root; `None` here leaves that choice to `main`).
+        "tracker.user" => user: Option<String>;
+        /// `-r URL`: `GET /` answers 302 to this URL. Not checked beyond "no control
+        /// characters".
+        "tracker.redirect_url" => redirect_url: Option<String>;
+        /// `-i IP -s PORT`: the live sync address (port 9696 when none is given). Parsed only.
+        "livesync.cluster.listen" => livesync_listen: Option<SocketAddr>,
+            [LIVESYNC_DEFAULT_PORT];
+        /// Repeatable: peers allowed to send live sync. Parsed only.
+        "livesync.cluster.node_ip" => livesync_node_ips: Vec<IpNet>;
+        /// Obsolete (opentracker never parsed it): accepted with a warning and ignored.
+        [repeatable] "batchsync.cluster.admin_ip", apply special::obsolete_batchsync,
+            Syntax::Network, note "(obsolete, ignored)";
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            max_connections: 10_000,
-            max_request_size: 8192,
-            idle_timeout: 30,
-            keepalive: true,
-            header_timeout: 10,
-            max_pipelined: 16,
-            max_write_buffer: 256 << 10,
-        }
+        // opentracker-rs's own directives.
+
+        /// `-l PATH`: the `downloaded` counts, loaded at start (as opentracker's `-l`), written
+        /// every `state_interval` and at exit (see `crate::state`; the directive is
+        /// opentracker-rs's own). Read after the chroot.
+        "tracker.state_file" => state_file: Option<PathBuf>;
+        /// `--allow-root`: serve as root when no `user` is set; off by default, so starting as
+        /// root without `tracker.user` is refused (opentracker instead switches to `nobody`).
+        "tracker.allow_root" => allow_root: bool = false;
+        /// `--pid-file PATH`: the tracker's process id (decimal and a newline) is written here
+        /// after binding, before the chroot and the privilege drop, and removed at a clean exit
+        /// when still reachable. Default: none.
+        "tracker.pid_file" => pid_file: Option<PathBuf>;
+        /// `--log-file PATH`: once the tracker is ready to serve, its stderr (the log) is
+        /// appended to this file, opened before the chroot. Default: none (stderr; `/dev/null`
+        /// with `-D`).
+        "tracker.log_file" => log_file: Option<PathBuf>;
+        /// Seconds between two writes of `state_file`; 0 writes it only at exit
+        /// (SIGTERM/SIGINT).
+        "tracker.state_interval" => state_interval: u32 = 600, [0..=86_400], "seconds";
+        /// Base `interval` sent to clients (as opentracker, which adds a random -180..+179 s).
+        "tracker.announce_interval" => announce_interval: u32 = 1800, [1..=86_400], "seconds";
+        /// Peers returned when the client sends no numwant (as opentracker). Must not exceed
+        /// `numwant_max`.
+        "tracker.numwant.default" => numwant_default: u32 = 50, [0..=512], "peers";
+        /// Cap on numwant (as opentracker).
+        "tracker.numwant.max" => numwant_max: u32 = 200, [1..=512], "peers";
+        /// A peer that has not announced for this long is dropped (at most a quarter of it
+        /// later, see `swarm::clean`; 45 min, as opentracker).
+        "tracker.peer_timeout" => peer_timeout: u32 = 2700, [1..=86_400], "seconds";
+        /// An empty torrent with downloads is forgotten after this long (24 h, as
+        /// opentracker).
+        "tracker.torrent_timeout" => torrent_timeout: u32 = 86_400, [1..=2_592_000], "seconds";
+        /// Info_hashes answered per scrape (as opentracker's `OT_MAXMULTISCRAPE_COUNT`).
+        "tracker.scrape.max_info_hashes" => max_scrape_hashes: u32 = 64, [1..=1024],
+            "info_hashes";
+        /// Made-up peers with random public addresses mixed into each announce reply that
+        /// carries peers; 0 = off. The bound is `service::deniability::MAX_RANDOM_PEERS`.
+        "tracker.random_peers" => random_peers: u32 = 0, [0..=200], "peers";
+        /// Seconds between two full scrapes (`GET /scrape` without info_hash) from one address
+        /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429
+        /// (opentracker's compile-time `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
+        "tracker.fullscrape_interval" => fullscrape_interval: u32 = 0, [0..=86_400], "seconds";
+        /// Most torrents held over both address families (0 = no limit). When reached, an
+        /// announce that would create a torrent is refused (HTTP `failure reason` / UDP error
+        /// "tracker is full: no new torrents"); existing torrents keep working. Bounds the
+        /// memory random info_hashes can take: the default is about 250 MB of torrent entries
+        /// at most (48-byte entries, one inline peer each).
+        "tracker.max_torrents" => max_torrents: u64 = 5_000_000, [0..=1 << 40], "torrents";
+        /// Most peers held over both families (0 = no limit). When reached, an announce that
+        /// would add a peer is refused ("tracker is full: no new peers"); known peers keep
+        /// announcing, `stopped` always works. The default is about 0.4-0.75 GB in IPv4 swarms
+        /// (8-15 bytes per peer, `make bench-memory`), so a flood of made-up peers cannot take
+        /// all memory of a small machine.
+        "tracker.max_peers" => max_peers: u64 = 50_000_000, [0..=1 << 40], "peers";
+    } and {
+        /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
+        /// (foreground, as systemd's `Type=simple` wants).
+        pub daemon: bool,
+        /// HTTP server limits (`http.*`).
+        pub http: HttpConfig,
+        /// UDP socket settings (`udp.*`).
+        pub udp: UdpConfig,
+        /// Where values came from, in order of first use: `file PATH` per config file,
+        /// `command line` if any flag other than `-f` was given. Empty = defaults only.
+        /// Informational (printed by `--check-config`).
+        pub sources: Vec<String>,
+        /// Non-fatal findings for `main` to log, each `ORIGIN[:LINE]: DIRECTIVE: TEXT`
+        /// (obsolete directives, ignored settings, suspicious combinations).
+        pub warnings: Vec<String>,
     }
-}
 
-/// UDP socket settings. Directives `udp.*`; opentracker-rs's own.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UdpConfig {
-    /// `udp.recv_buffer BYTES`: `SO_RCVBUF` to request, 0..=1073741824, default 8 MiB;
-    /// 0 keeps the OS default. The kernel may cap it (`net.core.rmem_max`).
-    pub recv_buffer: usize,
-    /// `udp.send_buffer BYTES`: `SO_SNDBUF`, same range and default; 0 keeps the OS default.
-    pub send_buffer: usize,
-}
-
-impl Default for UdpConfig {
-    fn default() -> Self {
-        UdpConfig {
-            recv_buffer: 8 << 20,
-            send_buffer: 8 << 20,
-        }
+    /// HTTP server limits. Directives `http.*`; opentracker-rs's own (opentracker hard-codes
+    /// them).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct HttpConfig in http {
+        /// Open TCP connections at most.
+        "http.max_connections" => max_connections: usize = 10_000, [1..=1_000_000],
+            "connections";
+        /// Largest request head buffered (as opentracker's `G_INBUF_SIZE`).
+        "http.max_request_size" => max_request_size: usize = 8192, [256..=1 << 20], "bytes";
+        /// A connection idle this long is closed (as opentracker's `OT_CLIENT_TIMEOUT`).
+        "http.idle_timeout" => idle_timeout: u32 = 30, [1..=3600], "seconds";
+        /// A request head must be complete this long after its first byte, or the connection
+        /// is closed without a reply (slowloris).
+        "http.header_timeout" => header_timeout: u32 = 10, [1..=3600], "seconds";
+        /// Requests answered per connection per loop turn; the others stay buffered and are
+        /// answered on the next turns.
+        "http.max_pipelined" => max_pipelined: usize = 16, [1..=1024], "requests";
+        /// Response bytes a connection may leave unsent after a write before it is dropped (a
+        /// client that sends but does not read); the default is 256 KiB.
+        "http.max_write_buffer" => max_write_buffer: usize = 256 << 10, [1024..=1 << 30],
+            "bytes";
+        /// Honour `Connection: keep-alive` (opentracker's default build closes after one
+        /// reply).
+        "http.keepalive" => keepalive: bool = true;
     }
-}
 
-impl Default for Config {
-    /// All defaults; listener lists empty (see [`Config::finish`]).
-    fn default() -> Self {
-        Config {
-            listen_tcp: Vec::new(),
-            listen_udp: Vec::new(),
-            udp_workers: 0,
-            whitelist: None,
-            blacklist: None,
-            stats_allowed: Vec::new(),
-            stats_path: "stats".to_owned(),
-            proxies: Vec::new(),
-            rootdir: None,
-            user: None,
-            redirect_url: None,
-            state_file: None,
-            allow_root: false,
-            pid_file: None,
-            log_file: None,
-            daemon: false,
-            state_interval: 600,
-            livesync_listen: None,
-            livesync_node_ips: Vec::new(),
-            announce_interval: 1800,
-            numwant_default: 50,
-            numwant_max: 200,
-            peer_timeout: 2700,
-            torrent_timeout: 86_400,
-            max_scrape_hashes: 64,
-            random_peers: 0,
-            fullscrape_interval: 0,
-            max_torrents: crate::service::capacity::DEFAULT_MAX_TORRENTS,
-            max_peers: crate::service::capacity::DEFAULT_MAX_PEERS,
-            http: HttpConfig::default(),
-            udp: UdpConfig::default(),
-            sources: Vec::new(),
-            warnings: Vec::new(),
-        }
+    /// UDP socket settings. Directives `udp.*`; opentracker-rs's own.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct UdpConfig in udp {
+        /// `SO_RCVBUF` to request (8 MiB by default); 0 keeps the OS default. The kernel may
+        /// cap it (`net.core.rmem_max`).
+        "udp.recv_buffer" => recv_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
+        /// `SO_SNDBUF` to request, as `recv_buffer`; 0 keeps the OS default.
+        "udp.send_buffer" => send_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
     }
 }
 
@@ -342,10 +308,11 @@ impl Config {
     }
 
     /// The effective configuration in the config-file syntax, for `--check-config`: every
-    /// directive of [`DIRECTIVES`] appears, in that order; unset ones as a `# name (not set)`
-    /// comment. Listeners are written as `listen.tcp` and `listen.udp` lines (so
-    /// `listen.tcp_udp` and the obsolete `batchsync.cluster.admin_ip` are comments). [`parse_str`] on the
-    /// result gives back an equal `Config` (except `sources` and `warnings`).
+    /// directive of [`DIRECTIVE_TABLE`] appears, in that order, one line per value; one without
+    /// a value as a `# NAME NOTE` comment (`# tracker.user (not set)`). Listeners are written as
+    /// `listen.tcp` and `listen.udp` lines (so `listen.tcp_udp` and the obsolete
+    /// `batchsync.cluster.admin_ip` are comments); secret values read [`MASK`]. [`parse_str`] on
+    /// the result gives back an equal `Config` (except `sources`, `warnings` and secrets).
     pub fn to_config_text(&self) -> String {
         let mut out = String::new();
         let sources = if self.sources.is_empty() {
@@ -356,363 +323,18 @@ impl Config {
         // `write!` to a String cannot fail; the results are ignored on purpose.
         let _ = writeln!(out, "# {} effective configuration", version());
         let _ = writeln!(out, "# sources: {sources}");
-        // One line per value; a directive without a value becomes a `# name NOTE` comment.
-        let mut put = |name: &str, values: Vec<String>, note: &str| {
+        for directive in DIRECTIVE_TABLE {
+            let values = directive.values(self, true);
             if values.is_empty() {
-                let _ = writeln!(out, "# {name} {note}");
+                let _ = writeln!(out, "# {} {}", directive.name, directive.note);
             }
-            for v in values {
-                let _ = writeln!(out, "{name} {v}");
+            for value in values {
+                let _ = writeln!(out, "{} {value}", directive.name);
             }
-        };
-        let unset = "(not set)";
-        let one = |v: String| vec![v];
-        let path = |p: &Option<PathBuf>| p.iter().map(|p| p.display().to_string()).collect();
-        let text = |t: &Option<String>| t.iter().cloned().collect();
-        let addrs = |list: &[SocketAddr]| list.iter().map(|a| a.to_string()).collect();
-        let nets = |list: &[IpNet]| list.iter().map(value::net_text).collect();
-
-        put("listen.udp.workers", one(self.udp_workers.to_string()), "");
-        put(
-            "listen.tcp_udp",
-            Vec::new(),
-            "(written as listen.tcp and listen.udp)",
-        );
-        put("listen.tcp", addrs(&self.listen_tcp), unset);
-        put("listen.udp", addrs(&self.listen_udp), unset);
-        put("access.whitelist", path(&self.whitelist), unset);
-        put("access.blacklist", path(&self.blacklist), unset);
-        put("access.stats", nets(&self.stats_allowed), unset);
-        put("access.stats_path", one(self.stats_path.clone()), "");
-        put("access.proxy", nets(&self.proxies), unset);
-        put("tracker.rootdir", path(&self.rootdir), unset);
-        put("tracker.user", text(&self.user), unset);
-        put("tracker.redirect_url", text(&self.redirect_url), unset);
-        let livesync = self.livesync_listen.as_slice();
-        put("livesync.cluster.listen", addrs(livesync), unset);
-        put(
-            "livesync.cluster.node_ip",
-            nets(&self.livesync_node_ips),
-            unset,
-        );
-        put(
-            "batchsync.cluster.admin_ip",
-            Vec::new(),
-            "(obsolete, ignored)",
-        );
-        put("tracker.state_file", path(&self.state_file), unset);
-        let allow_root = if self.allow_root { "on" } else { "off" };
-        put("tracker.allow_root", one(allow_root.to_owned()), "");
-        put("tracker.pid_file", path(&self.pid_file), unset);
-        put("tracker.log_file", path(&self.log_file), unset);
-        let n = |v: u32| one(v.to_string());
-        put("tracker.state_interval", n(self.state_interval), "");
-        let z = |v: usize| one(v.to_string());
-        put("tracker.announce_interval", n(self.announce_interval), "");
-        put("tracker.numwant.default", n(self.numwant_default), "");
-        put("tracker.numwant.max", n(self.numwant_max), "");
-        put("tracker.peer_timeout", n(self.peer_timeout), "");
-        put("tracker.torrent_timeout", n(self.torrent_timeout), "");
-        put(
-            "tracker.scrape.max_info_hashes",
-            n(self.max_scrape_hashes),
-            "",
-        );
-        put("tracker.random_peers", n(self.random_peers), "");
-        put(
-            "tracker.fullscrape_interval",
-            n(self.fullscrape_interval),
-            "",
-        );
-        put(
-            "tracker.max_torrents",
-            one(self.max_torrents.to_string()),
-            "",
-        );
-        put("tracker.max_peers", one(self.max_peers.to_string()), "");
-        put("http.max_connections", z(self.http.max_connections), "");
-        put("http.max_request_size", z(self.http.max_request_size), "");
-        put("http.idle_timeout", n(self.http.idle_timeout), "");
-        put("http.header_timeout", n(self.http.header_timeout), "");
-        put("http.max_pipelined", z(self.http.max_pipelined), "");
-        put("http.max_write_buffer", z(self.http.max_write_buffer), "");
-        let keepalive = if self.http.keepalive { "on" } else { "off" };
-        put("http.keepalive", one(keepalive.to_owned()), "");
-        put("udp.recv_buffer", z(self.udp.recv_buffer), "");
-        put("udp.send_buffer", z(self.udp.send_buffer), "");
+        }
         out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sa(text: &str) -> SocketAddr {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn defaults() {
-        let c = Config::default();
-        assert!(c.listen_tcp.is_empty() && c.listen_udp.is_empty());
-        assert_eq!(c.stats_path, "stats");
-        assert_eq!(
-            (c.announce_interval, c.numwant_default, c.numwant_max),
-            (1800, 50, 200)
-        );
-        assert_eq!(
-            (c.peer_timeout, c.torrent_timeout, c.max_scrape_hashes),
-            (2700, 86400, 64)
-        );
-        assert_eq!((c.max_torrents, c.max_peers), (5_000_000, 50_000_000));
-        assert_eq!(
-            c.http,
-            HttpConfig {
-                max_connections: 10000,
-                max_request_size: 8192,
-                idle_timeout: 30,
-                keepalive: true,
-                header_timeout: 10,
-                max_pipelined: 16,
-                max_write_buffer: 262144,
-            }
-        );
-        assert_eq!(
-            c.udp,
-            UdpConfig {
-                recv_buffer: 8388608,
-                send_buffer: 8388608
-            }
-        );
-    }
-
-    #[test]
-    fn finish_adds_default_listeners_only_when_nothing_is_bound() {
-        let both = [sa("0.0.0.0:6969"), sa("[::]:6969")];
-        let mut c = Config::default();
-        c.finish().unwrap();
-        assert_eq!(c.listen_tcp, both);
-        assert_eq!(c.listen_udp, both);
-        c.finish().unwrap(); // idempotent
-        assert_eq!(c.listen_tcp, both);
-
-        let mut tcp_only = Config::default();
-        tcp_only.listen_tcp.push(sa("127.0.0.1:80"));
-        tcp_only.finish().unwrap();
-        assert_eq!(tcp_only.listen_tcp, [sa("127.0.0.1:80")]);
-        assert!(tcp_only.listen_udp.is_empty());
-
-        let mut udp_only = Config::default();
-        parse_str("listen.udp 127.0.0.1:0\n", "o.conf", &mut udp_only).unwrap();
-        udp_only.finish().unwrap();
-        assert!(udp_only.listen_tcp.is_empty());
-        assert_eq!(udp_only.listen_udp, [sa("127.0.0.1:0")]);
-    }
-
-    #[test]
-    fn finish_checks_numwant_in_any_order() {
-        let mut c = Config::default();
-        // Order in the file does not matter: the check runs on the final values.
-        parse_str(
-            "tracker.numwant.default 300\ntracker.numwant.max 400\n",
-            "o.conf",
-            &mut c,
-        )
-        .unwrap();
-        assert_eq!(c.finish(), Ok(()));
-
-        let mut c = Config::default();
-        parse_str("tracker.numwant.max 20\n", "o.conf", &mut c).unwrap();
-        assert_eq!(
-            c.finish().unwrap_err().to_string(),
-            "configuration: tracker.numwant.default: 50 is larger than tracker.numwant.max (20)"
-        );
-    }
-
-    #[test]
-    fn finish_warns_about_short_peer_timeout() {
-        let mut c = Config::default();
-        parse_str("tracker.peer_timeout 600\n", "o.conf", &mut c).unwrap();
-        c.finish().unwrap();
-        c.finish().unwrap();
-        assert_eq!(
-            c.warnings,
-            [
-                "configuration: tracker.peer_timeout: 600 s is shorter than \
-              tracker.announce_interval (1800 s); peers will expire between announces"
-            ]
-        );
-    }
-
-    #[test]
-    fn error_display_forms() {
-        let mut e = ConfigError {
-            origin: "opentracker.conf".into(),
-            line: Some(12),
-            directive: "listen.tcp".into(),
-            message: "invalid address \"1.2.3.4:99999\": port out of range".into(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "opentracker.conf:12: listen.tcp: invalid address \"1.2.3.4:99999\": port out of range"
-        );
-        e.line = None;
-        assert_eq!(
-            e.to_string(),
-            "opentracker.conf: listen.tcp: invalid address \"1.2.3.4:99999\": port out of range"
-        );
-        e.directive.clear();
-        assert_eq!(
-            e.to_string(),
-            "opentracker.conf: invalid address \"1.2.3.4:99999\": port out of range"
-        );
-    }
-
-    /// A config with every field away from its default.
-    fn everything() -> Config {
-        let text = "\
-listen.udp.workers 2
-listen.tcp_udp 127.0.0.1:0
-listen.tcp [::1]:8080
-listen.udp [fe80::1%3]:6881
-listen.udp 10.0.0.1
-access.blacklist /etc/ot/black list.txt
-access.stats 127.0.0.1
-access.stats 10.0.0.0/8
-access.stats ::1
-access.stats_path /my/stats
-access.proxy fd00::/8
-tracker.rootdir /var/lib/ot
-tracker.user _ot
-tracker.redirect_url https://example.org/#top
-livesync.cluster.listen 224.0.42.23
-livesync.cluster.node_ip 10.0.0.2
-tracker.state_file state.dump
-tracker.allow_root on
-tracker.pid_file /run/ot.pid
-tracker.log_file ot.log
-tracker.state_interval 60
-tracker.announce_interval 900
-tracker.numwant.default 25
-tracker.numwant.max 100
-tracker.peer_timeout 1200
-tracker.torrent_timeout 7200
-tracker.scrape.max_info_hashes 74
-tracker.random_peers 7
-tracker.fullscrape_interval 300
-tracker.max_torrents 1000000
-tracker.max_peers 5000000
-http.max_connections 123
-http.max_request_size 4096
-http.idle_timeout 5
-http.header_timeout 3
-http.max_pipelined 4
-http.max_write_buffer 65536
-http.keepalive no
-udp.recv_buffer 0
-udp.send_buffer 65536
-";
-        let mut c = Config::default();
-        parse_str(text, "all.conf", &mut c).unwrap();
-        c.finish().unwrap();
-        c
-    }
-
-    fn without_notes(mut c: Config) -> Config {
-        c.sources.clear();
-        c.warnings.clear();
-        c
-    }
-
-    #[test]
-    fn to_config_text_round_trips() {
-        for original in [everything(), Config::default(), {
-            let mut c = Config::default();
-            c.finish().unwrap();
-            c
-        }] {
-            let text = original.to_config_text();
-            let mut again = Config::default();
-            parse_str(&text, "check.conf", &mut again).unwrap();
-            assert_eq!(
-                without_notes(again),
-                without_notes(original.clone()),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn to_config_text_exact() {
-        let text = everything().to_config_text();
-        let body: Vec<&str> = text.lines().skip(2).collect();
-        assert_eq!(
-            body,
-            [
-                "listen.udp.workers 2",
-                "# listen.tcp_udp (written as listen.tcp and listen.udp)",
-                "listen.tcp 127.0.0.1:0",
-                "listen.tcp [::1]:8080",
-                "listen.udp 127.0.0.1:0",
-                "listen.udp [fe80::1%3]:6881",
-                "listen.udp 10.0.0.1:6969",
-                "# access.whitelist (not set)",
-                "access.blacklist /etc/ot/black list.txt",
-                "access.stats 127.0.0.1",
-                "access.stats 10.0.0.0/8",
-                "access.stats ::1",
-                "access.stats_path my/stats",
-                "access.proxy fd00::/8",
-                "tracker.rootdir /var/lib/ot",
-                "tracker.user _ot",
-                "tracker.redirect_url https://example.org/#top",
-                "livesync.cluster.listen 224.0.42.23:9696",
-                "livesync.cluster.node_ip 10.0.0.2",
-                "# batchsync.cluster.admin_ip (obsolete, ignored)",
-                "tracker.state_file state.dump",
-                "tracker.allow_root on",
-                "tracker.pid_file /run/ot.pid",
-                "tracker.log_file ot.log",
-                "tracker.state_interval 60",
-                "tracker.announce_interval 900",
-                "tracker.numwant.default 25",
-                "tracker.numwant.max 100",
-                "tracker.peer_timeout 1200",
-                "tracker.torrent_timeout 7200",
-                "tracker.scrape.max_info_hashes 74",
-                "tracker.random_peers 7",
-                "tracker.fullscrape_interval 300",
-                "tracker.max_torrents 1000000",
-                "tracker.max_peers 5000000",
-                "http.max_connections 123",
-                "http.max_request_size 4096",
-                "http.idle_timeout 5",
-                "http.header_timeout 3",
-                "http.max_pipelined 4",
-                "http.max_write_buffer 65536",
-                "http.keepalive off",
-                "udp.recv_buffer 0",
-                "udp.send_buffer 65536",
-            ]
-        );
-        assert!(text.starts_with("# opentracker-rs "), "{text}");
-        assert!(
-            text.contains("# sources: defaults, file all.conf\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn to_config_text_names_every_directive() {
-        let text = Config::default().to_config_text();
-        for name in DIRECTIVES {
-            let set = format!("\n{name} ");
-            let unset = format!("\n# {name} (");
-            assert!(
-                text.contains(&set) || text.contains(&unset),
-                "{name} missing in:\n{text}"
-            );
-        }
-    }
-}
+mod tests;

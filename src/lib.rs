@@ -15,4 +15,5 @@ pub mod state;
 pub mod stats;
 pub mod swarm;
 pub mod types;
+pub mod version;
 pub mod wire;

@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use super::file::{add_listener, apply, parse_file};
+use super::file::{apply, parse_file};
+use super::special::add_listener;
 use super::value;
 use super::{Command, Config, ConfigError};
 
@@ -43,7 +44,7 @@ Without any -p, -P or listen directive the tracker listens on 0.0.0.0:6969 and
 
 /// `opentracker-rs VERSION`, for `-v` / `--version`.
 pub fn version() -> &'static str {
-    concat!("opentracker-rs ", env!("CARGO_PKG_VERSION"))
+    crate::version::VERSION
 }
 
 /// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`].

@@ -1,106 +1,15 @@
 //! The config file: opentracker's syntax (`opentracker.c:parse_configfile`) with every error
-//! fatal, and the directive table shared with the command line.
+//! fatal, and [`apply`], the one way into the directive table for files and the command line.
 
 use std::fs::File;
 use std::io::Read;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::value;
-use super::{Config, ConfigError, DEFAULT_PORT, LIVESYNC_DEFAULT_PORT};
+use super::table::Applied;
+use super::{Config, ConfigError, DIRECTIVE_TABLE};
 
 /// Largest config file read, in bytes (1 MiB): `-f /dev/zero` fails instead of eating memory.
 pub const MAX_FILE_SIZE: u64 = 1 << 20;
-
-/// Every directive this parser knows, in the order [`Config::to_config_text`] writes them.
-/// The first block is opentracker's; the rest are opentracker-rs's own, in the same
-/// `section.name value` style.
-pub const DIRECTIVES: &[&str] = &[
-    "listen.udp.workers",
-    "listen.tcp_udp",
-    "listen.tcp",
-    "listen.udp",
-    "access.whitelist",
-    "access.blacklist",
-    "access.stats",
-    "access.stats_path",
-    "access.proxy",
-    "tracker.rootdir",
-    "tracker.user",
-    "tracker.redirect_url",
-    "livesync.cluster.listen",
-    "livesync.cluster.node_ip",
-    "batchsync.cluster.admin_ip",
-    // opentracker-rs's own directives.
-    "tracker.state_file",
-    "tracker.allow_root",
-    "tracker.pid_file",
-    "tracker.log_file",
-    "tracker.state_interval",
-    "tracker.announce_interval",
-    "tracker.numwant.default",
-    "tracker.numwant.max",
-    "tracker.peer_timeout",
-    "tracker.torrent_timeout",
-    "tracker.scrape.max_info_hashes",
-    "tracker.random_peers",
-    "tracker.fullscrape_interval",
-    "tracker.max_torrents",
-    "tracker.max_peers",
-    "http.max_connections",
-    "http.max_request_size",
-    "http.idle_timeout",
-    "http.header_timeout",
-    "http.max_pipelined",
-    "http.max_write_buffer",
-    "http.keepalive",
-    "udp.recv_buffer",
-    "udp.send_buffer",
-];
-
-/// Bounds of the numeric directives: `(directive, min, max)`, inclusive.
-pub(crate) mod bounds {
-    /// `listen.udp.workers`.
-    pub const UDP_WORKERS: (u32, u32) = (0, 1024);
-    /// `tracker.state_interval`, seconds (0 = only at exit .. 1 day).
-    pub const STATE_INTERVAL: (u32, u32) = (0, 86_400);
-    /// `tracker.announce_interval`, seconds (1 s .. 1 day).
-    pub const ANNOUNCE_INTERVAL: (u32, u32) = (1, 86_400);
-    /// `tracker.numwant.default`.
-    pub const NUMWANT_DEFAULT: (u32, u32) = (0, 512);
-    /// `tracker.numwant.max`.
-    pub const NUMWANT_MAX: (u32, u32) = (1, 512);
-    /// `tracker.peer_timeout`, seconds (1 s .. 1 day).
-    pub const PEER_TIMEOUT: (u32, u32) = (1, 86_400);
-    /// `tracker.torrent_timeout`, seconds (1 s .. 30 days).
-    pub const TORRENT_TIMEOUT: (u32, u32) = (1, 2_592_000);
-    /// `tracker.scrape.max_info_hashes`.
-    pub const MAX_SCRAPE_HASHES: (u32, u32) = (1, 1024);
-    /// `tracker.random_peers` (made-up peers per announce reply; 200 is
-    /// `service::deniability::MAX_RANDOM_PEERS`).
-    pub const RANDOM_PEERS: (u32, u32) = (0, 200);
-    /// `tracker.fullscrape_interval`, seconds (0 = no limit .. 1 day).
-    pub const FULLSCRAPE_INTERVAL: (u32, u32) = (0, 86_400);
-    /// `http.max_connections`.
-    pub const HTTP_MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
-    /// `http.max_request_size`, bytes.
-    pub const HTTP_MAX_REQUEST_SIZE: (usize, usize) = (256, 1 << 20);
-    /// `http.idle_timeout`, seconds.
-    pub const HTTP_IDLE_TIMEOUT: (u32, u32) = (1, 3600);
-    /// `tracker.max_torrents` / `tracker.max_peers` (0 = no limit).
-    pub const MAX_STORE_ITEMS: (u64, u64) = (0, 1 << 40);
-    /// `http.header_timeout`, seconds.
-    pub const HTTP_HEADER_TIMEOUT: (u32, u32) = (1, 3600);
-    /// `http.max_pipelined`, requests answered per connection per loop turn.
-    pub const HTTP_MAX_PIPELINED: (usize, usize) = (1, 1024);
-    /// `http.max_write_buffer`, bytes.
-    pub const HTTP_MAX_WRITE_BUFFER: (usize, usize) = (1024, 1 << 30);
-    /// `udp.recv_buffer` / `udp.send_buffer`, bytes; 0 keeps the OS default.
-    pub const UDP_BUFFER: (usize, usize) = (0, 1 << 30);
-}
-
-/// Error text for `access.whitelist` together with `access.blacklist`.
-pub(crate) const EXCLUSIVE: &str = "access.whitelist and access.blacklist are exclusive";
 
 /// Reads and applies the config file at `path` to `cfg`, line by line, in order (as
 /// opentracker's `-f`; later values overwrite earlier ones, repeatable directives append).
@@ -179,148 +88,38 @@ fn parse_lines(bytes: &[u8], origin: &str, cfg: &mut Config) -> Result<(), Confi
     Ok(())
 }
 
-/// Applies one directive to `cfg`. Shared by the file parser and the command line (whose
-/// flags map onto directives). `Ok(Some(text))` is a warning for the caller to record.
-pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Result<Option<String>, String> {
-    if !DIRECTIVES.contains(&name) {
+/// Applies one directive to `cfg`: finds it in [`DIRECTIVE_TABLE`], checks the value is not
+/// empty and holds no control character (tabs allowed), then lets the directive parse and store
+/// it. Shared by the file parser and the command line (whose flags map onto directives).
+/// `Ok(Some(text))` is a warning for the caller to record.
+///
+/// Errors: `unknown directive` (`not supported: ...` for opentracker's FIFO directives),
+/// `missing value`, `control character in value`, and the directive's own value errors.
+pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Applied {
+    let Some(directive) = DIRECTIVE_TABLE.iter().find(|d| d.name == name) else {
         return Err(match name {
             "access.fifo_add" | "access.fifo_delete" => {
                 "not supported: dynamic access lists (FIFOs) are not implemented".to_owned()
             }
             _ => "unknown directive".to_owned(),
         });
-    }
+    };
     if value.is_empty() {
         return Err("missing value".to_owned());
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err("control character in value".to_owned());
     }
-    use bounds::*;
-    let u32_in = |(lo, hi): (u32, u32)| value::number_u32(value, lo, hi);
-    let usize_in = |(lo, hi): (usize, usize)| value::number_usize(value, lo, hi);
-    let u64_in = |(lo, hi): (u64, u64)| value::number(value, lo, hi);
-    match name {
-        "listen.udp.workers" => {
-            cfg.udp_workers = u32_in(UDP_WORKERS)?;
-            if cfg.udp_workers > 0 {
-                return Ok(Some(
-                    "UDP is served by the single-threaded event loop; the worker count is \
-                     recorded but no worker threads are started"
-                        .to_owned(),
-                ));
-            }
-        }
-        "listen.tcp_udp" => {
-            let addr = value::socket_addr(value, DEFAULT_PORT)?;
-            check_new_listener(&cfg.listen_tcp, addr, "TCP")?;
-            check_new_listener(&cfg.listen_udp, addr, "UDP")?;
-            cfg.listen_tcp.push(addr);
-            cfg.listen_udp.push(addr);
-        }
-        "listen.tcp" => {
-            let addr = value::socket_addr(value, DEFAULT_PORT)?;
-            add_listener(&mut cfg.listen_tcp, addr, "TCP")?;
-        }
-        "listen.udp" => {
-            let addr = value::socket_addr(value, DEFAULT_PORT)?;
-            add_listener(&mut cfg.listen_udp, addr, "UDP")?;
-        }
-        "access.whitelist" => {
-            if cfg.blacklist.is_some() {
-                return Err(EXCLUSIVE.to_owned());
-            }
-            cfg.whitelist = Some(PathBuf::from(value));
-        }
-        "access.blacklist" => {
-            if cfg.whitelist.is_some() {
-                return Err(EXCLUSIVE.to_owned());
-            }
-            cfg.blacklist = Some(PathBuf::from(value));
-        }
-        "access.stats" => cfg.stats_allowed.push(value::ip_net(value)?),
-        "access.stats_path" => {
-            let path = value.trim_start_matches('/');
-            if path.is_empty() {
-                return Err("stats path is empty".to_owned());
-            }
-            if path.contains('?') {
-                return Err(format!(
-                    "stats path \"{value}\" contains '?' and could never match"
-                ));
-            }
-            cfg.stats_path = path.to_owned();
-        }
-        "access.proxy" => cfg.proxies.push(value::ip_net(value)?),
-        "tracker.rootdir" => cfg.rootdir = Some(PathBuf::from(value)),
-        "tracker.user" => cfg.user = Some(value.to_owned()),
-        "tracker.redirect_url" => cfg.redirect_url = Some(value.to_owned()),
-        "tracker.state_file" => cfg.state_file = Some(PathBuf::from(value)),
-        "tracker.allow_root" => cfg.allow_root = value::boolean(value)?,
-        "tracker.pid_file" => cfg.pid_file = Some(PathBuf::from(value)),
-        "tracker.log_file" => cfg.log_file = Some(PathBuf::from(value)),
-        "tracker.random_peers" => cfg.random_peers = u32_in(RANDOM_PEERS)?,
-        "tracker.state_interval" => cfg.state_interval = u32_in(STATE_INTERVAL)?,
-        "livesync.cluster.listen" => {
-            cfg.livesync_listen = Some(value::socket_addr(value, LIVESYNC_DEFAULT_PORT)?);
-        }
-        "livesync.cluster.node_ip" => cfg.livesync_node_ips.push(value::ip_net(value)?),
-        "batchsync.cluster.admin_ip" => {
-            return Ok(Some(
-                "obsolete (opentracker never parsed it); ignored".to_owned(),
-            ));
-        }
-        "tracker.announce_interval" => cfg.announce_interval = u32_in(ANNOUNCE_INTERVAL)?,
-        "tracker.numwant.default" => cfg.numwant_default = u32_in(NUMWANT_DEFAULT)?,
-        "tracker.numwant.max" => cfg.numwant_max = u32_in(NUMWANT_MAX)?,
-        "tracker.peer_timeout" => cfg.peer_timeout = u32_in(PEER_TIMEOUT)?,
-        "tracker.torrent_timeout" => cfg.torrent_timeout = u32_in(TORRENT_TIMEOUT)?,
-        "tracker.scrape.max_info_hashes" => cfg.max_scrape_hashes = u32_in(MAX_SCRAPE_HASHES)?,
-        "tracker.fullscrape_interval" => cfg.fullscrape_interval = u32_in(FULLSCRAPE_INTERVAL)?,
-        "http.max_connections" => cfg.http.max_connections = usize_in(HTTP_MAX_CONNECTIONS)?,
-        "http.max_request_size" => cfg.http.max_request_size = usize_in(HTTP_MAX_REQUEST_SIZE)?,
-        "http.idle_timeout" => cfg.http.idle_timeout = u32_in(HTTP_IDLE_TIMEOUT)?,
-        "http.keepalive" => cfg.http.keepalive = value::boolean(value)?,
-        "tracker.max_torrents" => cfg.max_torrents = u64_in(MAX_STORE_ITEMS)?,
-        "tracker.max_peers" => cfg.max_peers = u64_in(MAX_STORE_ITEMS)?,
-        "http.header_timeout" => cfg.http.header_timeout = u32_in(HTTP_HEADER_TIMEOUT)?,
-        "http.max_pipelined" => cfg.http.max_pipelined = usize_in(HTTP_MAX_PIPELINED)?,
-        "http.max_write_buffer" => {
-            cfg.http.max_write_buffer = usize_in(HTTP_MAX_WRITE_BUFFER)?;
-        }
-        "udp.recv_buffer" => cfg.udp.recv_buffer = usize_in(UDP_BUFFER)?,
-        "udp.send_buffer" => cfg.udp.send_buffer = usize_in(UDP_BUFFER)?,
-        // Unreachable while DIRECTIVES and this match agree; the test
-        // `every_directive_is_handled` keeps them in step.
-        _ => return Err("unknown directive".to_owned()),
-    }
-    Ok(None)
-}
-
-/// Appends `addr` to a listener list unless it is already there.
-pub(crate) fn add_listener(
-    list: &mut Vec<SocketAddr>,
-    addr: SocketAddr,
-    kind: &str,
-) -> Result<(), String> {
-    check_new_listener(list, addr, kind)?;
-    list.push(addr);
-    Ok(())
-}
-
-/// A second bind of the same address would fail at start-up; say so now. Port 0 (an
-/// OS-assigned port) may repeat.
-fn check_new_listener(list: &[SocketAddr], addr: SocketAddr, kind: &str) -> Result<(), String> {
-    if addr.port() != 0 && list.contains(&addr) {
-        return Err(format!("{kind} listener {addr} is already configured"));
-    }
-    Ok(())
+    directive.apply(cfg, value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DIRECTIVES;
     use ipnet::IpNet;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
 
     fn sa(text: &str) -> SocketAddr {
         text.parse().unwrap()

@@ -9,15 +9,6 @@
 
 use std::net::IpAddr;
 
-/// Default of `tracker.max_torrents`: 5 million torrents, about 250 MB of torrent entries at most
-/// (48-byte entries, one inline peer each). An operator with more memory raises it.
-pub const DEFAULT_MAX_TORRENTS: u64 = 5_000_000;
-
-/// Default of `tracker.max_peers`: 50 million peers, about 0.4-0.75 GB in IPv4 swarms (8-15 bytes
-/// per peer measured by `make bench-memory`), so that a flood of made-up peers cannot take all
-/// memory of a small machine.
-pub const DEFAULT_MAX_PEERS: u64 = 50_000_000;
-
 use super::{Announce, Tracker};
 use crate::swarm::peer::{peer_v4, peer_v6};
 use crate::types::Event;

@@ -55,17 +55,19 @@ pub struct Policy {
 }
 
 impl Default for Policy {
+    /// The defaults of the config table ([`crate::config::Config::default`]).
     fn default() -> Self {
+        let c = crate::config::Config::default();
         Policy {
-            announce_interval: 1800,
-            numwant_default: 50,
-            numwant_max: 200,
-            max_scrape_hashes: 64,
-            peer_timeout: 2700,
-            torrent_timeout: 86400,
-            random_peers: 0,
-            max_torrents: capacity::DEFAULT_MAX_TORRENTS,
-            max_peers: capacity::DEFAULT_MAX_PEERS,
+            announce_interval: c.announce_interval,
+            numwant_default: c.numwant_default,
+            numwant_max: c.numwant_max,
+            max_scrape_hashes: c.max_scrape_hashes as usize,
+            peer_timeout: c.peer_timeout,
+            torrent_timeout: c.torrent_timeout,
+            random_peers: c.random_peers,
+            max_torrents: c.max_torrents,
+            max_peers: c.max_peers,
         }
     }
 }

@@ -124,7 +124,7 @@ pub fn serve(
     if let Some(text) = text {
         let snap = Snapshot {
             stats: &tracker.stats,
-            version: crate::config::version(),
+            version: crate::version::VERSION,
             uptime: now,
             torrents: [tracker.v4.torrents(), tracker.v6.torrents()],
             peers: [tracker.v4.peers(), tracker.v6.peers()],

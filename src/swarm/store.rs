@@ -49,10 +49,12 @@ pub struct StoreConfig {
 }
 
 impl Default for StoreConfig {
+    /// The defaults of the config table (`tracker.peer_timeout`, `tracker.torrent_timeout`).
     fn default() -> Self {
+        let c = crate::config::Config::default();
         StoreConfig {
-            peer_timeout: 2700,
-            torrent_timeout: 86400,
+            peer_timeout: c.peer_timeout,
+            torrent_timeout: c.torrent_timeout,
         }
     }
 }
