@@ -14,10 +14,10 @@ pub mod walk;
 
 use std::net::IpAddr;
 
-use crate::stats::{Family, Stats};
+use crate::stats::Stats;
 use crate::swarm::peer::{peer_v4, peer_v6};
 use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
-use crate::types::{Event, InfoHash};
+use crate::types::{Event, Family, InfoHash};
 
 /// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
 /// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment

@@ -10,7 +10,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Family, Stats};
+use super::Stats;
+use crate::types::Family;
 
 /// Everything the text modes and the metrics show, read at request time.
 #[derive(Clone, Copy, Debug)]
