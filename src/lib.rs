@@ -7,6 +7,7 @@
 pub mod access;
 pub mod config;
 pub mod daemon;
+pub mod lines;
 pub mod net;
 pub mod privileges;
 pub mod service;
