@@ -7,6 +7,7 @@
 pub mod access;
 pub mod config;
 pub mod daemon;
+pub mod front;
 pub mod lines;
 pub mod net;
 pub mod privileges;

@@ -5,7 +5,6 @@
 //! SIGINT.
 
 pub mod background;
-pub mod conn_id;
 pub mod event_loop;
 pub mod http_server;
 pub mod udp_server;
