@@ -1,4 +1,6 @@
-//! The single-threaded mio event loop: every socket, connection and timer lives here.
+//! The single-threaded mio event loop: every socket, connection and timer lives here. What the
+//! bytes mean is the fronts' business ([`crate::front`]); this layer reads, buffers, writes
+//! and schedules.
 //!
 //! [`bind`] opens every listener first (so a bad address fails before anything is served, and
 //! privileges can be dropped after binding); [`event_loop::run`] then serves them until SIGTERM or

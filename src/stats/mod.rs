@@ -101,7 +101,7 @@ impl Stats {
     }
 }
 
-/// UDP datagrams that were not served, by reason (BEP 15 handling in `net::udp_server`).
+/// UDP datagrams that were not served, by reason (BEP 15 handling in `front::udp`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UdpInvalid {
     /// Shorter than 16 bytes, or longer than the receive buffer: dropped silently.

@@ -12,7 +12,8 @@
 //!
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
-//! HTTP status (400, 405, 413) from the server.
+//! HTTP status and a closed connection from [`serve_request`] (400 for a malformed head or one
+//! with a body, 413 for a head over `http.max_request_size`).
 
 pub mod stats;
 pub mod walk;
@@ -87,7 +88,7 @@ pub enum Outcome {
         keep_alive: bool,
     },
     /// The bytes are no HTTP request we serve: a head over `http.max_request_size` (413) or a
-    /// malformed one (400, 405, 505, ... from [`crate::wire::http`]). The error response is in
+    /// malformed one (400, from [`crate::wire::http`]). The error response is in
     /// `out`; the connection closes after it, and what follows is not read.
     Refused,
 }
