@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use opentracker_rs::service::walk::{SLICE_TORRENTS, Walk, WalkFormat};
+use opentracker_rs::front::http::walk::{SLICE_TORRENTS, Walk, WalkFormat};
 use opentracker_rs::swarm::store::{AnnounceInput, Store, StoreConfig};
 use opentracker_rs::types::Event;
 use opentracker_rs::wire::stream::Framing;

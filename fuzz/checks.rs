@@ -8,8 +8,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use opentracker_rs::net::udp_server::UdpHandler;
-use opentracker_rs::service::http::{HttpSite, Scratch, handle};
+use opentracker_rs::front::http::{HttpSite, Scratch, handle};
+use opentracker_rs::front::udp::UdpHandler;
 use opentracker_rs::service::{Policy, Tracker};
 use opentracker_rs::wire::{bencode, http, query, udp};
 
@@ -118,7 +118,7 @@ pub fn udp_packet(data: &[u8]) {
     }
 }
 
-/// The whole UDP request path (`net::udp_server::UdpHandler` + `service::udp` + the store) from
+/// The whole UDP request path (`front::udp::UdpHandler` + `service` + the store) from
 /// a source that never connected: no reply is longer than its request (no amplification), and
 /// nothing is stored. The first byte picks the source family.
 pub fn udp_handler(data: &[u8]) {
@@ -145,10 +145,10 @@ pub fn udp_handler(data: &[u8]) {
     );
 }
 
-/// The whole HTTP request path (`service::http::handle` + the store) for any head that parses:
-/// the response is one well-formed HTTP/1.1 message whose Content-Length is its body length; a
-/// 200 body is valid bencode; a refused request (error status or `failure reason`) stores
-/// nothing.
+/// The whole HTTP request path (`front::http::handle` + `service` + the store) for any head that
+/// parses: the response is one well-formed HTTP/1.1 message whose Content-Length is its body
+/// length; a 200 body is valid bencode; a refused request (error status or `failure reason`)
+/// stores nothing.
 pub fn http_handle(data: &[u8]) {
     let Ok(Some((req, _))) = http::parse_request(data) else {
         return;

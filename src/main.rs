@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use opentracker_rs::access::{self, Access, Mode};
 use opentracker_rs::config::{self, Command, Config};
 use opentracker_rs::daemon::{self, Detached, PidFile};
+use opentracker_rs::front::http::HttpSite;
 use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
 use opentracker_rs::net::http_server::HttpLimits;
 use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::privileges;
 use opentracker_rs::service::Policy;
-use opentracker_rs::service::http::HttpSite;
 use opentracker_rs::service::stats::StatsAccess;
 
 fn main() -> ExitCode {

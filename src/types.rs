@@ -1,5 +1,6 @@
-//! Plain value types shared by `wire/` (which parses them) and `swarm/` (which stores them).
-//! This module imports nothing from the crate, so both layers may depend on it.
+//! Plain value types shared across the layers: `wire/` parses them, `swarm/` stores them,
+//! `service/` and `stats/` count by them. A leaf: this module imports nothing from the crate,
+//! so every layer may depend on it.
 
 /// A torrent's info_hash: the SHA-1 of its bencoded `info` dictionary, 20 raw bytes (BEP 3).
 pub type InfoHash = [u8; 20];
@@ -21,4 +22,23 @@ pub enum Event {
     Started = 2,
     /// The peer leaves the swarm; it is removed at once.
     Stopped = 3,
+}
+
+/// Address family of a request or a peer: BEP 7 keeps IPv4 and IPv6 swarms apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: peers are 6 bytes in compact form.
+    V4 = 0,
+    /// IPv6: peers are 18 bytes in compact form.
+    V6 = 1,
+}
+
+impl Family {
+    /// The label used in metrics output (`"ipv4"`, `"ipv6"`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
 }

@@ -326,7 +326,7 @@ fn bad_datagrams_each_followed_by_a_good_one() {
 #[test]
 fn connection_id_is_bound_to_the_address() {
     // An id made for 127.0.0.1 is not valid from 127.0.0.2. (Expiry after two 2-minute windows
-    // is tested in net::conn_id with time as a parameter.)
+    // is tested in front::conn_id with time as a parameter.)
     let t = Tracker::start("udpaddr", "listen.udp 0.0.0.0:0\n");
     let port = t.udp[0].port();
     let a = Client::new(SocketAddr::from(([127, 0, 0, 1], port)));

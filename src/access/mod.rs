@@ -13,28 +13,23 @@
 //! (a short or long hash, a non-hex digit, text after the hash that is not a comment) is reported
 //! as `FILE:LINE: reason` and skipped; opentracker silently ignores such lines.
 //!
-//! This module imports only `std` and [`crate::types`].
+//! The line reader and the hex parser are [`crate::lines`], shared with the state file. This
+//! module imports only `std`, [`crate::lines`] and [`crate::types`].
 
 pub mod reload;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::lines::{Line, MAX_LINE, Warnings, for_each_line, open_regular, parse_hex40, quote};
 use crate::types::InfoHash;
 
 /// The failure reason sent for a refused announce, on HTTP (bencoded `failure reason`, BEP 3) and
 /// UDP (error packet, action 3, BEP 15). opentracker's text, which clients know.
 pub const NOT_AUTHORIZED: &str = "Requested download is not authorized for use with this tracker.";
-
-/// Longest line read from a list or state file, in bytes; a longer line is reported and skipped.
-pub const MAX_LINE: usize = 4096;
-
-/// Bad lines reported one by one; beyond this, one summary line counts the rest.
-pub const MAX_WARNINGS: usize = 20;
 
 /// Which way the list works.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,128 +163,12 @@ impl Access {
 pub struct Loaded {
     /// The info_hashes of the good lines.
     pub list: AccessList,
-    /// `FILE:LINE: reason` for the first [`MAX_WARNINGS`] bad lines, then one summary line.
+    /// `FILE:LINE: reason` for the first [`MAX_WARNINGS`](crate::lines::MAX_WARNINGS) bad lines, then one summary line.
     pub warnings: Vec<String>,
     /// Lines skipped as bad.
     pub bad_lines: usize,
     /// Time spent reading and parsing (wall clock).
     pub elapsed: Duration,
-}
-
-/// Collects per-line warnings, reporting the first [`MAX_WARNINGS`] and counting the rest.
-#[derive(Debug, Default)]
-pub(crate) struct Warnings {
-    pub(crate) list: Vec<String>,
-    pub(crate) bad: usize,
-}
-
-impl Warnings {
-    pub(crate) fn bad_line(&mut self, origin: &str, line: usize, why: impl fmt::Display) {
-        self.bad += 1;
-        if self.bad <= MAX_WARNINGS {
-            self.list
-                .push(format!("{origin}:{line}: {why}; line skipped"));
-        }
-    }
-
-    pub(crate) fn finish(mut self, origin: &str) -> (Vec<String>, usize) {
-        if self.bad > MAX_WARNINGS {
-            self.list.push(format!(
-                "{origin}: {} more bad lines skipped (not shown)",
-                self.bad - MAX_WARNINGS
-            ));
-        }
-        (self.list, self.bad)
-    }
-}
-
-/// One line of a text file as read by [`for_each_line`].
-pub(crate) enum Line<'a> {
-    /// The line's bytes without the `\n` (a `\r` before it stays).
-    Full(&'a [u8]),
-    /// The last line of the file had no `\n`.
-    Unterminated(&'a [u8]),
-    /// The line was longer than [`MAX_LINE`] bytes; its bytes were discarded.
-    TooLong,
-}
-
-/// Calls `f(line_number, line)` for every line of `reader` (line numbers from 1), never holding
-/// more than [`MAX_LINE`] bytes of one line. Errors: the reader's I/O errors.
-pub(crate) fn for_each_line(
-    mut reader: impl BufRead,
-    mut f: impl FnMut(usize, Line<'_>),
-) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(128);
-    let mut number = 0;
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            f(number, Line::Full(&buf));
-        } else if buf.len() > MAX_LINE {
-            // Skip the rest of the over-long line.
-            loop {
-                buf.clear();
-                let n = (&mut reader)
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut buf)?;
-                if n == 0 || buf.last() == Some(&b'\n') {
-                    break;
-                }
-            }
-            f(number, Line::TooLong);
-        } else {
-            f(number, Line::Unterminated(&buf));
-        }
-    }
-}
-
-/// Opens `path` for reading a list or state file: a regular file only (a FIFO would block the
-/// reader, a device would never end). Errors name nothing; the caller adds the path.
-pub(crate) fn open_regular(path: &Path) -> io::Result<BufReader<File>> {
-    let file = File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(BufReader::with_capacity(64 * 1024, file))
-}
-
-/// Decodes 40 hex digits (either case) into an info_hash; `None` for anything else.
-pub fn parse_hex40(text: &[u8]) -> Option<InfoHash> {
-    if text.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *o = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-    }
-    Some(out)
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Quotes at most 60 bytes of a bad line for a warning, escaping non-printable bytes.
-pub(crate) fn quote(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(60)];
-    let more = if bytes.len() > cut.len() { "..." } else { "" };
-    format!("\"{}{more}\"", cut.escape_ascii())
 }
 
 /// Why one list line is bad.
@@ -366,6 +245,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::MAX_WARNINGS;
 
     const A: &str = "0123456789abcdef0123456789abcdef01234567";
 

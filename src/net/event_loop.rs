@@ -18,8 +18,9 @@ use signal_hook_mio::v1_0::Signals;
 use super::Listeners;
 use super::background::{Background, BackgroundConfig};
 use super::http_server::{HttpLimits, HttpServer};
-use super::udp_server::{UdpHandler, UdpServer};
-use crate::service::http::HttpSite;
+use super::udp_server::UdpServer;
+use crate::front::http::HttpSite;
+use crate::front::udp::UdpHandler;
 use crate::service::{Policy, Tracker};
 use crate::swarm::store::BUCKETS;
 

@@ -1,6 +1,6 @@
 //! HTTP connections: accept, bounded reads, request framing, buffered writes, keep-alive, idle
 //! timeout and a cap on open connections. What a request means is decided in
-//! [`crate::service::http`]; this module only moves bytes.
+//! [`crate::front::http`]; this module only moves bytes.
 //!
 //! Limits (all from the config file):
 //! - `http.max_connections`: when that many are open, a new connection is accepted and closed at
@@ -36,10 +36,9 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+use crate::front::http::walk::{SLICE_TORRENTS, Walk};
+use crate::front::http::{HttpSite, Outcome, Scratch, serve_request};
 use crate::service::Tracker;
-use crate::service::http::{HttpSite, Scratch, handle};
-use crate::service::walk::{SLICE_TORRENTS, Walk};
-use crate::wire::http::{Status, parse_request, write_error};
 
 /// Limits of the HTTP server, from the config file (`http.*`).
 #[derive(Clone, Copy, Debug)]
@@ -573,32 +572,21 @@ fn serve_buffer(
         partial: false,
     };
     while served.consumed < data.len() && !conn.closing && *budget > 0 {
-        match parse_request(&data[served.consumed..]) {
-            Ok(Some((req, len))) => {
-                if len > limits.max_request_size {
-                    too_large(conn, tracker);
-                    break;
-                }
+        match serve_request(
+            tracker,
+            site,
+            &data[served.consumed..],
+            limits.max_request_size,
+            conn.remote,
+            now,
+            scratch,
+            &mut conn.wbuf,
+        ) {
+            Outcome::Answered { len, keep_alive } => {
                 served.consumed += len;
                 served.answered = true;
                 *budget -= 1;
-                let keep = if req.has_body {
-                    // We never read bodies; the framing of what follows is unknown.
-                    tracker.stats.http_status(400);
-                    write_error(&mut conn.wbuf, Status::BadRequest400, false);
-                    false
-                } else {
-                    handle(
-                        tracker,
-                        site,
-                        &req,
-                        conn.remote,
-                        now,
-                        scratch,
-                        &mut conn.wbuf,
-                    )
-                };
-                if !keep {
+                if !keep_alive {
                     conn.closing = true;
                 }
                 if let Some(walk) = scratch.take_stream() {
@@ -607,18 +595,13 @@ fn serve_buffer(
                     conn.closing = true;
                 }
             }
-            Ok(None) => {
-                if data.len() - served.consumed > limits.max_request_size {
-                    too_large(conn, tracker);
-                } else {
-                    served.partial = true;
-                }
+            Outcome::Incomplete => {
+                served.partial = true;
                 break;
             }
-            Err(e) => {
-                tracker.stats.http_status(e.status().code());
-                write_error(&mut conn.wbuf, e.status(), false);
+            Outcome::Refused => {
                 conn.closing = true;
+                conn.rbuf = Vec::new();
             }
         }
     }
@@ -643,13 +626,6 @@ fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     } else {
         conn.head_since
     };
-}
-
-fn too_large(conn: &mut Conn, tracker: &mut Tracker) {
-    tracker.stats.http_status(413);
-    write_error(&mut conn.wbuf, Status::PayloadTooLarge413, false);
-    conn.closing = true;
-    conn.rbuf = Vec::new();
 }
 
 /// Writes as much of `wbuf` as the socket takes. `Err` on a write error.

@@ -1,11 +1,12 @@
-//! The single-threaded mio event loop: every socket, connection and timer lives here.
+//! The single-threaded mio event loop: every socket, connection and timer lives here. What the
+//! bytes mean is the fronts' business ([`crate::front`]); this layer reads, buffers, writes
+//! and schedules.
 //!
 //! [`bind`] opens every listener first (so a bad address fails before anything is served, and
 //! privileges can be dropped after binding); [`event_loop::run`] then serves them until SIGTERM or
 //! SIGINT.
 
 pub mod background;
-pub mod conn_id;
 pub mod event_loop;
 pub mod http_server;
 pub mod udp_server;

@@ -1,7 +1,10 @@
 //! UDP sockets (BEP 15): drained with `recvmmsg` and answered with `sendmmsg`, [`BATCH`]
-//! datagrams per system call, inside the event loop. No allocation per datagram: the receive and
-//! reply buffers, iovecs and message headers are allocated once per socket. A reply goes to the
-//! source address exactly as the kernel gave it (the `sockaddr` bytes are reused, not converted).
+//! datagrams per system call, inside the event loop. What a datagram means and what goes back
+//! is decided in [`crate::front::udp`]; this module only moves bytes.
+//!
+//! No allocation per datagram: the receive and reply buffers, iovecs and message headers are
+//! allocated once per socket. A reply goes to the source address exactly as the kernel gave it
+//! (the `sockaddr` bytes are reused, not converted).
 //!
 //! Fairness: one readiness event handles at most [`MAX_BATCHES_PER_TURN`] batches; a socket that
 //! still has datagrams queued is marked pending and served again on the next loop turn (the poll
@@ -20,9 +23,8 @@ use std::os::fd::AsRawFd;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use super::conn_id::ConnectionIds;
-use crate::service::{self, Tracker};
-use crate::wire::udp::{self, ConnectResponse, ErrorResponse, Request};
+use crate::front::udp::{REPLY_CAPACITY, UdpHandler};
+use crate::service::Tracker;
 
 /// Datagrams per `recvmmsg`/`sendmmsg` call.
 pub const BATCH: usize = 64;
@@ -30,9 +32,6 @@ pub const BATCH: usize = 64;
 pub const MAX_BATCHES_PER_TURN: usize = 16;
 /// Receive buffer per datagram; a longer datagram is truncated and treated as malformed.
 pub const RECV_SIZE: usize = 4096;
-/// Bytes reserved per reply slot: the largest reply is an IPv4 announce with 512 peers
-/// (20 + 512 x 6 = 3092 bytes) when `tracker.numwant.max` is raised that far.
-const REPLY_CAPACITY: usize = 4096;
 
 /// One UDP socket with its batch buffers.
 pub struct UdpServer {
@@ -212,117 +211,4 @@ fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
         copy.as_mut_ptr().write(*name);
         socket2::SockAddr::new(copy.assume_init(), len).as_socket()
     }
-}
-
-/// The BEP 15 request policy: connect, connection_id checks, and which bad datagram gets an error
-/// packet and which gets silence.
-///
-/// The rule against reflection and amplification: before a connection_id proved that the sender
-/// receives packets at its source address, a reply is never longer than the request. So:
-/// - fewer than 16 bytes, or longer than the receive buffer: silence (no transaction_id to echo);
-/// - a connect without the magic: silence (not a BEP 15 client);
-/// - connect: a 16-byte reply to a 16-byte request (never larger);
-/// - a wrong or expired connection_id: an error packet ("connection_id expired or invalid"),
-///   cut to the request's length, so the client knows to connect again;
-/// - with a valid connection_id: an error packet for an unknown action or a malformed announce or
-///   scrape, a normal reply otherwise.
-///
-/// Error packets are cut to the request's length in every case (one rule, easy to audit; the
-/// texts are short enough that only a few-byte request loses part of its text).
-///
-/// Error packets carry no trailing NUL (opentracker adds one; clients read the length).
-pub struct UdpHandler {
-    ids: ConnectionIds,
-    peers: Vec<u8>,
-}
-
-impl UdpHandler {
-    /// A handler with a fresh random connection_id key.
-    pub fn new() -> io::Result<Self> {
-        Ok(UdpHandler {
-            ids: ConnectionIds::new_random()?,
-            peers: Vec::with_capacity(REPLY_CAPACITY),
-        })
-    }
-
-    /// Handles one datagram from `src`; appends the reply to `out` (empty) and returns whether to
-    /// send it.
-    pub fn handle(
-        &mut self,
-        tracker: &mut Tracker,
-        data: &[u8],
-        truncated: bool,
-        src: SocketAddr,
-        now: u32,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        let invalid = &mut tracker.stats.udp_invalid;
-        let (Some(connection_id), Some(transaction_id)) = (
-            udp::peek_connection_id(data),
-            udp::peek_transaction_id(data),
-        ) else {
-            invalid.malformed_header += 1;
-            return false;
-        };
-        if truncated {
-            invalid.malformed_header += 1;
-            return false;
-        }
-        let ip = src.ip().to_canonical();
-        let family = service::family_of(ip) as usize;
-        let is_connect = udp::peek_action(data) == Some(0);
-        if !is_connect && !self.ids.check(connection_id, ip, now) {
-            invalid.bad_connection_id += 1;
-            tracker.stats.udp[family].failed += 1;
-            error_reply(
-                out,
-                transaction_id,
-                b"connection_id expired or invalid",
-                data.len(),
-            );
-            return true;
-        }
-        match udp::parse_request(data) {
-            Ok(Request::Connect(c)) => {
-                ConnectResponse {
-                    transaction_id: c.transaction_id,
-                    connection_id: self.ids.make(ip, now),
-                }
-                .emit(out);
-                tracker.stats.udp[family].connect += 1;
-            }
-            Ok(Request::Announce(a)) => {
-                service::udp::announce(tracker, &a, ip, now, &mut self.peers, out);
-            }
-            Ok(Request::Scrape(s)) => {
-                service::udp::scrape(tracker, &s, ip, now, out);
-            }
-            Err(udp::Error::BadMagic) => {
-                invalid.bad_magic += 1;
-                return false;
-            }
-            Err(e) => {
-                if matches!(e, udp::Error::UnknownAction(_)) {
-                    invalid.unknown_action += 1;
-                } else {
-                    invalid.malformed_request += 1;
-                }
-                tracker.stats.udp[family].failed += 1;
-                error_reply(out, transaction_id, e.text().as_bytes(), data.len());
-            }
-        }
-        true
-    }
-}
-
-/// Appends a BEP 15 error packet (action 3) with `message` cut so the packet is at most `max_len`
-/// bytes (at least the 8-byte header).
-fn error_reply(out: &mut Vec<u8>, transaction_id: u32, message: &[u8], max_len: usize) {
-    let room = max_len.saturating_sub(udp::RESPONSE_HEADER_LEN);
-    let message = &message[..message.len().min(room)];
-    ErrorResponse {
-        transaction_id,
-        message,
-    }
-    .emit(out);
 }

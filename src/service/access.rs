@@ -1,9 +1,10 @@
-//! The access check for both protocols, and the purge of torrents a new list refuses.
+//! The access check for every front, and the purge of torrents a new list refuses.
 //!
-//! One place decides: [`Tracker::allowed`] is called by the HTTP and UDP announce and scrape
-//! handlers. A refused announce gets [`NOT_AUTHORIZED`] (HTTP: bencoded `failure reason`; UDP:
-//! an action 3 error packet), a refused info_hash in a scrape is left out (HTTP) or answered with
-//! zeros (UDP, whose replies are positional).
+//! One place decides: [`Tracker::allowed`] is called by [`Tracker::serve_announce`],
+//! [`Tracker::scrape_entry`] and the whole-store scans. A refused announce gets
+//! [`NOT_AUTHORIZED`] (HTTP: bencoded `failure reason`; UDP: an action 3 error packet), a refused
+//! info_hash in a scrape is left out (HTTP) or answered with zeros (UDP, whose replies are
+//! positional).
 //!
 //! After a reload ([`Tracker::replace_access_list`]) the new list applies to the very next request;
 //! the torrents it refuses are then dropped from both stores by [`Tracker::purge_step`], a few

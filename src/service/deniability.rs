@@ -24,7 +24,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{NUMWANT_HARD_MAX, Proto, UDP_V6_MAX_PEERS};
-use crate::stats::Family;
+use crate::types::Family;
 
 /// Largest `tracker.random_peers` value.
 pub const MAX_RANDOM_PEERS: u32 = 200;

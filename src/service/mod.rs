@@ -1,23 +1,25 @@
-//! What a request means. A parsed request and the peer's address go in, a response comes out.
+//! What a request means, for every protocol. A typed request and the peer's address go in, a
+//! typed reply comes out ([`AnnounceReply`] and the peers in compact form, [`AnnounceError`],
+//! the [`SwarmCounts`] of a scrape entry, a [`scan::Scan`]'s entries, a stats report).
 //!
-//! Pure: no sockets, no clock (`now` is passed in, seconds since start). Both servers (HTTP in
-//! [`http`], UDP in [`udp`]) call into [`Tracker`], so the announce interval, the numwant limits,
-//! the peer selection and the counters are decided in one place.
+//! Pure: no sockets, no clock (`now` is passed in, seconds since start), no wire format. The
+//! fronts (`front::http`, `front::udp`; the API and livesync to come) parse their requests,
+//! call into [`Tracker`] and write its replies in their own format, so the announce interval,
+//! the numwant limits and the other caps, the peer selection, the access check, the error
+//! texts and the counters are decided in one place.
 
 pub mod access;
 pub mod capacity;
 pub mod deniability;
-pub mod http;
+pub mod scan;
 pub mod stats;
-pub mod udp;
-pub mod walk;
 
 use std::net::IpAddr;
 
-use crate::stats::{Family, Stats};
+use crate::stats::{RequestCounts, Stats};
 use crate::swarm::peer::{peer_v4, peer_v6};
 use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
-use crate::types::{Event, InfoHash};
+use crate::types::{Event, Family, InfoHash};
 
 /// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
 /// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment
@@ -111,6 +113,28 @@ pub struct AnnounceReply {
     pub family: Family,
 }
 
+/// Why an announce got no reply but a failure reason: [`AnnounceError::reason`] is the text
+/// every front sends (HTTP: bencoded `failure reason`, BEP 3; UDP: an action 3 error packet,
+/// BEP 15). The store is not changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceError {
+    /// The access list refuses the info_hash ([`Tracker::allowed`]).
+    NotAuthorized,
+    /// `tracker.max_torrents` / `tracker.max_peers` reached ([`capacity`]).
+    Capacity(capacity::Refusal),
+}
+
+impl AnnounceError {
+    /// The text sent to the client: [`access::NOT_AUTHORIZED`] (opentracker's text) or
+    /// [`capacity::Refusal::reason`].
+    pub fn reason(self) -> &'static str {
+        match self {
+            AnnounceError::NotAuthorized => access::NOT_AUTHORIZED,
+            AnnounceError::Capacity(r) => r.reason(),
+        }
+    }
+}
+
 /// The tracker state owned by one event loop: the two swarm stores, the policy, the counters and
 /// a random generator (for peer selection and interval jitter).
 pub struct Tracker {
@@ -178,7 +202,8 @@ impl Tracker {
     /// at random positions ([`deniability`]; the real peers may then be capped lower so the reply
     /// stays within its size limit).
     ///
-    /// Access checks (whitelist/blacklist, [`Tracker::allowed`]) happen before this is called.
+    /// No access check (whitelist/blacklist, [`Tracker::allowed`]): fronts call
+    /// [`Tracker::serve_announce`], which checks first.
     ///
     /// Errors: [`capacity::Refusal`] when `tracker.max_torrents` / `tracker.max_peers` are reached
     /// and the announce would add a torrent / a peer; the store is not changed.
@@ -234,11 +259,7 @@ impl Tracker {
             deniability::mix_in(peers, start, random, family, &mut self.rng);
         }
         let (interval, min_interval) = self.interval();
-        let stats = match proto {
-            Proto::Http => &mut self.stats.http[family as usize],
-            Proto::Udp => &mut self.stats.udp[family as usize],
-        };
-        stats.announce += 1;
+        self.requests(proto, family).announce += 1;
         Ok(AnnounceReply {
             interval,
             min_interval,
@@ -263,6 +284,51 @@ impl Tracker {
                     downloaded: a.downloaded.saturating_add(b.downloaded),
                 })
             }
+        }
+    }
+
+    /// Serves an announce for any front: the access check ([`Tracker::allowed`]), then
+    /// [`Tracker::announce`]. A refused announce counts as failed for `proto` and the family
+    /// of `ip`, and changes nothing in the store.
+    ///
+    /// Errors: [`AnnounceError`], whose text the front sends back.
+    pub fn serve_announce(
+        &mut self,
+        a: &Announce,
+        ip: IpAddr,
+        proto: Proto,
+        now: u32,
+        peers: &mut Vec<u8>,
+    ) -> Result<AnnounceReply, AnnounceError> {
+        let result = if self.allowed(&a.info_hash) {
+            self.announce(a, ip, proto, now, peers)
+                .map_err(AnnounceError::Capacity)
+        } else {
+            Err(AnnounceError::NotAuthorized)
+        };
+        if result.is_err() {
+            self.requests(proto, family_of(ip)).failed += 1;
+        }
+        result
+    }
+
+    /// One info_hash of a scrape, for any front: `None` when the access list refuses it (HTTP
+    /// leaves it out, UDP, whose replies are positional, answers zeros); else its counts over
+    /// both families ([`Tracker::scrape_one`]), zeros for a torrent the tracker does not know, so
+    /// a client can tell "no peers" from a failed request.
+    pub fn scrape_entry(&mut self, info_hash: &InfoHash, now: u32) -> Option<SwarmCounts> {
+        if !self.allowed(info_hash) {
+            return None;
+        }
+        Some(self.scrape_one(info_hash, now).unwrap_or_default())
+    }
+
+    /// The request counters of `proto` for requests from `family`: fronts count a scrape
+    /// answered, a BEP 15 connect, or a request that failed to parse.
+    pub fn requests(&mut self, proto: Proto, family: Family) -> &mut RequestCounts {
+        match proto {
+            Proto::Http => &mut self.stats.http[family as usize],
+            Proto::Udp => &mut self.stats.udp[family as usize],
         }
     }
 

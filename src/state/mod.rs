@@ -25,7 +25,7 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::access::{Line, MAX_LINE, Warnings, for_each_line, open_regular, parse_hex40, quote};
+use crate::lines::{Line, MAX_LINE, Warnings, for_each_line, open_regular, parse_hex40, quote};
 use crate::types::InfoHash;
 
 /// One torrent's line: its info_hash and `downloaded` count.

@@ -7,25 +7,6 @@
 pub mod report;
 mod summary;
 
-/// Address family of a request or a peer: BEP 7 keeps IPv4 and IPv6 swarms apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4: peers are 6 bytes in compact form.
-    V4 = 0,
-    /// IPv6: peers are 18 bytes in compact form.
-    V6 = 1,
-}
-
-impl Family {
-    /// The label used in metrics output (`"ipv4"`, `"ipv6"`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::V4 => "ipv4",
-            Family::V6 => "ipv6",
-        }
-    }
-}
-
 /// Requests counted per protocol and family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestCounts {
@@ -42,7 +23,7 @@ pub struct RequestCounts {
 /// Every counter of one event loop. Plain integers, read by `/stats` and `/metrics`.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// HTTP requests by family (index [`Family`] as usize).
+    /// HTTP requests by family (index [`Family`](crate::types::Family) as usize).
     pub http: [RequestCounts; 2],
     /// UDP requests by family.
     pub udp: [RequestCounts; 2],
@@ -120,7 +101,7 @@ impl Stats {
     }
 }
 
-/// UDP datagrams that were not served, by reason (BEP 15 handling in `net::udp_server`).
+/// UDP datagrams that were not served, by reason (BEP 15 handling in `front::udp`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UdpInvalid {
     /// Shorter than 16 bytes, or longer than the receive buffer: dropped silently.

@@ -2,15 +2,16 @@
 //! exposition format (`/metrics`, `/stats?mode=prometheus`), rendered from a [`Snapshot`].
 //!
 //! Pure: a snapshot of plain numbers goes in, bytes come out. The walks over every torrent
-//! (`top10`, `statedump`, `tpbs`) are not here but in `service::walk`, which the loop runs in
-//! slices.
+//! (`top10`, `statedump`, `tpbs`) are not here but in `front::http::walk`, which the loop runs
+//! in slices.
 //!
 //! Counts over both families: a torrent known in the IPv4 and in the IPv6 store counts once in
 //! each (`torrents` is the sum of the two stores' counts; the exact union would need a walk).
 
 use std::fmt::Write as _;
 
-use super::{Family, Stats};
+use super::Stats;
+use crate::types::Family;
 
 /// Everything the text modes and the metrics show, read at request time.
 #[derive(Clone, Copy, Debug)]

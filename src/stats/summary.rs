@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Family, Stats};
+use super::Stats;
+use crate::types::Family;
 
 impl Stats {
     /// Every counter as space-separated `name=value` pairs, names stable (tests parse them):
@@ -67,6 +68,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::super::*;
+    use crate::types::Family;
 
     #[test]
     fn summary_names_and_values() {

@@ -156,21 +156,45 @@ pub enum DecodeError {
     /// The input ended inside a value (or was empty).
     UnexpectedEnd,
     /// A byte that cannot start or continue a value here (e.g. `x`, or `e` at top level).
-    UnexpectedByte { offset: usize },
+    UnexpectedByte {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// An integer that is empty, has leading zeros, is `-0`, has a non-digit or overflows i64.
-    InvalidInt { offset: usize },
+    InvalidInt {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// A string length with leading zeros, a non-digit, or overflow.
-    InvalidLength { offset: usize },
+    InvalidLength {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// A dictionary key that is not a byte string.
-    KeyNotString { offset: usize },
+    KeyNotString {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// A dictionary key not greater than the previous one (BEP 3: keys appear in sorted order).
-    UnsortedKey { offset: usize },
+    UnsortedKey {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// A dictionary key equal to the previous one.
-    DuplicateKey { offset: usize },
+    DuplicateKey {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// Nesting deeper than [`MAX_DEPTH`].
-    TooDeep { offset: usize },
+    TooDeep {
+        /// Byte offset into the input.
+        offset: usize,
+    },
     /// A complete value followed by more bytes.
-    TrailingBytes { offset: usize },
+    TrailingBytes {
+        /// Byte offset into the input.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for DecodeError {

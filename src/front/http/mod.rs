@@ -1,29 +1,37 @@
-//! The HTTP tracker's meaning: routing, announce (BEP 3, BEP 23 compact, BEP 7 `peers6`) and scrape
-//! (BEP 48) responses. Takes a parsed request head, writes a whole response (head and body).
+//! The HTTP front: routing, status lines, and the bencoded announce (BEP 3, BEP 23 compact,
+//! BEP 7 `peers6`) and scrape (BEP 48) responses. Takes a parsed request head, asks
+//! [`crate::service`] what it means, writes a whole response (head and body), or the head of a
+//! streamed one ([`walk`]).
 //!
 //! Routing, as opentracker (so existing announce URLs keep working): after the leading `/`s, a
 //! path starting with `a` is an announce (`/announce`, `/announce.php`, `/a`), a path starting with
 //! `sc` is a scrape (without `info_hash`: a full scrape, streamed in slices, see
-//! [`super::walk`]), the stats path and `/metrics` are the stats ([`super::stats`]; checked
+//! [`walk`]), the stats path and `/metrics` are the stats ([`stats`]; checked
 //! first, exact match), the empty path redirects to `tracker.redirect_url` (or 404), anything
 //! else is 404. Only `GET` is served (others: 405).
 //!
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
-//! HTTP status (400, 405, 413) from the server.
+//! HTTP status and a closed connection from [`serve_request`] (400 for a malformed head or one
+//! with a body, 413 for a head over `http.max_request_size`).
+
+pub mod stats;
+pub mod walk;
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::stats::{self as stats_page, StatsAccess};
-use super::walk::{FullScrapeLimiter, Walk, WalkFormat};
-use super::{Announce, Proto, Tracker};
-use crate::stats::Family;
+use self::walk::{Walk, WalkFormat};
+use crate::service::scan::FullScrapeLimiter;
+use crate::service::stats::StatsAccess;
+use crate::service::{Announce, Proto, Tracker, family_of};
 use crate::swarm::store::SwarmCounts;
-use crate::types::InfoHash;
+use crate::types::{Family, InfoHash};
 use crate::wire::bencode;
-use crate::wire::http::{Request, Status, accepts_gzip, write_error, write_head, write_redirect};
+use crate::wire::http::{
+    self, Status, accepts_gzip, parse_request, write_error, write_head, write_redirect,
+};
 use crate::wire::query::{self, QueryError, name_is, parse_announce, parse_scrape};
 use crate::wire::stream::write_stream_head;
 
@@ -64,6 +72,72 @@ impl Scratch {
     }
 }
 
+/// What [`serve_request`] made of the bytes at the start of a connection's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// No complete request head yet, and fewer bytes than `http.max_request_size`: wait for
+    /// more. Nothing was written.
+    Incomplete,
+    /// A request of `len` bytes (its head) was answered: the response, or the head of a
+    /// streamed one ([`Scratch::take_stream`]), is in `out`. `keep_alive`: whether the
+    /// connection may serve another request.
+    Answered {
+        /// Bytes of the request consumed from the start of the buffer.
+        len: usize,
+        /// The connection stays open (see [`handle`]).
+        keep_alive: bool,
+    },
+    /// The bytes are no HTTP request we serve: a head over `http.max_request_size` (413) or a
+    /// malformed one (400, from [`crate::wire::http`]). The error response is in
+    /// `out`; the connection closes after it, and what follows is not read.
+    Refused,
+}
+
+/// Serves the request at the start of `data` (a connection's unread bytes), appending the
+/// response to `out`: frames the head ([`parse_request`]), enforces `http.max_request_size`
+/// (`max_request_size` bytes, 413), refuses requests with a body (400: we never read bodies,
+/// so the framing of what follows is unknown), and hands the head to [`handle`]. Counts every
+/// error status. See [`Outcome`].
+#[allow(clippy::too_many_arguments)]
+pub fn serve_request(
+    tracker: &mut Tracker,
+    site: &HttpSite,
+    data: &[u8],
+    max_request_size: usize,
+    remote: IpAddr,
+    now: u32,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let refuse = |tracker: &mut Tracker, out: &mut Vec<u8>, status: Status| {
+        tracker.stats.http_status(status.code());
+        write_error(out, status, false);
+        Outcome::Refused
+    };
+    match parse_request(data) {
+        Ok(Some((_, len))) if len > max_request_size => {
+            refuse(tracker, out, Status::PayloadTooLarge413)
+        }
+        Ok(Some((req, len))) => {
+            if req.has_body {
+                tracker.stats.http_status(400);
+                write_error(out, Status::BadRequest400, false);
+                return Outcome::Answered {
+                    len,
+                    keep_alive: false,
+                };
+            }
+            let keep_alive = handle(tracker, site, &req, remote, now, scratch, out);
+            Outcome::Answered { len, keep_alive }
+        }
+        Ok(None) if data.len() > max_request_size => {
+            refuse(tracker, out, Status::PayloadTooLarge413)
+        }
+        Ok(None) => Outcome::Incomplete,
+        Err(e) => refuse(tracker, out, e.status()),
+    }
+}
+
 /// Handles one request head and appends the whole response to `out`.
 ///
 /// `remote` is the TCP peer's address. The connection stays open (the return value) when the
@@ -73,7 +147,7 @@ impl Scratch {
 pub fn handle(
     tracker: &mut Tracker,
     site: &HttpSite,
-    req: &Request<'_>,
+    req: &http::Request<'_>,
     remote: IpAddr,
     now: u32,
     scratch: &mut Scratch,
@@ -116,9 +190,9 @@ pub fn handle(
             return finish_ok(scratch, keep_alive, out);
         }
     };
-    let family = super::family_of(peer_ip);
-    if let Some(metrics) = site.stats.route(path) {
-        return stats_page::serve(
+    let family = family_of(peer_ip);
+    if let Some(metrics) = stats::route(&site.stats, path) {
+        return stats::serve(
             tracker,
             &site.stats,
             req,
@@ -170,7 +244,7 @@ fn trim_slashes(mut path: &[u8]) -> &[u8] {
 /// `X-Real-IP`. A trusted proxy that sends neither header is itself the client.
 fn peer_address(
     site: &HttpSite,
-    req: &Request<'_>,
+    req: &http::Request<'_>,
     remote: IpAddr,
 ) -> Result<IpAddr, &'static str> {
     let remote = remote.to_canonical();
@@ -192,7 +266,7 @@ fn peer_address(
 }
 
 fn fail(tracker: &mut Tracker, family: Family, body: &mut Vec<u8>, err: QueryError) {
-    tracker.stats.http[family as usize].failed += 1;
+    tracker.requests(Proto::Http, family).failed += 1;
     bencode::failure(body, err.reason());
 }
 
@@ -208,11 +282,6 @@ fn announce(
         Ok(q) => q,
         Err(e) => return fail(tracker, family, &mut scratch.body, e),
     };
-    if !tracker.allowed(&q.info_hash) {
-        tracker.stats.http[family as usize].failed += 1;
-        bencode::failure(&mut scratch.body, super::access::NOT_AUTHORIZED);
-        return;
-    }
     let a = Announce {
         info_hash: q.info_hash,
         port: q.port,
@@ -221,12 +290,9 @@ fn announce(
         numwant: q.numwant,
     };
     scratch.peers.clear();
-    let reply = match tracker.announce(&a, ip, Proto::Http, now, &mut scratch.peers) {
+    let reply = match tracker.serve_announce(&a, ip, Proto::Http, now, &mut scratch.peers) {
         Ok(r) => r,
-        Err(refusal) => {
-            tracker.stats.http[family as usize].failed += 1;
-            return bencode::failure(&mut scratch.body, refusal.reason());
-        }
+        Err(e) => return bencode::failure(&mut scratch.body, e.reason()),
     };
     let body = &mut scratch.body;
     let peer_len = if family == Family::V4 { 6 } else { 18 };
@@ -290,7 +356,7 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
 fn full_scrape(
     tracker: &mut Tracker,
     site: &HttpSite,
-    req: &Request<'_>,
+    req: &http::Request<'_>,
     ip: IpAddr,
     now: u32,
     scratch: &mut Scratch,
@@ -306,7 +372,7 @@ fn full_scrape(
     log::info!("full scrape by {ip}{}", if gzip { " (gzip)" } else { "" });
     tracker.stats.fullscrapes += 1;
     tracker.stats.fullscrapes_gzip += u64::from(gzip);
-    let framing = stats_page::framing_for(req.version);
+    let framing = stats::framing_for(req.version);
     write_stream_head(out, "text/plain", framing, gzip);
     scratch.stream = Some(Box::new(Walk::new(WalkFormat::Bencode, framing, gzip)));
     false
@@ -315,7 +381,8 @@ fn full_scrape(
 /// Scrape (BEP 48): `d5:filesd<hash>d8:completei..e10:downloadedi..e10:incompletei..ee...ee`.
 /// Keys are sorted and unique (valid bencode, unlike opentracker's request order). An info_hash
 /// the tracker does not know is answered with zeros, so a client can tell "no peers" from a
-/// failed request; one the access list refuses is left out (as opentracker for unknown ones).
+/// failed request; one the access list refuses is left out (as opentracker for unknown ones;
+/// both decided by [`Tracker::scrape_entry`]).
 /// More than `tracker.scrape.max_info_hashes` hashes get a `failure reason` (opentracker
 /// silently answers the first 64; a client that knows can split its request).
 fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch: &mut Scratch) {
@@ -343,15 +410,14 @@ fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch
             continue;
         }
         last = Some(h);
-        if !tracker.allowed(h) {
+        let Some(counts) = tracker.scrape_entry(h, now) else {
             continue;
-        }
-        let counts = tracker.scrape_one(h, now).unwrap_or_default();
+        };
         bencode::put_bytes(body, h);
         body.push(b'd');
         put_counts(body, &counts);
         body.push(b'e');
     }
     body.extend_from_slice(b"ee");
-    tracker.stats.http[family as usize].scrape += 1;
+    tracker.requests(Proto::Http, family).scrape += 1;
 }

@@ -1,30 +1,22 @@
-//! Whole-store walks built in slices: the full scrape (`GET /scrape` without `info_hash`) and the
+//! Streamed whole-store bodies: the full scrape (`GET /scrape` without `info_hash`) and the
 //! `/stats` modes that list every torrent (`statedump`, `tpbs`) or rank them (`top10`, `top100`).
 //!
-//! A [`Walk`] holds a cursor per store (the last info_hash written). The event loop calls
-//! [`Walk::step`] once per turn for each streaming connection whose write buffer has room; each
-//! step visits at most [`SLICE_TORRENTS`] torrents of each store, appends the next piece of the
-//! body (gzip-compressed and chunk-framed if asked, see [`crate::wire::stream`]) and returns. So
-//! a full scrape of a million torrents never holds the loop for long, and a slow reader never
+//! A [`Walk`] formats the entries of a [`Scan`] (every torrent in info_hash order over both
+//! families, counts summed, refused torrents left out; see [`crate::service::scan`] for the
+//! order and the consistency). The event loop calls [`Walk::step`] once per turn for each
+//! streaming connection whose write buffer has room; each step visits at most
+//! [`SLICE_TORRENTS`] torrents of each store, appends the next piece of the body
+//! (gzip-compressed and chunk-framed if asked, see [`crate::wire::stream`]) and returns. So a
+//! full scrape of a million torrents never holds the loop for long, and a slow reader never
 //! makes us buffer the whole response: the server only asks for the next slice once the socket
 //! took the previous one.
-//!
-//! Order: entries come sorted by info_hash over both families; a torrent known in the IPv4 and
-//! the IPv6 store is one entry with the counts summed (as a scrape). The two stores are walked
-//! in step with a merge (see [`Walk::step`]).
-//!
-//! Consistency: counts are read slice by slice, so they are not one snapshot. A torrent added
-//! behind the cursor while the walk runs is missed, one added ahead of it is included, one
-//! removed ahead of it is left out; counts are as of the slice that wrote them, and may include
-//! expired peers the background sweep has not removed yet (no cleaning during the walk, as
-//! opentracker's full scrape).
 
 use std::io::Write;
-use std::net::IpAddr;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::service::scan::Scan;
 use crate::swarm::store::{Store, SwarmCounts};
 use crate::types::InfoHash;
 use crate::wire::bencode;
@@ -66,11 +58,6 @@ pub enum WalkFormat {
     Top(usize),
 }
 
-/// Where a store's walk stands: before its first torrent (`None`) or after this info_hash.
-/// There is no "done" per store: a store that ran out may get new torrents ahead of its cursor
-/// while the other store's walk goes on, and those are included.
-type Cursor = Option<InfoHash>;
-
 /// The N largest counts seen so far, largest first.
 #[derive(Debug, Default)]
 struct Ranking {
@@ -101,15 +88,17 @@ struct Top {
 
 /// A whole-store walk in progress; see the module doc.
 pub struct Walk {
-    format: WalkFormat,
     framing: Framing,
     gzip: Option<GzEncoder<Vec<u8>>>,
-    v4: Cursor,
-    v6: Cursor,
+    scan: Scan,
     started: bool,
     finished: bool,
-    batch4: Vec<(InfoHash, SwarmCounts)>,
-    batch6: Vec<(InfoHash, SwarmCounts)>,
+    body: Body,
+}
+
+/// The plain (not yet compressed or framed) body of a walk, written entry by entry.
+struct Body {
+    format: WalkFormat,
     plain: Vec<u8>,
     top: Option<Box<Top>>,
     torrents: u64,
@@ -118,10 +107,10 @@ pub struct Walk {
 impl std::fmt::Debug for Walk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Walk")
-            .field("format", &self.format)
+            .field("format", &self.body.format)
             .field("framing", &self.framing)
             .field("gzip", &self.gzip.is_some())
-            .field("torrents", &self.torrents)
+            .field("torrents", &self.body.torrents)
             .field("finished", &self.finished)
             .finish()
     }
@@ -132,27 +121,26 @@ impl Walk {
     /// [`GZIP_LEVEL`]); the caller has sent `Content-Encoding: gzip` in the head.
     pub fn new(format: WalkFormat, framing: Framing, gzip: bool) -> Self {
         Walk {
-            format,
             framing,
             gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL))),
-            v4: None,
-            v6: None,
+            scan: Scan::new(),
             started: false,
             finished: false,
-            batch4: Vec::new(),
-            batch6: Vec::new(),
-            plain: Vec::new(),
-            top: match format {
-                WalkFormat::Top(_) => Some(Box::default()),
-                _ => None,
+            body: Body {
+                format,
+                plain: Vec::new(),
+                top: match format {
+                    WalkFormat::Top(_) => Some(Box::default()),
+                    _ => None,
+                },
+                torrents: 0,
             },
-            torrents: 0,
         }
     }
 
     /// Entries (torrents) visited so far.
     pub fn torrents(&self) -> u64 {
-        self.torrents
+        self.body.torrents
     }
 
     /// True once the whole body (and its end) has been written.
@@ -164,12 +152,8 @@ impl Walk {
     /// piece of the body to `out` (framed; possibly nothing while gzip buffers). Returns true
     /// when the walk is finished: the body's end (the last chunk, the gzip trailer) is in `out`.
     /// Further calls write nothing and return true. Torrents for which `keep` is false (refused by
-    /// the access list, while a reload's purge has not dropped them yet) are left out.
-    ///
-    /// Merge of the two stores: each step reads up to `max` torrents after each cursor; if a
-    /// store has more torrents than it gave, entries beyond the smaller "last read" info_hash
-    /// are left for the next step, so the output stays in info_hash order and each step makes
-    /// progress (the store whose batch ends first is written whole).
+    /// the access list, while a reload's purge has not dropped them yet) are left out. The
+    /// entries come in info_hash order ([`Scan::step`]).
     pub fn step(
         &mut self,
         v4: &Store<6>,
@@ -181,62 +165,17 @@ impl Walk {
         if self.finished {
             return true;
         }
-        let max = max.max(1);
-        self.plain.clear();
+        self.body.plain.clear();
         if !self.started {
             self.started = true;
-            if self.format == WalkFormat::Bencode {
-                self.plain.extend_from_slice(b"d5:filesd");
+            if self.body.format == WalkFormat::Bencode {
+                self.body.plain.extend_from_slice(b"d5:filesd");
             }
         }
-        let more4 = fetch(v4, self.v4, max, &mut self.batch4);
-        let more6 = fetch(v6, self.v6, max, &mut self.batch6);
-        let last = |b: &[(InfoHash, SwarmCounts)]| b.last().map(|(h, _)| *h);
-        let limit = match (more4, more6) {
-            (true, true) => last(&self.batch4).min(last(&self.batch6)),
-            (true, false) => last(&self.batch4),
-            (false, true) => last(&self.batch6),
-            (false, false) => None,
-        };
-        let within = |h: &InfoHash| limit.is_none_or(|l| *h <= l);
-        let (mut i, mut j) = (0, 0);
-        loop {
-            let a = self.batch4.get(i).filter(|(h, _)| within(h)).copied();
-            let b = self.batch6.get(j).filter(|(h, _)| within(h)).copied();
-            let (hash, counts) = match (a, b) {
-                (None, None) => break,
-                (Some(a), None) => {
-                    i += 1;
-                    a
-                }
-                (None, Some(b)) => {
-                    j += 1;
-                    b
-                }
-                (Some(a), Some(b)) => {
-                    if a.0 < b.0 {
-                        i += 1;
-                        a
-                    } else if b.0 < a.0 {
-                        j += 1;
-                        b
-                    } else {
-                        i += 1;
-                        j += 1;
-                        (a.0, sum(a.1, b.1))
-                    }
-                }
-            };
-            if keep(&hash) {
-                self.entry(&hash, counts);
-            }
-        }
-        self.v4 = advance(self.v4, &self.batch4, i);
-        self.v6 = advance(self.v6, &self.batch6, j);
-        // Neither store had more than it gave, and (no limit) every entry was written.
-        let done = !more4 && !more6;
+        let body = &mut self.body;
+        let done = self.scan.step(v4, v6, keep, max, |h, c| body.entry(h, c));
         if done {
-            self.end_body();
+            self.body.end();
         }
         self.emit(out, done);
         if done {
@@ -245,6 +184,30 @@ impl Walk {
         self.finished
     }
 
+    /// Moves `plain` into `out`: compressed if gzip, framed; with `last`, the end of the body.
+    fn emit(&mut self, out: &mut Vec<u8>, last: bool) {
+        let plain = &self.body.plain;
+        match &mut self.gzip {
+            None => write_body_piece(out, self.framing, plain),
+            Some(enc) => {
+                // Writing to a Vec cannot fail, and deflate does not fail on any input; if it
+                // ever did, the body stays unfinished (no last chunk), which the client sees.
+                let ok = enc.write_all(plain).is_ok() && (!last || enc.try_finish().is_ok());
+                let compressed = enc.get_mut();
+                write_body_piece(out, self.framing, compressed);
+                compressed.clear();
+                if !ok {
+                    return;
+                }
+            }
+        }
+        if last {
+            write_body_end(out, self.framing);
+        }
+    }
+}
+
+impl Body {
     /// Writes one torrent's entry to `plain` (or ranks it).
     fn entry(&mut self, h: &InfoHash, c: SwarmCounts) {
         self.torrents += 1;
@@ -301,7 +264,7 @@ impl Walk {
     }
 
     /// Writes what follows the last entry.
-    fn end_body(&mut self) {
+    fn end(&mut self) {
         match self.format {
             WalkFormat::Bencode => self.plain.extend_from_slice(b"ee"),
             WalkFormat::Top(n) => {
@@ -323,56 +286,6 @@ impl Walk {
             }
             _ => {}
         }
-    }
-
-    /// Moves `plain` into `out`: compressed if gzip, framed; with `last`, the end of the body.
-    fn emit(&mut self, out: &mut Vec<u8>, last: bool) {
-        match &mut self.gzip {
-            None => write_body_piece(out, self.framing, &self.plain),
-            Some(enc) => {
-                // Writing to a Vec cannot fail, and deflate does not fail on any input; if it
-                // ever did, the body stays unfinished (no last chunk), which the client sees.
-                let ok = enc.write_all(&self.plain).is_ok() && (!last || enc.try_finish().is_ok());
-                let compressed = enc.get_mut();
-                write_body_piece(out, self.framing, compressed);
-                compressed.clear();
-                if !ok {
-                    return;
-                }
-            }
-        }
-        if last {
-            write_body_end(out, self.framing);
-        }
-    }
-}
-
-/// Reads up to `max` torrents of `store` after `cursor` into `batch`; true if more follow.
-fn fetch<const N: usize>(
-    store: &Store<N>,
-    cursor: Cursor,
-    max: usize,
-    batch: &mut Vec<(InfoHash, SwarmCounts)>,
-) -> bool {
-    batch.clear();
-    store
-        .for_each_from(cursor.as_ref(), max, |h, c| batch.push((*h, c)))
-        .is_some()
-}
-
-/// The cursor after `used` entries of `batch` were written.
-fn advance(cursor: Cursor, batch: &[(InfoHash, SwarmCounts)], used: usize) -> Cursor {
-    match used.checked_sub(1).and_then(|last| batch.get(last)) {
-        Some((h, _)) => Some(*h),
-        None => cursor,
-    }
-}
-
-fn sum(a: SwarmCounts, b: SwarmCounts) -> SwarmCounts {
-    SwarmCounts {
-        seeders: a.seeders.saturating_add(b.seeders),
-        leechers: a.leechers.saturating_add(b.leechers),
-        downloaded: a.downloaded.saturating_add(b.downloaded),
     }
 }
 
@@ -401,59 +314,6 @@ fn put_urlencoded(out: &mut Vec<u8>, h: &InfoHash) {
                 DIGITS[usize::from(b & 15)],
             ]);
         }
-    }
-}
-
-/// Most addresses [`FullScrapeLimiter`] remembers.
-pub const LIMITER_ENTRIES: usize = 4096;
-
-/// The per-address rate limit of full scrapes (`tracker.fullscrape_interval`): remembers when
-/// each address last got one. IPv4 addresses count one by one, IPv6 addresses by their /64
-/// (one host usually holds a whole /64). Bounded: at most [`LIMITER_ENTRIES`] addresses; when
-/// full, entries older than the interval are pruned, and if all are recent the request is
-/// refused (the tracker is being flooded with full scrapes from that many addresses).
-#[derive(Debug, Default)]
-pub struct FullScrapeLimiter {
-    recent: Vec<(u128, u32)>,
-}
-
-impl FullScrapeLimiter {
-    /// Whether `ip` may have a full scrape at `now` (seconds) given `interval` (seconds; 0 =
-    /// always). Records the scrape when it is allowed.
-    pub fn allow(&mut self, ip: IpAddr, now: u32, interval: u32) -> bool {
-        if interval == 0 {
-            return true;
-        }
-        let key = match ip.to_canonical() {
-            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-            IpAddr::V6(v6) => u128::from(v6) & !u128::from(u64::MAX),
-        };
-        let fresh = |t: u32| now.saturating_sub(t) < interval;
-        if let Some(slot) = self.recent.iter_mut().find(|(k, _)| *k == key) {
-            if fresh(slot.1) {
-                return false;
-            }
-            slot.1 = now;
-            return true;
-        }
-        if self.recent.len() >= LIMITER_ENTRIES {
-            self.recent.retain(|(_, t)| fresh(*t));
-            if self.recent.len() >= LIMITER_ENTRIES {
-                return false;
-            }
-        }
-        self.recent.push((key, now));
-        true
-    }
-
-    /// Addresses remembered now.
-    pub fn len(&self) -> usize {
-        self.recent.len()
-    }
-
-    /// True when no address is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.recent.is_empty()
     }
 }
 
@@ -673,31 +533,5 @@ mod tests {
             .map(|(c, h)| (*c, u32::from_be_bytes([h[0], h[1], h[2], h[3]])))
             .collect();
         assert_eq!(got, [(9, 2), (9, 6), (7, 5)]);
-    }
-
-    #[test]
-    fn limiter_per_address_with_bound() {
-        let mut l = FullScrapeLimiter::default();
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        let b: IpAddr = "2001:db8::1".parse().unwrap();
-        let b_same64: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        assert!(l.allow(a, 100, 0));
-        assert!(l.is_empty());
-        assert!(l.allow(a, 100, 60));
-        assert!(!l.allow(a, 159, 60));
-        assert!(!l.allow(mapped, 120, 60));
-        assert!(l.allow(a, 160, 60));
-        assert!(l.allow(b, 160, 60));
-        assert!(!l.allow(b_same64, 161, 60));
-        // Fill the table: fresh entries refuse newcomers, stale ones are pruned.
-        for i in 0..LIMITER_ENTRIES as u32 - 2 {
-            assert!(l.allow(IpAddr::from((0x0b00_0000 + i).to_be_bytes()), 200, 60));
-        }
-        assert_eq!(l.len(), LIMITER_ENTRIES);
-        let newcomer: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(!l.allow(newcomer, 210, 60));
-        assert!(l.allow(newcomer, 300, 60));
-        assert_eq!(l.len(), 1);
     }
 }

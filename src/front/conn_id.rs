@@ -43,7 +43,8 @@
 //!   (16 bytes). Announce and scrape replies, which can be much larger than their requests,
 //!   are only sent after the request's connection_id proves that its source address can
 //!   receive our packets, so they cannot be reflected at a victim. (That check is the
-//!   server's job: it calls [`ConnectionIds::check`] before answering.)
+//!   UDP front's job: [`super::udp::UdpHandler`] calls [`ConnectionIds::check`] before
+//!   answering.)
 //!
 //! The comparison XOR-folds the candidate ids and tests the result against zero without
 //! branching on the bytes, so its timing does not reveal how many bits of a guess were right.
