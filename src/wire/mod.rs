@@ -2,6 +2,7 @@
 
 pub mod bencode;
 pub mod http;
+pub mod livesync;
 pub mod query;
 pub mod stream;
 pub mod udp;
