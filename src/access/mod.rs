@@ -16,6 +16,7 @@
 //! The line reader and the hex parser are [`crate::lines`], shared with the state file. This
 //! module imports only `std`, [`crate::lines`] and [`crate::types`].
 
+pub mod keys;
 pub mod reload;
 
 use std::fmt;
