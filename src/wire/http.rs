@@ -2,8 +2,8 @@
 //!
 //! A tracker needs only the request line and a handful of headers, so [`parse_request`] reads
 //! exactly that: it finds the blank line with `memchr`, splits the request line, and picks out
-//! `Connection`, `X-Forwarded-For`, `X-Real-IP`, `Accept-Encoding`, `Content-Length` and
-//! `Transfer-Encoding`. Everything it returns borrows from the caller's buffer; it never
+//! `Connection`, `X-Forwarded-For`, `X-Real-IP`, `Accept-Encoding`, `Content-Length`,
+//! `Transfer-Encoding` and `Authorization` (for the REST API). Everything it returns borrows from the caller's buffer; it never
 //! allocates and never panics. The body is never read (a request with one is flagged by
 //! [`Request::has_body`] so the server can refuse it or close after replying).
 //!
@@ -55,6 +55,15 @@ pub struct Request<'a> {
     /// True if the request announces a body: a `Content-Length` other than 0 or any
     /// `Transfer-Encoding` header. The body is not part of the parsed head.
     pub has_body: bool,
+    /// The value of the last `Content-Length` header (bytes; saturates at `u64::MAX`), `None`
+    /// without one. The body itself is not part of the parsed head: it follows at the offset
+    /// [`parse_request`] returns.
+    pub content_length: Option<u64>,
+    /// True when a `Transfer-Encoding` header was sent (a body of unknown framing for us).
+    pub transfer_encoding: bool,
+    /// The value of the last `Authorization` header, trimmed (e.g. `Bearer SECRET`). Secret: never
+    /// log it.
+    pub authorization: Option<&'a [u8]>,
 }
 
 /// Why a request head was rejected. Every variant answers 400 ([`HttpError::status`]).
@@ -237,8 +246,15 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
             if value.iter().any(|&b| b != b'0') {
                 req.has_body = true;
             }
+            let length = value.iter().fold(0u64, |n, &d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            });
+            req.content_length = Some(length);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             req.has_body = true;
+            req.transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            req.authorization = Some(value);
         }
     }
     req.keep_alive = match req.version {
@@ -321,6 +337,9 @@ fn parse_request_line(line: &[u8]) -> Result<Request<'_>, HttpError> {
         x_real_ip: None,
         accept_encoding: None,
         has_body: false,
+        content_length: None,
+        transfer_encoding: false,
+        authorization: None,
     })
 }
 

@@ -116,6 +116,23 @@ fn proxy_headers_take_the_last() {
 }
 
 #[test]
+fn content_length_and_authorization_values() {
+    let (req, _) = parse_ok(
+        b"POST /api/v1/keys HTTP/1.1\r\nAuthorization:  Bearer abc \r\nContent-Length: 27\r\n\r\n",
+    );
+    assert_eq!(req.content_length, Some(27));
+    assert_eq!(req.authorization, Some(&b"Bearer abc"[..]));
+    assert!(!req.transfer_encoding);
+    let (req, _) = parse_ok(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(req.content_length, None);
+    assert_eq!(req.authorization, None);
+    let (req, _) = parse_ok(b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n");
+    assert_eq!(req.content_length, Some(u64::MAX));
+    let (req, _) = parse_ok(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(req.transfer_encoding);
+}
+
+#[test]
 fn body_detection() {
     let (req, consumed) = parse_ok(b"POST /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(req.method, b"POST");

@@ -72,6 +72,22 @@ impl<'a> AnnounceOptions<'a> {
         })
     }
 
+    /// Copies the URL data (the URLData chunks, concatenated in order) into `out` and returns
+    /// the bytes written; data past `out.len()` is cut off. For reading the announce URL's path
+    /// (e.g. a private tracker's `/announce/KEY`) without allocating.
+    pub fn copy_url_data(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        for chunk in self.url_data() {
+            let take = chunk.len().min(out.len() - n);
+            out[n..n + take].copy_from_slice(&chunk[..take]);
+            n += take;
+            if n == out.len() {
+                break;
+            }
+        }
+        n
+    }
+
     /// Total length in bytes of the URL data (sum of the URLData chunks).
     pub fn url_data_len(&self) -> usize {
         self.url_data().map(<[u8]>::len).sum()

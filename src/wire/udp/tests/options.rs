@@ -107,3 +107,18 @@ fn options_url_data_zero_length() {
         vec![AnnounceOption::UrlData(b"")]
     );
 }
+
+#[test]
+fn options_copy_url_data_concatenates_and_cuts() {
+    let mut raw = Vec::new();
+    let long: Vec<u8> = (0..300).map(|i| b'a' + (i % 26) as u8).collect();
+    AnnounceOptions::emit_url_data(&long, &mut raw);
+    let options = AnnounceOptions::parse(&raw).unwrap();
+    let mut out = [0u8; 512];
+    assert_eq!(options.copy_url_data(&mut out), 300);
+    assert_eq!(&out[..300], &long[..]);
+    let mut small = [0u8; 10];
+    assert_eq!(options.copy_url_data(&mut small), 10);
+    assert_eq!(&small, &long[..10]);
+    assert_eq!(AnnounceOptions::EMPTY.copy_url_data(&mut out), 0);
+}
