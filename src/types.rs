@@ -42,3 +42,52 @@ impl Family {
         }
     }
 }
+
+/// The tracker's mode (`tracker.mode`; torrust's four modes, same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TrackerMode {
+    /// Every info_hash, no key (opentracker's behaviour).
+    #[default]
+    Public,
+    /// Only whitelisted info_hashes.
+    Listed,
+    /// Every announce and scrape needs a valid key.
+    Private,
+    /// Both: a valid key and a whitelisted info_hash.
+    PrivateListed,
+}
+
+impl TrackerMode {
+    /// Every mode, in the order of [`TrackerMode::name`]'s documentation.
+    pub const ALL: [TrackerMode; 4] = [
+        TrackerMode::Public,
+        TrackerMode::Listed,
+        TrackerMode::Private,
+        TrackerMode::PrivateListed,
+    ];
+
+    /// The config name: `public`, `listed`, `private`, `private_listed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackerMode::Public => "public",
+            TrackerMode::Listed => "listed",
+            TrackerMode::Private => "private",
+            TrackerMode::PrivateListed => "private_listed",
+        }
+    }
+
+    /// The mode called `name` (exact, lower case), if any.
+    pub fn from_name(name: &str) -> Option<TrackerMode> {
+        TrackerMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// True for `listed` and `private_listed`.
+    pub fn listed(self) -> bool {
+        matches!(self, TrackerMode::Listed | TrackerMode::PrivateListed)
+    }
+
+    /// True for `private` and `private_listed`.
+    pub fn private(self) -> bool {
+        matches!(self, TrackerMode::Private | TrackerMode::PrivateListed)
+    }
+}

@@ -11,8 +11,9 @@
 //! buckets per loop turn, so a store of a million torrents is never walked in one go.
 
 use super::Tracker;
+use super::private::Private;
 pub use crate::access::NOT_AUTHORIZED;
-use crate::access::{Access, AccessList};
+use crate::access::{Access, AccessList, Mode};
 use crate::swarm::store::BUCKETS;
 use crate::types::InfoHash;
 
@@ -26,11 +27,13 @@ pub struct PurgeStep {
 }
 
 impl Tracker {
-    /// True when an announce or scrape for `info_hash` may be served: no access list, listed on
-    /// the whitelist, or not listed on the blacklist. A binary search; no allocation.
+    /// True when an announce or scrape for `info_hash` may be served: not on the blacklist file,
+    /// and, when only listed info_hashes are served (a listed `tracker.mode` or an
+    /// `access.whitelist` file), on the whitelist file or among the API/database entries
+    /// ([`super::private`]). A binary search and at most one hash lookup; no allocation.
     #[inline]
     pub fn allowed(&self, info_hash: &InfoHash) -> bool {
-        self.access.as_ref().is_none_or(|a| a.allows(info_hash))
+        allowed_by(self.access.as_ref(), &self.private, info_hash)
     }
 
     /// The access policy in force, if any.
@@ -57,6 +60,12 @@ impl Tracker {
         true
     }
 
+    /// Starts (or restarts) a purge of the torrents [`Tracker::allowed`] refuses, from the first
+    /// bucket.
+    pub fn start_purge(&mut self) {
+        self.purge_next = Some(0);
+    }
+
     /// True while a purge is running.
     pub fn purge_pending(&self) -> bool {
         self.purge_next.is_some()
@@ -72,13 +81,34 @@ impl Tracker {
             };
         };
         let end = start.saturating_add(buckets.max(1)).min(BUCKETS);
-        let access = self.access.as_ref();
-        let keep = |h: &InfoHash| access.is_none_or(|a| a.allows(h));
-        let dropped =
-            self.v4.retain_buckets(start..end, keep) + self.v6.retain_buckets(start..end, keep);
+        let Tracker {
+            v4,
+            v6,
+            access,
+            private,
+            ..
+        } = self;
+        let keep = |h: &InfoHash| allowed_by(access.as_ref(), private, h);
+        let dropped = v4.retain_buckets(start..end, keep) + v6.retain_buckets(start..end, keep);
         let done = end >= BUCKETS;
         self.purge_next = (!done).then_some(end);
         PurgeStep { dropped, done }
+    }
+}
+
+/// [`Tracker::allowed`] over the fields it reads, so a purge can call it while it changes the
+/// stores.
+#[inline]
+fn allowed_by(access: Option<&Access>, private: &Private, info_hash: &InfoHash) -> bool {
+    let listed_mode = private.mode.listed();
+    match access {
+        None => !listed_mode || private.listed.contains(info_hash),
+        Some(a) => match a.mode {
+            Mode::Whitelist => a.list.contains(info_hash) || private.listed.contains(info_hash),
+            Mode::Blacklist => {
+                !a.list.contains(info_hash) && (!listed_mode || private.listed.contains(info_hash))
+            }
+        },
     }
 }
 

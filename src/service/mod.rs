@@ -11,6 +11,7 @@
 pub mod access;
 pub mod capacity;
 pub mod deniability;
+pub mod private;
 pub mod scan;
 pub mod stats;
 
@@ -151,6 +152,8 @@ pub struct Tracker {
     access: Option<crate::access::Access>,
     /// Next bucket to purge of torrents the access list refuses, while a purge runs.
     purge_next: Option<usize>,
+    /// Mode, keys and the API/database whitelist ([`private`]).
+    pub private: private::Private,
 }
 
 impl Tracker {
@@ -168,6 +171,7 @@ impl Tracker {
             rng: fastrand::Rng::new(),
             access: None,
             purge_next: None,
+            private: private::Private::default(),
         }
     }
 

@@ -62,6 +62,22 @@ pub struct Stats {
     pub refused_peer_limit: u64,
     /// How HTTP connections ended, besides `tcp_refused_over_limit` (hostile-input limits).
     pub tcp_closed: TcpClosed,
+    /// Announces refused by the tracker's mode (keys, whitelist), HTTP and UDP.
+    pub auth_refused: AuthRefused,
+}
+
+/// Announces refused by `tracker.mode` (see `service::private`), by reason, HTTP and UDP
+/// together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthRefused {
+    /// Private mode, no key in the announce URL.
+    pub missing_key: u64,
+    /// A key that is not known (or not 32 alphanumerics).
+    pub unknown_key: u64,
+    /// A known key past its `valid_until`.
+    pub expired_key: u64,
+    /// An info_hash not on the whitelist (listed modes, or an `access.whitelist` file).
+    pub not_listed: u64,
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
