@@ -498,6 +498,18 @@ impl<const N: usize> Store<N> {
         None
     }
 
+    /// Calls `f(address, seeder)` for every peer of `info_hash` in address order (`address`:
+    /// the compact form, N bytes, network order), for the API's torrent detail. No cleaning:
+    /// peers expired but not yet swept are included, as in a full scrape.
+    pub fn for_each_peer(&self, info_hash: &InfoHash, mut f: impl FnMut(&[u8; N], bool)) {
+        let bucket = &self.buckets[bucket_of(info_hash)];
+        if let Ok(i) = bucket.binary_search_by(|t| t.info_hash.cmp(info_hash)) {
+            for (addr, meta) in bucket[i].peers.iter() {
+                f(addr, meta & SEEDER != 0);
+            }
+        }
+    }
+
     /// Drops the torrents for which `keep(info_hash)` is false (e.g. after an access-list
     /// reload), fixing the totals. Walks every torrent: see [`Store::retain_buckets`] for slices.
     pub fn retain(&mut self, keep: impl FnMut(&InfoHash) -> bool) {

@@ -107,12 +107,16 @@ pub enum Status {
     Found302,
     /// 400: malformed request or query.
     BadRequest400,
+    /// 401: an API request without a valid token.
+    Unauthorized401,
     /// 403: stats or API from an address not allowed.
     Forbidden403,
     /// 404: unknown path.
     NotFound404,
     /// 405: a method other than GET.
     MethodNotAllowed405,
+    /// 409: an API write that conflicts with what exists (a key that exists).
+    Conflict409,
     /// 413: the head did not fit the connection's read buffer.
     PayloadTooLarge413,
     /// 429: rate limited.
@@ -130,9 +134,11 @@ impl Status {
             Status::Ok200 => 200,
             Status::Found302 => 302,
             Status::BadRequest400 => 400,
+            Status::Unauthorized401 => 401,
             Status::Forbidden403 => 403,
             Status::NotFound404 => 404,
             Status::MethodNotAllowed405 => 405,
+            Status::Conflict409 => 409,
             Status::PayloadTooLarge413 => 413,
             Status::TooManyRequests429 => 429,
             Status::InternalError500 => 500,
@@ -146,9 +152,11 @@ impl Status {
             Status::Ok200 => "OK",
             Status::Found302 => "Found",
             Status::BadRequest400 => "Bad Request",
+            Status::Unauthorized401 => "Unauthorized",
             Status::Forbidden403 => "Forbidden",
             Status::NotFound404 => "Not Found",
             Status::MethodNotAllowed405 => "Method Not Allowed",
+            Status::Conflict409 => "Conflict",
             Status::PayloadTooLarge413 => "Payload Too Large",
             Status::TooManyRequests429 => "Too Many Requests",
             Status::InternalError500 => "Internal Server Error",

@@ -1,0 +1,690 @@
+//! The REST API (torrust-tracker's v1 routes and JSON shapes), served on its own listeners
+//! (`api.listen`) by the same event loop and HTTP parser as the tracker.
+//!
+//! Routes (all under `/api`; every `v1` route needs a token, as `?token=SECRET` (torrust) or
+//! `Authorization: Bearer SECRET`; compared in constant time, never logged):
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /api/health_check` (no token) | `{"status":"Ok"}` |
+//! | `GET /api/v1/stats[?format=prometheus]` | torrust's stats object, or the `/metrics` text |
+//! | `GET /api/v1/torrents?offset=&limit=` or `?info_hash=..` (repeated) | `[{"info_hash","seeders","completed","leechers"}]` |
+//! | `GET /api/v1/torrent/INFO_HASH` | `{"info_hash","seeders","completed","leechers","peers":[{"peer_addr","seeder"}]}` |
+//! | `POST /api/v1/keys` with `{"key":null\|"..","seconds_valid":null\|N}` | `{"key","valid_until","expiry_time"}` |
+//! | `POST /api/v1/key/SECONDS` | a new key, same shape |
+//! | `DELETE /api/v1/key/KEY` | `{"status":"ok"}` |
+//! | `GET /api/v1/keys?offset=&limit=` (ours) | `[{"key","valid_until","expiry_time"}]` |
+//! | `GET /api/v1/keys/reload` | `{"status":"ok"}` |
+//! | `POST`, `DELETE /api/v1/whitelist/INFO_HASH` | `{"status":"ok"}` |
+//! | `GET /api/v1/whitelist?offset=&limit=` (ours) | `["INFO_HASH", ...]` |
+//! | `GET /api/v1/whitelist/reload` | `{"status":"ok"}` |
+//!
+//! Errors are a JSON object `{"status":"error","message":TEXT}` with the right status: 400 (bad
+//! info_hash, key, number or JSON), 401 (no or wrong token), 404 (unknown route, torrent, key or
+//! whitelist entry), 405 (wrong method), 409 (a key that exists), 503 (the database failed or
+//! its queue is full). torrust answers some of these with 500 or with 200 and a JSON string;
+//! the README lists each difference.
+//!
+//! Writes (keys, whitelist) and reloads are [`Op`]s: the caller sends them to the database
+//! writer and answers with [`complete`] once it has committed (the loop never waits), or, with
+//! no database, applies them in RAM at once ([`ram_result`] then [`complete`]).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::keys::Key;
+use crate::service::Tracker;
+use crate::stats::report::{self, Snapshot, TextMode};
+use crate::swarm::store::SwarmCounts;
+use crate::types::InfoHash;
+use crate::wire::http::{Request, Status};
+use crate::wire::query::{self, name_is};
+
+/// Most items one list request returns (`limit` is capped to this), as torrust's default page.
+pub const MAX_LIMIT: usize = 4000;
+
+/// Largest request body read, in bytes (a key request is under 100 bytes).
+pub const MAX_BODY: usize = 4096;
+
+/// One API token (`api.token LABEL SECRET`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// A name for logs and the config check; never the secret.
+    pub label: String,
+    /// The secret a request must present.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({}, ****)", self.label)
+    }
+}
+
+/// The API's settings.
+#[derive(Clone, Debug, Default)]
+pub struct ApiSite {
+    /// The tokens accepted (`api.token`); none = every `v1` route answers 401.
+    pub tokens: Vec<Token>,
+}
+
+/// A write or reload that must reach the database before it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Add a key (`valid_until` in Unix seconds, `None` = permanent).
+    AddKey {
+        /// The key.
+        key: Key,
+        /// Unix seconds, or permanent.
+        valid_until: Option<u64>,
+    },
+    /// Remove a key.
+    RemoveKey(Key),
+    /// Add an info_hash to the whitelist.
+    AddWhitelist(InfoHash),
+    /// Remove an info_hash from the whitelist.
+    RemoveWhitelist(InfoHash),
+    /// Read the keys back from the database (torrust's `GET /api/v1/keys/reload`).
+    ReloadKeys,
+    /// Read the whitelist back from the database.
+    ReloadWhitelist,
+}
+
+/// What the database (or RAM) said about an [`Op`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// Committed.
+    Done,
+    /// `AddKey`: the key exists already (nothing changed).
+    Duplicate,
+    /// `RemoveKey` / `RemoveWhitelist`: there was no such row.
+    Missing,
+    /// `ReloadKeys`: the keys read.
+    Keys(Vec<(Key, Option<u64>)>),
+    /// `ReloadWhitelist`: the info_hashes read.
+    Whitelist(Vec<InfoHash>),
+    /// The database failed or is not reachable; nothing changed. The text is logged, not sent.
+    Failed(String),
+}
+
+/// An API answer: status, content type and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The status.
+    pub status: Status,
+    /// `application/json`, or the Prometheus text type.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What [`handle`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Answer now.
+    Reply(Reply),
+    /// Run this [`Op`] first, then answer with [`complete`].
+    Op(Op),
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// torrust's `AuthKey` JSON.
+#[derive(Serialize)]
+struct AuthKey<'a> {
+    key: &'a str,
+    valid_until: Option<u64>,
+    expiry_time: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TorrentItem {
+    info_hash: String,
+    seeders: u64,
+    completed: u64,
+    leechers: u64,
+}
+
+#[derive(Serialize)]
+struct PeerItem {
+    peer_addr: String,
+    seeder: bool,
+}
+
+#[derive(Serialize)]
+struct TorrentDetail {
+    info_hash: String,
+    seeders: u64,
+    completed: u64,
+    leechers: u64,
+    peers: Vec<PeerItem>,
+}
+
+/// torrust v3's `/api/v1/stats` object.
+#[derive(Serialize)]
+struct StatsJson {
+    torrents: u64,
+    seeders: u64,
+    completed: u64,
+    leechers: u64,
+    tcp4_connections_handled: u64,
+    tcp4_announces_handled: u64,
+    tcp4_scrapes_handled: u64,
+    tcp6_connections_handled: u64,
+    tcp6_announces_handled: u64,
+    tcp6_scrapes_handled: u64,
+    udp4_connections_handled: u64,
+    udp4_announces_handled: u64,
+    udp4_scrapes_handled: u64,
+    udp6_connections_handled: u64,
+    udp6_announces_handled: u64,
+    udp6_scrapes_handled: u64,
+}
+
+/// torrust's `POST /api/v1/keys` body.
+#[derive(Deserialize)]
+struct NewKey {
+    key: Option<String>,
+    seconds_valid: Option<u64>,
+}
+
+fn json(status: Status, value: &impl Serialize) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json",
+        // Serializing these plain structs cannot fail.
+        body: serde_json::to_vec(value).unwrap_or_default(),
+    }
+}
+
+fn ok() -> Reply {
+    json(
+        Status::Ok200,
+        &Message {
+            status: "ok",
+            message: None,
+        },
+    )
+}
+
+fn error(status: Status, message: &str) -> Reply {
+    json(
+        status,
+        &Message {
+            status: "error",
+            message: Some(message),
+        },
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time (torrust's `expiry_time`, without its
+/// sub-second digits, which a whole-second `valid_until` does not have).
+fn expiry_time(unix: u64) -> Option<String> {
+    let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix))?;
+    // humantime writes `YYYY-MM-DDTHH:MM:SSZ`.
+    let text = humantime::format_rfc3339_seconds(time).to_string();
+    Some(format!(
+        "{} UTC",
+        text.trim_end_matches('Z').replacen('T', " ", 1)
+    ))
+}
+
+fn auth_key(key: &Key, valid_until: Option<u64>) -> AuthKey<'_> {
+    AuthKey {
+        key: key.as_str(),
+        valid_until,
+        expiry_time: valid_until.and_then(expiry_time),
+    }
+}
+
+fn hex(h: &InfoHash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_info_hash(text: &[u8]) -> Option<InfoHash> {
+    crate::lines::parse_hex40(text)
+}
+
+/// True when the request carries one of `site.tokens` (constant-time comparison of each).
+fn authorized(site: &ApiSite, req: &Request<'_>) -> bool {
+    let mut presented: Vec<Vec<u8>> = Vec::new();
+    for (name, value) in query::pairs(req.query) {
+        if name_is(name, b"token") {
+            let mut buf = [0u8; 256];
+            if let Ok(n) = query::percent_decode_into(value, &mut buf) {
+                presented.push(buf[..n].to_vec());
+            }
+        }
+    }
+    if let Some(value) = req.authorization {
+        let scheme = value.get(..7);
+        if scheme.is_some_and(|s| s.eq_ignore_ascii_case(b"bearer ")) {
+            presented.push(value[7..].trim_ascii().to_vec());
+        }
+    }
+    let mut found = false;
+    for p in &presented {
+        for token in &site.tokens {
+            found |= constant_time_eq::constant_time_eq(p, token.secret.as_bytes());
+        }
+    }
+    found
+}
+
+/// `offset` and `limit` of a list request: `offset` defaults to 0, `limit` to and at most
+/// [`MAX_LIMIT`]. Errors: a value that is not a decimal number.
+fn page(req: &Request<'_>) -> Result<(usize, usize), Reply> {
+    let mut offset = 0usize;
+    let mut limit = MAX_LIMIT;
+    for (name, value) in query::pairs(req.query) {
+        let slot = if name_is(name, b"offset") {
+            &mut offset
+        } else if name_is(name, b"limit") {
+            &mut limit
+        } else {
+            continue;
+        };
+        *slot = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| error(Status::BadRequest400, "offset and limit must be numbers"))?;
+    }
+    Ok((offset, limit.min(MAX_LIMIT)))
+}
+
+/// Routes one API request. `body` is the request body (bounded by [`MAX_BODY`] by the caller);
+/// `now` is the loop's clock (seconds since start).
+pub fn handle(
+    tracker: &mut Tracker,
+    site: &ApiSite,
+    req: &Request<'_>,
+    body: &[u8],
+    now: u32,
+) -> Handled {
+    let path = req.path.strip_suffix(b"/").unwrap_or(req.path);
+    let Some(rest) = path.strip_prefix(b"/api/") else {
+        return Handled::Reply(error(Status::NotFound404, "not found"));
+    };
+    let get = req.method == b"GET";
+    if rest == b"health_check" {
+        if !get {
+            return Handled::Reply(error(Status::MethodNotAllowed405, "method not allowed"));
+        }
+        return Handled::Reply(json(
+            Status::Ok200,
+            &Message {
+                status: "Ok",
+                message: None,
+            },
+        ));
+    }
+    let Some(route) = rest.strip_prefix(b"v1/") else {
+        return Handled::Reply(error(Status::NotFound404, "not found"));
+    };
+    if !authorized(site, req) {
+        return Handled::Reply(error(Status::Unauthorized401, "unauthorized"));
+    }
+    match route_v1(tracker, req, route, body, now) {
+        Ok(h) => h,
+        Err(reply) => Handled::Reply(reply),
+    }
+}
+
+fn route_v1(
+    tracker: &mut Tracker,
+    req: &Request<'_>,
+    route: &[u8],
+    body: &[u8],
+    now: u32,
+) -> Result<Handled, Reply> {
+    let method = req.method;
+    let (head, arg) = match route.iter().position(|&b| b == b'/') {
+        Some(i) => (&route[..i], Some(&route[i + 1..])),
+        None => (route, None),
+    };
+    let allow = |expected: &[u8]| {
+        if method == expected {
+            Ok(())
+        } else {
+            Err(error(Status::MethodNotAllowed405, "method not allowed"))
+        }
+    };
+    let reply = match (head, arg) {
+        (b"stats", None) => {
+            allow(b"GET")?;
+            stats(tracker, req, now)
+        }
+        (b"torrents", None) => {
+            allow(b"GET")?;
+            torrents(tracker, req, now)?
+        }
+        (b"torrent", Some(hash)) => {
+            allow(b"GET")?;
+            torrent(tracker, hash, now)?
+        }
+        (b"keys", None) if method == b"POST" => return new_key(tracker, body, now),
+        (b"keys", None) => {
+            allow(b"GET")?;
+            let (offset, limit) = page(req)?;
+            let keys = tracker.private.keys.page(offset, limit);
+            let list: Vec<AuthKey<'_>> = keys.iter().map(|(k, v)| auth_key(k, *v)).collect();
+            json(Status::Ok200, &list)
+        }
+        (b"keys", Some(b"reload")) => {
+            allow(b"GET")?;
+            return Ok(Handled::Op(Op::ReloadKeys));
+        }
+        (b"key", Some(arg)) if method == b"POST" => {
+            let seconds = std::str::from_utf8(arg)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| error(Status::BadRequest400, "invalid key duration"))?;
+            return generated_key(tracker, Some(seconds), now);
+        }
+        (b"key", Some(arg)) => {
+            allow(b"DELETE")?;
+            let key = Key::parse(arg).ok_or_else(|| error(Status::BadRequest400, "invalid key"))?;
+            return Ok(Handled::Op(Op::RemoveKey(key)));
+        }
+        (b"whitelist", None) => {
+            allow(b"GET")?;
+            let (offset, limit) = page(req)?;
+            let mut all: Vec<&InfoHash> = tracker.private.listed.iter().collect();
+            all.sort_unstable();
+            let list: Vec<String> = all.into_iter().skip(offset).take(limit).map(hex).collect();
+            json(Status::Ok200, &list)
+        }
+        (b"whitelist", Some(b"reload")) => {
+            allow(b"GET")?;
+            return Ok(Handled::Op(Op::ReloadWhitelist));
+        }
+        (b"whitelist", Some(hash)) => {
+            let info_hash = parse_info_hash(hash)
+                .ok_or_else(|| error(Status::BadRequest400, "invalid info_hash"))?;
+            return match method {
+                b"POST" => Ok(Handled::Op(Op::AddWhitelist(info_hash))),
+                b"DELETE" => Ok(Handled::Op(Op::RemoveWhitelist(info_hash))),
+                _ => Err(error(Status::MethodNotAllowed405, "method not allowed")),
+            };
+        }
+        _ => error(Status::NotFound404, "not found"),
+    };
+    Ok(Handled::Reply(reply))
+}
+
+fn stats(tracker: &Tracker, req: &Request<'_>, now: u32) -> Reply {
+    let prometheus = query::pairs(req.query)
+        .any(|(name, value)| name_is(name, b"format") && value == b"prometheus");
+    if prometheus {
+        let snap = Snapshot {
+            stats: &tracker.stats,
+            version: crate::version::VERSION,
+            uptime: now,
+            torrents: [tracker.v4.torrents(), tracker.v6.torrents()],
+            peers: [tracker.v4.peers(), tracker.v6.peers()],
+            seeders: [tracker.v4.seeders(), tracker.v6.seeders()],
+            rss_bytes: report::resident_bytes(),
+        };
+        let mut body = Vec::new();
+        report::write_mode(&mut body, TextMode::Prometheus, &snap);
+        return Reply {
+            status: Status::Ok200,
+            content_type: TextMode::Prometheus.content_type(),
+            body,
+        };
+    }
+    let s = &tracker.stats;
+    let (h4, h6, u4, u6) = (&s.http[0], &s.http[1], &s.udp[0], &s.udp[1]);
+    let peers = tracker.peers();
+    let seeders = tracker.v4.seeders() + tracker.v6.seeders();
+    json(
+        Status::Ok200,
+        &StatsJson {
+            torrents: tracker.v4.torrents() + tracker.v6.torrents(),
+            seeders,
+            completed: s.completed,
+            leechers: peers - seeders,
+            tcp4_connections_handled: h4.announce + h4.scrape + h4.failed,
+            tcp4_announces_handled: h4.announce,
+            tcp4_scrapes_handled: h4.scrape,
+            tcp6_connections_handled: h6.announce + h6.scrape + h6.failed,
+            tcp6_announces_handled: h6.announce,
+            tcp6_scrapes_handled: h6.scrape,
+            udp4_connections_handled: u4.connect,
+            udp4_announces_handled: u4.announce,
+            udp4_scrapes_handled: u4.scrape,
+            udp6_connections_handled: u6.connect,
+            udp6_announces_handled: u6.announce,
+            udp6_scrapes_handled: u6.scrape,
+        },
+    )
+}
+
+fn item(info_hash: &InfoHash, c: SwarmCounts) -> TorrentItem {
+    TorrentItem {
+        info_hash: hex(info_hash),
+        seeders: u64::from(c.seeders),
+        completed: u64::from(c.downloaded),
+        leechers: u64::from(c.leechers),
+    }
+}
+
+fn sum(a: SwarmCounts, b: SwarmCounts) -> SwarmCounts {
+    SwarmCounts {
+        seeders: a.seeders + b.seeders,
+        leechers: a.leechers + b.leechers,
+        downloaded: a.downloaded.saturating_add(b.downloaded),
+    }
+}
+
+fn torrents(tracker: &mut Tracker, req: &Request<'_>, now: u32) -> Result<Reply, Reply> {
+    let mut wanted = Vec::new();
+    for (name, value) in query::pairs(req.query) {
+        if name_is(name, b"info_hash") {
+            let mut buf = [0u8; 64];
+            let n = query::percent_decode_into(value, &mut buf)
+                .map_err(|_| error(Status::BadRequest400, "invalid info_hash"))?;
+            let h = parse_info_hash(&buf[..n])
+                .ok_or_else(|| error(Status::BadRequest400, "invalid info_hash"))?;
+            if wanted.len() == MAX_LIMIT {
+                return Err(error(Status::BadRequest400, "too many info_hashes"));
+            }
+            wanted.push(h);
+        }
+    }
+    if !wanted.is_empty() {
+        // As torrust: the known ones, in request order; pagination does not apply.
+        let list: Vec<TorrentItem> = wanted
+            .iter()
+            .filter_map(|h| tracker.scrape_one(h, now).map(|c| item(h, c)))
+            .collect();
+        return Ok(json(Status::Ok200, &list));
+    }
+    let (offset, limit) = page(req)?;
+    Ok(json(Status::Ok200, &torrent_page(tracker, offset, limit)))
+}
+
+/// Torrents in info_hash order over both families (counts summed), `offset` skipped, at most
+/// `limit`. Walks both stores from the start in slices: O(offset + limit) torrents.
+fn torrent_page(tracker: &Tracker, offset: usize, limit: usize) -> Vec<TorrentItem> {
+    const SLICE: usize = 1024;
+    struct Cursor {
+        buf: std::collections::VecDeque<(InfoHash, SwarmCounts)>,
+        from: Option<InfoHash>,
+        done: bool,
+    }
+    fn fill<const N: usize>(c: &mut Cursor, store: &crate::swarm::store::Store<N>) {
+        if c.buf.is_empty() && !c.done {
+            let next = store.for_each_from(c.from.as_ref(), SLICE, |h, counts| {
+                c.buf.push_back((*h, counts));
+            });
+            c.done = next.is_none();
+            c.from = next;
+        }
+    }
+    let new = || Cursor {
+        buf: Default::default(),
+        from: None,
+        done: false,
+    };
+    let (mut a, mut b) = (new(), new());
+    let mut out = Vec::new();
+    let mut index = 0usize;
+    while out.len() < limit {
+        fill(&mut a, &tracker.v4);
+        fill(&mut b, &tracker.v6);
+        let next = match (a.buf.front(), b.buf.front()) {
+            (None, None) => break,
+            (Some(_), None) => a.buf.pop_front(),
+            (None, Some(_)) => b.buf.pop_front(),
+            (Some(x), Some(y)) if x.0 < y.0 => a.buf.pop_front(),
+            (Some(x), Some(y)) if x.0 > y.0 => b.buf.pop_front(),
+            _ => {
+                let (h, x) = a.buf.pop_front().unwrap_or_default();
+                let (_, y) = b.buf.pop_front().unwrap_or_default();
+                Some((h, sum(x, y)))
+            }
+        };
+        if let Some((h, counts)) = next {
+            if index >= offset {
+                out.push(item(&h, counts));
+            }
+            index += 1;
+        }
+    }
+    out
+}
+
+fn torrent(tracker: &mut Tracker, hash: &[u8], now: u32) -> Result<Reply, Reply> {
+    let info_hash =
+        parse_info_hash(hash).ok_or_else(|| error(Status::BadRequest400, "invalid info_hash"))?;
+    let counts = tracker
+        .scrape_one(&info_hash, now)
+        .ok_or_else(|| error(Status::NotFound404, "torrent not known"))?;
+    let mut peers = Vec::new();
+    tracker.v4.for_each_peer(&info_hash, |addr, seeder| {
+        peers.push(peer_item(addr, seeder))
+    });
+    tracker.v6.for_each_peer(&info_hash, |addr, seeder| {
+        peers.push(peer_item(addr, seeder))
+    });
+    let detail = TorrentDetail {
+        info_hash: hex(&info_hash),
+        seeders: u64::from(counts.seeders),
+        completed: u64::from(counts.downloaded),
+        leechers: u64::from(counts.leechers),
+        peers,
+    };
+    Ok(json(Status::Ok200, &detail))
+}
+
+fn peer_item(addr: &[u8], seeder: bool) -> PeerItem {
+    let port = u16::from_be_bytes([addr[addr.len() - 2], addr[addr.len() - 1]]);
+    let ip: std::net::IpAddr = match addr.len() {
+        6 => <[u8; 4]>::try_from(&addr[..4])
+            .map(Into::into)
+            .unwrap_or([0u8; 4].into()),
+        _ => <[u8; 16]>::try_from(&addr[..16])
+            .map(Into::into)
+            .unwrap_or([0u8; 16].into()),
+    };
+    PeerItem {
+        peer_addr: SocketAddr::new(ip, port).to_string(),
+        seeder,
+    }
+}
+
+fn new_key(tracker: &Tracker, body: &[u8], now: u32) -> Result<Handled, Reply> {
+    let request: NewKey = serde_json::from_slice(body)
+        .map_err(|e| error(Status::BadRequest400, &format!("invalid JSON body: {e}")))?;
+    match request.key {
+        None => generated_key(tracker, request.seconds_valid, now),
+        Some(text) => {
+            let key = Key::parse(text.as_bytes()).ok_or_else(|| {
+                error(
+                    Status::BadRequest400,
+                    "invalid key: 32 ASCII letters and digits expected",
+                )
+            })?;
+            let valid_until = valid_until(tracker, request.seconds_valid, now)?;
+            Ok(Handled::Op(Op::AddKey { key, valid_until }))
+        }
+    }
+}
+
+fn valid_until(tracker: &Tracker, seconds: Option<u64>, now: u32) -> Result<Option<u64>, Reply> {
+    match seconds {
+        None => Ok(None),
+        Some(0) => Err(error(
+            Status::BadRequest400,
+            "invalid key duration: seconds_valid must be at least 1",
+        )),
+        Some(s) => Ok(Some(tracker.private.unix(now).saturating_add(s))),
+    }
+}
+
+fn generated_key(tracker: &Tracker, seconds: Option<u64>, now: u32) -> Result<Handled, Reply> {
+    let valid_until = valid_until(tracker, seconds, now)?;
+    let key = Key::generate().map_err(|e| error(Status::ServiceUnavailable503, &e))?;
+    Ok(Handled::Op(Op::AddKey { key, valid_until }))
+}
+
+/// What RAM alone says about `op` (no database configured): the [`OpResult`] a database would
+/// give, so [`complete`] applies it the same way. Reloads have nothing to read: `Done`.
+pub fn ram_result(tracker: &Tracker, op: &Op) -> OpResult {
+    match op {
+        Op::AddKey { key, .. } if tracker.private.keys.get(key).is_some() => OpResult::Duplicate,
+        Op::RemoveKey(key) if tracker.private.keys.get(key).is_none() => OpResult::Missing,
+        Op::RemoveWhitelist(h) if !tracker.private.listed.contains(h) => OpResult::Missing,
+        _ => OpResult::Done,
+    }
+}
+
+/// Applies `op` to RAM when `result` says it was committed, and makes the answer.
+pub fn complete(tracker: &mut Tracker, op: Op, result: OpResult) -> Reply {
+    match (op, result) {
+        (_, OpResult::Failed(why)) => {
+            log::warn!("api: database write failed: {why}");
+            error(
+                Status::ServiceUnavailable503,
+                "the database is not available; nothing was changed",
+            )
+        }
+        (Op::AddKey { .. }, OpResult::Duplicate) => error(Status::Conflict409, "key exists"),
+        (Op::AddKey { key, valid_until }, _) => {
+            tracker.private.keys.insert(key, valid_until);
+            json(Status::Ok200, &auth_key(&key, valid_until))
+        }
+        (Op::RemoveKey(_), OpResult::Missing) => error(Status::NotFound404, "key not known"),
+        (Op::RemoveKey(key), _) => {
+            tracker.private.keys.remove(&key);
+            ok()
+        }
+        (Op::AddWhitelist(h), _) => {
+            tracker.whitelist_add(h);
+            ok()
+        }
+        (Op::RemoveWhitelist(_), OpResult::Missing) => {
+            error(Status::NotFound404, "info_hash not on the whitelist")
+        }
+        (Op::RemoveWhitelist(h), _) => {
+            tracker.whitelist_remove(&h);
+            ok()
+        }
+        (Op::ReloadKeys, OpResult::Keys(keys)) => {
+            tracker.private.keys.replace_all(keys);
+            ok()
+        }
+        (Op::ReloadWhitelist, OpResult::Whitelist(list)) => {
+            tracker.whitelist_replace(list);
+            ok()
+        }
+        (Op::ReloadKeys | Op::ReloadWhitelist, _) => ok(),
+    }
+}
