@@ -20,9 +20,15 @@ Usage:
                                         [--size-mib 4] [--timeout 60] [--verbose]
 
 URL is the tracker's announce URL: http://127.0.0.1:PORT/announce,
-http://[::1]:PORT/announce, udp://127.0.0.1:PORT or udp://[::1]:PORT. libtorrent
-refuses HTTP trackers on loopback whose path is not /announce (its SSRF
-mitigation), so keep that path for HTTP.
+http://[::1]:PORT/announce, udp://127.0.0.1:PORT or udp://[::1]:PORT, or a
+private tracker's http://HOST:PORT/announce/KEY or udp://HOST:PORT/announce/KEY
+(libtorrent sends the UDP URL's path as BEP 41 URL data). libtorrent's SSRF
+mitigation refuses HTTP trackers on loopback whose path is not /announce; the
+sessions turn it off so that /announce/KEY works on loopback.
+
+--expect-refusal TEXT: only the seeder runs; the run succeeds when its tracker
+answers with an error that contains TEXT (and fails if the tracker accepts the
+announce), and the error is printed as a `REFUSED <message>` line.
 
 Steps: write --size-mib MiB of random bytes to DIR/seed/payload.bin; build a
 v1-only single-file torrent (64 KiB pieces) announcing to URL, save it as
@@ -182,6 +188,8 @@ def session_settings(family, with_peer_log):
         "tracker_completion_timeout": 10,
         "tracker_receive_timeout": 5,
         "stop_tracker_timeout": 1,
+        # a private tracker's /announce/KEY on loopback (see the module doc)
+        "ssrf_mitigation": False,
         "alert_queue_size": 10000,
         "alert_mask": alert_mask(with_peer_log),
     }
@@ -271,6 +279,7 @@ class Peer:
         self.replies = 0
         self.reply_peers = []  # num_peers of each tracker reply
         self.errors = 0
+        self.error_messages = []  # the tracker's failure reasons
         self.retry_at = None  # monotonic time of the next forced announce
         self.ext_handshakes = 0  # extension handshakes received
         self.pex_seen = False  # a received handshake advertised ut_pex
@@ -294,6 +303,8 @@ class Peer:
             log(f"{r}: tracker reply from {a.tracker_url()}: {a.num_peers} peers")
         elif isinstance(a, lt.tracker_error_alert):
             self.errors += 1
+            reason = a.failure_reason() if hasattr(a, "failure_reason") else ""
+            self.error_messages.append(reason or a.message())
             log(f"{r}: tracker error: {a.message()}")
             if self.replies == 0:
                 # not registered yet (e.g. a whitelist that is being
@@ -349,6 +360,27 @@ def report(out, seeder, leecher, sources):
     out["pex_advertised"] = seeder.pex_seen or leecher.pex_seen
 
 
+def expect_refusal(args, seeder, leecher, ti, seed_dir, deadline):
+    """Seeder only: succeed when the tracker refuses with a reason containing the text."""
+    try:
+        seeder.handle = add_torrent(seeder.ses, ti, seed_dir, seed=True)
+        while time.monotonic() < deadline:
+            seeder.poll()
+            if seeder.fatal:
+                raise Failure(seeder.fatal)
+            if seeder.replies:
+                raise Failure("the tracker accepted the announce")
+            for m in seeder.error_messages:
+                if args.expect_refusal in m:
+                    print(f"REFUSED {m}", flush=True)
+                    return
+            time.sleep(0.05)
+        raise Failure(f"no refusal containing {args.expect_refusal!r}; errors: {seeder.error_messages}")
+    finally:
+        for p in (seeder, leecher):
+            p.shutdown()
+
+
 def run(args, out):
     host = check_url(args.announce, args.family)
     workdir = os.path.abspath(args.workdir)
@@ -376,6 +408,8 @@ def run(args, out):
     seeder = Peer("seeder", args.family, True)
     leecher = Peer("leecher", args.family, True)
     peers = (seeder, leecher)
+    if args.expect_refusal is not None:
+        return expect_refusal(args, seeder, leecher, ti, seed_dir, deadline)
     try:
         seeder.handle = add_torrent(seeder.ses, ti, seed_dir, seed=True)
         leecher_started_at = None
@@ -480,6 +514,8 @@ def main():
     ap.add_argument("--direct", action="store_true",
                     help="diagnostic: connect the leecher to the seeder by hand, bypassing the tracker")
     ap.add_argument("--verbose", action="store_true", help="log connections and handshakes to stderr")
+    ap.add_argument("--expect-refusal", metavar="TEXT", default=None,
+                    help="seeder only: succeed when the tracker refuses with a reason containing TEXT")
     ap.add_argument("--hold", action="store_true",
                     help="after success, print HOLDING and keep the swarm alive until a line on stdin")
     args = ap.parse_args()
