@@ -33,17 +33,22 @@ use ipnet::IpNet;
 
 mod args;
 mod file;
+mod private;
 mod special;
 mod table;
 mod value;
 
 pub use args::{parse_args, usage, version};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
+pub use private::{ApiToken, TrackerMode};
 pub use table::{Directive, MASK, Syntax};
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
 /// default listeners: 6969, as opentracker.
 pub const DEFAULT_PORT: u16 = 6969;
+
+/// Port of an `api.listen` address written without one: 1212, as torrust's API.
+pub const API_DEFAULT_PORT: u16 = 1212;
 
 /// Port of `livesync.cluster.listen` written without one: 9696, as opentracker
 /// (`LIVESYNC_PORT`).
@@ -162,6 +167,23 @@ table::directives! {
         /// (8-15 bytes per peer, `make bench-memory`), so a flood of made-up peers cannot take
         /// all memory of a small machine.
         "tracker.max_peers" => max_peers: u64 = 50_000_000, [0..=1 << 40], "peers";
+        /// Who may announce (torrust's modes): `public` (anyone, any info_hash), `listed`
+        /// (whitelisted info_hashes only: the `access.whitelist` file and the API/database
+        /// entries), `private` (a valid key in the announce URL, `/announce/KEY`; over UDP in
+        /// BEP 41's URL data), `private_listed` (both). An `access.whitelist` file makes any
+        /// mode listed.
+        "tracker.mode" => mode: TrackerMode;
+        /// REST API listen addresses (torrust's v1 API, port 1212 when none is given); none = no
+        /// API. Served by the event loop with the HTTP limits of `http.*`.
+        "api.listen" => api_listen: Vec<SocketAddr>, [API_DEFAULT_PORT, "API"];
+        /// `LABEL SECRET`: a token the API accepts (`?token=SECRET` or `Authorization: Bearer
+        /// SECRET`); the secret is at least 16 characters and never printed or logged.
+        [secret] "api.token" => api_tokens: Vec<ApiToken>;
+        /// SQLite database of keys, whitelist entries and `downloaded` counts (torrust's schema;
+        /// created when missing, WAL mode); none = RAM only. Opened before the chroot and the
+        /// privilege drop; the tracker's user needs write access to its directory (SQLite's
+        /// `-wal` and `-shm` files).
+        "db.path" => db_path: Option<PathBuf>;
     } and {
         /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
         /// (foreground, as systemd's `Type=simple` wants).
@@ -270,10 +292,11 @@ impl Config {
     ///   `[::]:6969` (opentracker binds `0.0.0.0:6969` TCP+UDP when nothing was bound; we add
     ///   IPv6). If only one protocol was bound, the other stays empty, as opentracker.
     /// - Pushes a warning when `peer_timeout < announce_interval` (peers would expire
-    ///   between two announces).
+    ///   between two announces), and when `api.listen` is set without an `api.token`.
     ///
     /// Errors: `configuration: tracker.numwant.default: N is larger than
-    /// tracker.numwant.max (M)`.
+    /// tracker.numwant.max (M)`; `configuration: api.listen: ADDR is also a tracker listener
+    /// (listen.tcp)`.
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         if self.numwant_default > self.numwant_max {
             return Err(ConfigError {
@@ -293,6 +316,26 @@ impl Config {
             ];
             self.listen_tcp.extend(defaults);
             self.listen_udp.extend(defaults);
+        }
+        if let Some(addr) = self
+            .api_listen
+            .iter()
+            .find(|a| a.port() != 0 && self.listen_tcp.contains(a))
+        {
+            return Err(ConfigError {
+                origin: "configuration".to_owned(),
+                line: None,
+                directive: "api.listen".to_owned(),
+                message: format!("{addr} is also a tracker listener (listen.tcp)"),
+            });
+        }
+        if !self.api_listen.is_empty() && self.api_tokens.is_empty() {
+            let warning = "configuration: api.listen: no api.token is set; every /api/v1 \
+                           request will be refused (401)"
+                .to_owned();
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
         }
         if self.peer_timeout < self.announce_interval {
             let warning = format!(

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use opentracker_rs::access::{self, Access, Mode};
 use opentracker_rs::config::{self, Command, Config};
 use opentracker_rs::daemon::{self, Detached, PidFile};
+use opentracker_rs::db::Db;
+use opentracker_rs::front::api::ApiSite;
 use opentracker_rs::front::http::HttpSite;
 use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
@@ -112,7 +114,7 @@ fn run(cfg: Config) -> ExitCode {
         recv: cfg.udp.recv_buffer,
         send: cfg.udp.send_buffer,
     };
-    let listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, buffers) {
+    let listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, &cfg.api_listen, buffers) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("opentracker-rs: {e}");
@@ -170,6 +172,13 @@ fn run(cfg: Config) -> ExitCode {
         fail(detached, e)
     };
     // Step 6: chroot / chdir and user switch.
+    // The database is opened after the fork of -D (SQLite connections must not cross a fork)
+    // and before the chroot and the privilege drop (as the pid file), so its path is the
+    // operator's; a file that cannot be opened or read stops the start here.
+    let db = match cfg.db_path.as_deref().map(Db::open).transpose() {
+        Ok(db) => db,
+        Err(e) => return fail(detached, false, &format!("db.path: {e}")),
+    };
     if cfg.daemon && cfg.rootdir.is_none() {
         if let Err(e) = std::env::set_current_dir("/") {
             let e = format!("cannot change directory to /: {e}");
@@ -253,8 +262,13 @@ fn run(cfg: Config) -> ExitCode {
             state_file: cfg.state_file.clone(),
             state_interval: cfg.state_interval,
         },
+        mode: cfg.mode,
+        api: ApiSite {
+            tokens: cfg.api_tokens.clone(),
+            keepalive: cfg.http.keepalive,
+        },
     };
-    let status = match event_loop::run(listeners, loop_cfg) {
+    let status = match event_loop::run(listeners, loop_cfg, db) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("opentracker-rs: event loop failed: {e}");

@@ -157,6 +157,10 @@ tracker.random_peers 7
 tracker.fullscrape_interval 300
 tracker.max_torrents 1000000
 tracker.max_peers 5000000
+tracker.mode private_listed
+api.listen 127.0.0.1
+api.listen [::1]:8081
+db.path /var/lib/ot/sqlite3.db
 http.max_connections 123
 http.max_request_size 4096
 http.idle_timeout 5
@@ -239,6 +243,11 @@ fn to_config_text_exact() {
             "tracker.fullscrape_interval 300",
             "tracker.max_torrents 1000000",
             "tracker.max_peers 5000000",
+            "tracker.mode private_listed",
+            "api.listen 127.0.0.1:1212",
+            "api.listen [::1]:8081",
+            "# api.token (not set)",
+            "db.path /var/lib/ot/sqlite3.db",
             "http.max_connections 123",
             "http.max_request_size 4096",
             "http.idle_timeout 5",
@@ -331,7 +340,6 @@ fn table_is_enumerable_and_its_defaults_parse_back() {
             d.name
         );
         assert!(!d.doc().is_empty(), "{} has no doc", d.name);
-        assert!(!d.secret, "{}: no directive is secret yet", d.name);
         let _ = d.syntax();
         // The default, printed, is a value the directive accepts and changes nothing.
         let defaults = d.values(&Config::default(), false);
@@ -582,4 +590,67 @@ fn the_table_expresses_the_next_directives() {
     assert!(token.repeatable && token.secret && !mode.repeatable && !mode.secret);
     assert!(find("api.listen").repeatable && find("db.url").secret);
     assert_eq!(find("db.url").doc(), "The database.");
+}
+
+#[test]
+fn api_tokens_are_masked_and_checked() {
+    let mut c = Config::default();
+    let text = "api.listen 127.0.0.1:0\napi.token site 0123456789abcdef0123\napi.token ops s3cr3t-s3cr3t-s3cr3t\n";
+    parse_str(text, "api.conf", &mut c).unwrap();
+    c.finish().unwrap();
+    assert_eq!(c.api_tokens.len(), 2);
+    assert_eq!(c.api_tokens[0].secret, "0123456789abcdef0123");
+    let out = c.to_config_text();
+    assert!(
+        out.contains("api.token site (secret)\napi.token ops (secret)\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("0123456789abcdef0123") && !out.contains("s3cr3t"),
+        "{out}"
+    );
+    assert!(!format!("{:?}", c.api_tokens).contains("0123456789"));
+    let err = |text: &str| {
+        let mut c = Config::default();
+        parse_str(text, "api.conf", &mut c).unwrap_err().to_string()
+    };
+    assert_eq!(
+        err("api.token site short"),
+        "api.conf:1: api.token: the secret of token \"site\" is shorter than 16 characters"
+    );
+    assert_eq!(
+        err("api.token site"),
+        "api.conf:1: api.token: expected LABEL SECRET"
+    );
+    assert_eq!(
+        err("api.token a 0123456789abcdef\napi.token a 0123456789abcdefg"),
+        "api.conf:2: api.token: token \"a\" is already configured"
+    );
+    assert_eq!(
+        err("tracker.mode secret"),
+        "api.conf:1: tracker.mode: invalid mode \"secret\": expected public, listed, private or private_listed"
+    );
+}
+
+#[test]
+fn api_listener_checks() {
+    let mut c = Config::default();
+    parse_str(
+        "listen.tcp 127.0.0.1:7000\napi.listen 127.0.0.1:7000\n",
+        "a.conf",
+        &mut c,
+    )
+    .unwrap();
+    assert_eq!(
+        c.finish().unwrap_err().to_string(),
+        "configuration: api.listen: 127.0.0.1:7000 is also a tracker listener (listen.tcp)"
+    );
+    let mut c = Config::default();
+    parse_str("api.listen 127.0.0.1:7001\n", "a.conf", &mut c).unwrap();
+    c.finish().unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no api.token is set")),
+        "{:?}",
+        c.warnings
+    );
 }

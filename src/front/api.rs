@@ -34,11 +34,13 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::access::keys::Key;
+use crate::config::ApiToken;
+use crate::front::http::Outcome;
 use crate::service::Tracker;
 use crate::stats::report::{self, Snapshot, TextMode};
 use crate::swarm::store::SwarmCounts;
 use crate::types::InfoHash;
-use crate::wire::http::{Request, Status};
+use crate::wire::http::{Request, Status, parse_request, write_head};
 use crate::wire::query::{self, name_is};
 
 /// Most items one list request returns (`limit` is capped to this), as torrust's default page.
@@ -47,26 +49,13 @@ pub const MAX_LIMIT: usize = 4000;
 /// Largest request body read, in bytes (a key request is under 100 bytes).
 pub const MAX_BODY: usize = 4096;
 
-/// One API token (`api.token LABEL SECRET`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token {
-    /// A name for logs and the config check; never the secret.
-    pub label: String,
-    /// The secret a request must present.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token({}, ****)", self.label)
-    }
-}
-
 /// The API's settings.
 #[derive(Clone, Debug, Default)]
 pub struct ApiSite {
     /// The tokens accepted (`api.token`); none = every `v1` route answers 401.
-    pub tokens: Vec<Token>,
+    pub tokens: Vec<ApiToken>,
+    /// `http.keepalive`: whether connections may stay open for more requests.
+    pub keepalive: bool,
 }
 
 /// A write or reload that must reach the database before it is answered.
@@ -117,6 +106,138 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The body.
     pub body: Vec<u8>,
+}
+
+/// Which connection waits for an [`Op`]'s answer: its slot in the API server and the serial
+/// number it was accepted with (a slot is reused by later connections; the serial tells them
+/// apart). [`Waiter::INTERNAL`] is an op the loop started itself (a reload on SIGHUP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Waiter {
+    /// The connection's slot.
+    pub slot: usize,
+    /// The connection's serial number.
+    pub serial: u64,
+}
+
+impl Waiter {
+    /// No connection waits: the answer is only applied and logged.
+    pub const INTERNAL: Waiter = Waiter {
+        slot: usize::MAX,
+        serial: u64::MAX,
+    };
+}
+
+/// What [`OpSink::submit`] did with an [`Op`].
+#[derive(Debug)]
+pub enum Submitted {
+    /// Done (or refused) already: the answer.
+    Now(Reply),
+    /// Sent to the database writer: the answer comes with its completion, for `waiter`.
+    Later,
+}
+
+/// Where the API's [`Op`]s go: RAM alone ([`RamOnly`]) or the database writer (the event loop's
+/// persistence, which answers through [`complete`] once the writer committed).
+pub trait OpSink {
+    /// Runs or queues `op` for the connection `waiter`.
+    fn submit(&mut self, tracker: &mut Tracker, op: Op, waiter: Waiter) -> Submitted;
+}
+
+/// No database (`db.path` unset): every [`Op`] is applied in RAM at once ([`ram_result`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RamOnly;
+
+impl OpSink for RamOnly {
+    fn submit(&mut self, tracker: &mut Tracker, op: Op, _waiter: Waiter) -> Submitted {
+        let result = ram_result(tracker, &op);
+        Submitted::Now(complete(tracker, op, result))
+    }
+}
+
+/// Writes `reply` as a whole response (status line, `Content-Type`, `Content-Length`, body).
+pub fn write_reply(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
+    write_head(
+        out,
+        reply.status,
+        reply.content_type,
+        reply.body.len(),
+        keep_alive,
+        &[],
+    );
+    out.extend_from_slice(&reply.body);
+}
+
+/// Serves the API request at the start of `data` (a connection's unread bytes): frames the head
+/// and its body (`Content-Length`, at most [`MAX_BODY`] bytes; 413 beyond, 400 for a
+/// `Transfer-Encoding` body), answers or submits the request's [`Op`] to `sink`, and appends the
+/// response to `out`, or nothing when it comes later ([`Outcome::Deferred`]). A head over
+/// `max_request_size` gets 413, a malformed one 400 (both close the connection).
+#[allow(clippy::too_many_arguments)]
+pub fn serve_request(
+    tracker: &mut Tracker,
+    site: &ApiSite,
+    sink: &mut dyn OpSink,
+    data: &[u8],
+    max_request_size: usize,
+    waiter: Waiter,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let refuse = |tracker: &mut Tracker, out: &mut Vec<u8>, status: Status, text: &str| {
+        tracker.stats.http_status(status.code());
+        write_reply(&error(status, text), false, out);
+        Outcome::Refused
+    };
+    let (req, head_len) = match parse_request(data) {
+        Ok(Some((_, len))) if len > max_request_size => {
+            return refuse(
+                tracker,
+                out,
+                Status::PayloadTooLarge413,
+                "request too large",
+            );
+        }
+        Ok(Some(found)) => found,
+        Ok(None) if data.len() > max_request_size => {
+            return refuse(
+                tracker,
+                out,
+                Status::PayloadTooLarge413,
+                "request too large",
+            );
+        }
+        Ok(None) => return Outcome::Incomplete,
+        Err(e) => return refuse(tracker, out, e.status(), "malformed request"),
+    };
+    if req.transfer_encoding {
+        return refuse(
+            tracker,
+            out,
+            Status::BadRequest400,
+            "send the body with Content-Length",
+        );
+    }
+    let body_len = req.content_length.unwrap_or(0);
+    if body_len > MAX_BODY as u64 {
+        return refuse(tracker, out, Status::PayloadTooLarge413, "body too large");
+    }
+    let len = head_len + body_len as usize;
+    let Some(body) = data.get(head_len..len) else {
+        return Outcome::Incomplete;
+    };
+    let keep_alive = site.keepalive && req.keep_alive;
+    let reply = match handle(tracker, site, &req, body, now) {
+        Handled::Reply(reply) => reply,
+        Handled::Op(op) => match sink.submit(tracker, op, waiter) {
+            Submitted::Now(reply) => reply,
+            Submitted::Later => return Outcome::Deferred { len, keep_alive },
+        },
+    };
+    if reply.status != Status::Ok200 {
+        tracker.stats.http_status(reply.status.code());
+    }
+    write_reply(&reply, keep_alive, out);
+    Outcome::Answered { len, keep_alive }
 }
 
 /// What [`handle`] decided.

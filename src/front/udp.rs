@@ -4,6 +4,7 @@
 //! into BEP 15 packets. Same store, selection, caps and counters as HTTP: they are decided in
 //! [`crate::service`]. The sockets and batches are [`crate::net::udp_server`]'s.
 
+use crate::access::keys::key_in_path;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
@@ -140,6 +141,9 @@ fn error_reply(out: &mut Vec<u8>, transaction_id: u32, message: &[u8], max_len: 
 /// opentracker), so nobody can announce somebody else. `num_want` -1 (or any negative value)
 /// means the default.
 ///
+/// In a private `tracker.mode` the key is read from BEP 41's URL data (`/announce/KEY`, the path
+/// of the client's `udp://HOST:PORT/announce/KEY`), as the HTTP front reads it from the path.
+///
 /// An announce the service refuses ([`crate::service::AnnounceError`]) gets an error packet
 /// (action 3) with its reason; for an info_hash the access list refuses that is
 /// [`crate::access::NOT_AUTHORIZED`] (opentracker sends a bare 8-byte header instead).
@@ -158,8 +162,18 @@ pub fn announce(
         event: req.event,
         numwant: Some(req.num_want),
     };
+    // A private tracker's key travels in the announce URL's path, `/announce/KEY`, which BEP 41
+    // carries as URL data; read only when a key is needed (BEP 41 data is at most a few hundred
+    // bytes in practice; more is cut off here and then fails the key check).
+    let mut url = [0u8; URL_DATA_MAX];
+    let key = if tracker.private.mode.private() {
+        let n = req.options.copy_url_data(&mut url);
+        key_in_path(&url[..n])
+    } else {
+        None
+    };
     peers.clear();
-    let reply = match tracker.serve_announce(&a, ip, Proto::Udp, now, peers) {
+    let reply = match tracker.serve_announce(&a, key, ip, Proto::Udp, now, peers) {
         Ok(r) => r,
         Err(e) => {
             // The connection_id proved the source, and the texts (64 bytes at most) are shorter
@@ -183,9 +197,14 @@ pub fn announce(
     out.extend_from_slice(peers);
 }
 
+/// Most bytes of BEP 41 URL data read for a key: `/announce/` and a 32-character key fit many
+/// times over.
+const URL_DATA_MAX: usize = 256;
+
 /// Appends the scrape reply to `out`: action 2, transaction_id, then (seeders, completed,
 /// leechers) for each info_hash in REQUEST order (BEP 15), zeros for unknown torrents and for
-/// those the access list refuses. At most
+/// those the access list refuses, and every count zero in a private `tracker.mode` (a BEP 15
+/// scrape has no room for a key). At most
 /// [`MAX_SCRAPE_HASHES_PER_DATAGRAM`] (120) hashes are answered, so the reply fits one datagram
 /// even over IPv6; the rest are ignored.
 pub fn scrape(
@@ -195,6 +214,9 @@ pub fn scrape(
     now: u32,
     out: &mut Vec<u8>,
 ) {
+    // BEP 15 scrapes carry no options, so no key: a private tracker answers zeros (as torrust
+    // answers a scrape without a valid key).
+    let keyed = tracker.scrape_key_ok(None, now);
     let head = ScrapeResponse {
         transaction_id: req.transaction_id,
         entries: ScrapeEntries::EMPTY,
@@ -205,7 +227,7 @@ pub fn scrape(
         .truncated(MAX_SCRAPE_HASHES_PER_DATAGRAM)
         .iter()
     {
-        let c = tracker.scrape_entry(h, now).unwrap_or_default();
+        let c = tracker.scrape_entry(h, keyed, now).unwrap_or_default();
         ScrapeEntry {
             seeders: c.seeders,
             completed: c.downloaded,

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Registry, Token, Waker};
+use mio::Waker;
 
 use crate::access::Access;
 use crate::access::reload::Reloader;
@@ -89,15 +89,14 @@ pub struct Background {
 }
 
 impl Background {
-    /// Installs the access policy in `tracker`, starts the reload thread (with a waker on
-    /// `waker_token`), loads the state file into the IPv4 store (a missing file is a first start;
+    /// Installs the access policy in `tracker`, starts the reload thread (which wakes the loop
+    /// through `waker`), loads the state file into the IPv4 store (a missing file is a first start;
     /// bad lines and read errors are logged, never fatal) and starts the state writer thread.
     ///
     /// Errors: the waker or a thread cannot be created.
     pub fn start(
         cfg: &BackgroundConfig,
-        registry: &Registry,
-        waker_token: Token,
+        waker: &Arc<Waker>,
         tracker: &mut Tracker,
     ) -> io::Result<Self> {
         let mut bg = Background {
@@ -108,7 +107,7 @@ impl Background {
         };
         if let Some((access, path)) = &cfg.access {
             tracker.set_access(Some(access.clone()));
-            let waker = Arc::new(Waker::new(registry, waker_token)?);
+            let waker = Arc::clone(waker);
             bg.reloader = Some(Reloader::spawn(path.clone(), move || {
                 let _ = waker.wake();
             })?);

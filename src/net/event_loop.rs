@@ -15,10 +15,16 @@ use mio::{Events, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use std::sync::Arc;
+
 use super::Listeners;
 use super::background::{Background, BackgroundConfig};
-use super::http_server::{HttpLimits, HttpServer};
+use super::http_server::{ApiFront, HttpLimits, HttpServer};
+use super::persist::Persist;
 use super::udp_server::UdpServer;
+use crate::config::TrackerMode;
+use crate::db::{Db, Loaded};
+use crate::front::api::{ApiSite, OpSink, RamOnly};
 use crate::front::http::HttpSite;
 use crate::front::udp::UdpHandler;
 use crate::service::{Policy, Tracker};
@@ -30,8 +36,14 @@ pub const UDP_BASE: usize = 1 << 16;
 pub const SIGNAL: usize = (1 << 16) + (1 << 15);
 /// Token of the waker that helper threads (access-list reload) use to wake the loop.
 pub const WAKER: usize = SIGNAL + 1;
+/// First token of the REST API listeners (`api.listen`).
+pub const API_LISTEN_BASE: usize = WAKER + 1;
 /// First token of HTTP connections.
 pub const CONN_BASE: usize = 1 << 20;
+/// First token of REST API connections.
+pub const API_CONN_BASE: usize = 1 << 29;
+/// Expired keys dropped from RAM per second, at most ([`Tracker::purge_expired_keys`]).
+pub const KEYS_PURGED_PER_SECOND: usize = 1024;
 /// Milliseconds between two cleaning slices.
 pub const CLEAN_SLICE_MS: u64 = 100;
 
@@ -46,6 +58,18 @@ pub struct LoopConfig {
     pub http: HttpLimits,
     /// Access list and state file (work done beside requests).
     pub background: BackgroundConfig,
+    /// `tracker.mode`.
+    pub mode: TrackerMode,
+    /// REST API settings (tokens); its listeners come with the other sockets.
+    pub api: ApiSite,
+}
+
+/// Where API writes go: the database writer when there is one, else RAM.
+fn sink<'a>(persist: &'a mut Option<Persist>, ram: &'a mut RamOnly) -> &'a mut dyn OpSink {
+    match persist {
+        Some(p) => p,
+        None => ram,
+    }
 }
 
 /// How long one full cleaning sweep over every bucket takes: a quarter of the peer timeout, between
@@ -55,20 +79,47 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
     Duration::from_secs(u64::from((peer_timeout / 4).clamp(1, 120)))
 }
 
-/// Serves `listeners` until SIGTERM or SIGINT.
-pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
+/// Serves `listeners` until SIGTERM or SIGINT. `db` is the database opened at start with what
+/// it held (`db.path`), or `None` (RAM only).
+pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
     let mut tracker = Tracker::new(cfg.policy.clone());
-    // The state file is loaded before the listeners are announced: "listening" means ready.
-    let mut background =
-        Background::start(&cfg.background, poll.registry(), Token(WAKER), &mut tracker)?;
+    tracker.private.mode = cfg.mode;
+    tracker.private.unix_at_start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // One waker for every helper thread (mio allows one per poll).
+    let waker = Arc::new(mio::Waker::new(poll.registry(), Token(WAKER))?);
+    // The state file and the database are loaded before the listeners are announced:
+    // "listening" means ready.
+    let mut background = Background::start(&cfg.background, &waker, &mut tracker)?;
+    let mut persist = match db {
+        Some((db, loaded)) => {
+            Persist::load(loaded, &mut tracker, 0);
+            tracker.track_completed();
+            Some(Persist::start(db, Arc::clone(&waker))?)
+        }
+        None => None,
+    };
+    let mut ram = RamOnly;
+    if cfg.mode != TrackerMode::Public {
+        log::info!("tracker.mode {}", cfg.mode.name());
+    }
+    if persist.is_none() && (cfg.mode != TrackerMode::Public || !listeners.api.is_empty()) {
+        log::info!(
+            "no db.path: keys and API whitelist entries live in RAM only and are lost at restart"
+        );
+    }
     for (_, addr) in &listeners.tcp {
         log::info!("listening: http {addr}");
     }
     for (_, addr) in &listeners.udp {
         log::info!("listening: udp {addr}");
+    }
+    for (_, addr) in &listeners.api {
+        log::info!("listening: api {addr}");
     }
     let mut events = Events::with_capacity(1024);
     let mut http = HttpServer::new(
@@ -77,6 +128,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         CONN_BASE,
     )?;
     http.register(poll.registry(), 0)?;
+    let mut api = HttpServer::new(
+        listeners.api.into_iter().map(|(l, _)| l).collect(),
+        cfg.http,
+        API_CONN_BASE,
+    )?;
+    api.register(poll.registry(), API_LISTEN_BASE)?;
     let mut udp: Vec<UdpServer> = listeners
         .udp
         .into_iter()
@@ -100,10 +157,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     while running {
         let wake = next_clean.min(next_idle);
         let wake = background.next_timer().map_or(wake, |t| wake.min(t));
+        let wake = persist.as_ref().map_or(wake, |p| wake.min(p.next_timer()));
         let runnable = udp.iter().any(|u| u.pending)
             || background.busy()
             || http.streams_runnable()
-            || http.has_pending();
+            || http.has_pending()
+            || api.has_pending();
         let timeout = if runnable {
             Duration::ZERO
         } else {
@@ -120,13 +179,30 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         for event in events.iter() {
             let token = event.token().0;
             if token < http.listener_count() {
-                http.accept(token, poll.registry(), &mut tracker, &cfg.site, now);
+                http.accept(token, poll.registry(), &mut tracker, &mut &cfg.site, now);
+            } else if (API_LISTEN_BASE..API_LISTEN_BASE + api.listener_count()).contains(&token) {
+                let mut front = ApiFront {
+                    site: &cfg.api,
+                    sink: sink(&mut persist, &mut ram),
+                };
+                api.accept(
+                    token - API_LISTEN_BASE,
+                    poll.registry(),
+                    &mut tracker,
+                    &mut front,
+                    now,
+                );
             } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
                 udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
             } else if token == SIGNAL {
                 for sig in signals.pending() {
                     match sig {
-                        SIGHUP => background.on_sighup(),
+                        SIGHUP => {
+                            background.on_sighup();
+                            if let Some(p) = persist.as_mut().filter(|_| cfg.mode.listed()) {
+                                p.reload_whitelist(&mut tracker);
+                            }
+                        }
                         _ => {
                             log::info!("signal {sig} received: stopping");
                             running = false;
@@ -135,6 +211,25 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 }
             } else if token == WAKER {
                 background.on_wake(&mut tracker);
+                if let Some(p) = persist.as_mut() {
+                    for (waiter, reply) in p.on_wake(&mut tracker) {
+                        api.deliver(waiter, &reply, poll.registry(), &mut tracker, now);
+                    }
+                }
+            } else if token >= API_CONN_BASE {
+                let mut front = ApiFront {
+                    site: &cfg.api,
+                    sink: sink(&mut persist, &mut ram),
+                };
+                api.ready(
+                    event.token(),
+                    event.is_readable() || event.is_read_closed() || event.is_error(),
+                    event.is_writable() || event.is_write_closed() || event.is_error(),
+                    poll.registry(),
+                    &mut tracker,
+                    &mut front,
+                    now,
+                );
             } else if token >= CONN_BASE {
                 http.ready(
                     event.token(),
@@ -142,7 +237,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                     event.is_writable() || event.is_write_closed() || event.is_error(),
                     poll.registry(),
                     &mut tracker,
-                    &cfg.site,
+                    &mut &cfg.site,
                     now,
                 );
             }
@@ -150,7 +245,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         // Streamed responses (full scrape) get one slice each per turn.
         http.advance_streams(poll.registry(), &mut tracker, now);
         // Connections left with buffered requests by `http.max_pipelined` get another turn.
-        http.serve_pending(poll.registry(), &mut tracker, &cfg.site, now);
+        http.serve_pending(poll.registry(), &mut tracker, &mut &cfg.site, now);
+        let mut front = ApiFront {
+            site: &cfg.api,
+            sink: sink(&mut persist, &mut ram),
+        };
+        api.serve_pending(poll.registry(), &mut tracker, &mut front, now);
         // Sockets left with queued datagrams by the fairness cap get another turn.
         for u in udp.iter_mut().filter(|u| u.pending) {
             u.serve(&mut udp_handler, &mut tracker, now);
@@ -163,8 +263,13 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
             }
         }
         background.step(&mut tracker, t0);
+        if let Some(p) = persist.as_mut() {
+            p.step(&mut tracker, now, t0);
+        }
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
+            api.sweep_idle(poll.registry(), &mut tracker, now);
+            tracker.purge_expired_keys(now, KEYS_PURGED_PER_SECOND);
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;
@@ -172,6 +277,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
     }
     background.shutdown(&tracker);
+    if let Some(p) = persist {
+        let now = start.elapsed().as_secs() as u32;
+        p.shutdown(&mut tracker, now);
+    }
     log::info!(
         "stopped: {} torrents, {} peers, {} HTTP connections open",
         tracker.v4.torrents() + tracker.v6.torrents(),

@@ -36,9 +36,87 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+use crate::front::api::{self, ApiSite, OpSink, Reply, Waiter, write_reply};
 use crate::front::http::walk::{SLICE_TORRENTS, Walk};
 use crate::front::http::{HttpSite, Outcome, Scratch, serve_request};
 use crate::service::Tracker;
+
+/// What answers the requests of a server's connections: the tracker (`&HttpSite`, see
+/// [`crate::front::http`]) or the REST API ([`ApiFront`]). One [`HttpServer`] serves one front.
+pub trait Front {
+    /// Serves the request at the start of `data` (see [`crate::front::http::serve_request`]);
+    /// `waiter` names the connection for an answer that comes later ([`Outcome::Deferred`]).
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        &mut self,
+        tracker: &mut Tracker,
+        data: &[u8],
+        max_request_size: usize,
+        remote: IpAddr,
+        waiter: Waiter,
+        now: u32,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Outcome;
+}
+
+impl Front for &HttpSite {
+    fn serve(
+        &mut self,
+        tracker: &mut Tracker,
+        data: &[u8],
+        max_request_size: usize,
+        remote: IpAddr,
+        _waiter: Waiter,
+        now: u32,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        serve_request(
+            tracker,
+            self,
+            data,
+            max_request_size,
+            remote,
+            now,
+            scratch,
+            out,
+        )
+    }
+}
+
+/// The REST API front: its settings and where its writes go.
+pub struct ApiFront<'a> {
+    /// Tokens and keep-alive.
+    pub site: &'a ApiSite,
+    /// RAM alone, or the database writer.
+    pub sink: &'a mut dyn OpSink,
+}
+
+impl Front for ApiFront<'_> {
+    fn serve(
+        &mut self,
+        tracker: &mut Tracker,
+        data: &[u8],
+        max_request_size: usize,
+        _remote: IpAddr,
+        waiter: Waiter,
+        now: u32,
+        _scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        api::serve_request(
+            tracker,
+            self.site,
+            self.sink,
+            data,
+            max_request_size,
+            waiter,
+            now,
+            out,
+        )
+    }
+}
 
 /// Limits of the HTTP server, from the config file (`http.*`).
 #[derive(Clone, Copy, Debug)]
@@ -93,6 +171,11 @@ struct Conn {
     producer: Option<Box<Walk>>,
     /// Registered with the poll (a connection served at once after `accept` never is).
     registered: bool,
+    /// Told apart from earlier connections in the same slot ([`Waiter`]).
+    serial: u64,
+    /// Waiting for a deferred answer ([`Outcome::Deferred`]); `Some(keep_alive)`. Nothing is
+    /// read or served meanwhile.
+    waiting: Option<bool>,
 }
 
 /// Why a connection is closed (counted in [`crate::stats::TcpClosed`]).
@@ -121,6 +204,8 @@ pub struct HttpServer {
     pending_spare: Vec<usize>,
     /// Slots of connections with a producer.
     streaming: Vec<usize>,
+    /// Serial number of the next connection accepted.
+    next_serial: u64,
 }
 
 impl HttpServer {
@@ -143,6 +228,7 @@ impl HttpServer {
             pending: Vec::new(),
             pending_spare: Vec::new(),
             streaming: Vec::new(),
+            next_serial: 0,
         })
     }
 
@@ -170,12 +256,12 @@ impl HttpServer {
     /// registered with the poll (under load its request has usually arrived by the time it is
     /// accepted). Served and closed there, it costs `accept`, `read`, `write` and `close` and
     /// never touches epoll. Only a connection that stays open is registered.
-    pub fn accept(
+    pub fn accept<F: Front>(
         &mut self,
         index: usize,
         registry: &Registry,
         tracker: &mut Tracker,
-        site: &HttpSite,
+        front: &mut F,
         now: u32,
     ) {
         loop {
@@ -214,10 +300,13 @@ impl HttpServer {
                 queued: false,
                 producer: None,
                 registered: false,
+                serial: self.next_serial,
+                waiting: None,
             });
+            self.next_serial += 1;
             self.open += 1;
             let token = Token(self.token_base + slot);
-            let result = self.read_and_serve(slot, registry, token, tracker, site, now);
+            let result = self.read_and_serve(slot, registry, token, tracker, front, now);
             self.settle(slot, registry, token, result, tracker);
         }
     }
@@ -262,14 +351,14 @@ impl HttpServer {
 
     /// Handles readiness of the connection with `token`.
     #[allow(clippy::too_many_arguments)]
-    pub fn ready(
+    pub fn ready<F: Front>(
         &mut self,
         token: Token,
         readable: bool,
         writable: bool,
         registry: &Registry,
         tracker: &mut Tracker,
-        site: &HttpSite,
+        front: &mut F,
         now: u32,
     ) {
         let slot = token.0 - self.token_base;
@@ -283,11 +372,12 @@ impl HttpServer {
                 // Drained: listen for requests again, and read what arrived meanwhile.
                 result = set_interest(conn, registry, token, false);
                 if result.is_ok() {
-                    result = self.read_and_serve(slot, registry, token, tracker, site, now);
+                    result = self.read_and_serve(slot, registry, token, tracker, front, now);
                 }
             }
-        } else if readable && !conn.want_write && conn.producer.is_none() {
-            result = self.read_and_serve(slot, registry, token, tracker, site, now);
+        } else if readable && !conn.want_write && conn.producer.is_none() && conn.waiting.is_none()
+        {
+            result = self.read_and_serve(slot, registry, token, tracker, front, now);
         }
         self.settle(slot, registry, token, result, tracker);
     }
@@ -300,11 +390,11 @@ impl HttpServer {
 
     /// Serves the connections left with buffered requests by `http.max_pipelined` (or with bytes
     /// not read yet), each as if it had become readable. Call once per loop turn.
-    pub fn serve_pending(
+    pub fn serve_pending<F: Front>(
         &mut self,
         registry: &Registry,
         tracker: &mut Tracker,
-        site: &HttpSite,
+        front: &mut F,
         now: u32,
     ) {
         if self.pending.is_empty() {
@@ -316,7 +406,7 @@ impl HttpServer {
             if let Some(Some(conn)) = self.conns.get_mut(slot) {
                 conn.queued = false;
                 let token = Token(self.token_base + slot);
-                self.ready(token, true, false, registry, tracker, site, now);
+                self.ready(token, true, false, registry, tracker, front, now);
             }
         }
         list.clear();
@@ -327,13 +417,13 @@ impl HttpServer {
     /// would block, unless a limit stops us first) and serves every complete request, up to
     /// `http.max_pipelined` per call; writes the responses. A connection stopped by the budget
     /// goes on the pending list. `Err` when the connection is to be closed now.
-    fn read_and_serve(
+    fn read_and_serve<F: Front>(
         &mut self,
         slot: usize,
         registry: &Registry,
         token: Token,
         tracker: &mut Tracker,
-        site: &HttpSite,
+        front: &mut F,
         now: u32,
     ) -> Result<(), Close> {
         let limits = self.limits;
@@ -349,10 +439,11 @@ impl HttpServer {
                 let buf = std::mem::take(&mut conn.rbuf);
                 let served = serve_buffer(
                     conn,
+                    slot,
                     &buf,
                     &mut budget,
                     tracker,
-                    site,
+                    front,
                     now,
                     &mut self.scratch,
                     &limits,
@@ -360,7 +451,7 @@ impl HttpServer {
                 keep_rest(conn, buf, served, now);
             }
             fresh = false;
-            if conn.closing || budget == 0 || !conn.wbuf.is_empty() {
+            if conn.closing || budget == 0 || !conn.wbuf.is_empty() || conn.waiting.is_some() {
                 break;
             }
             let n = match conn.stream.read(&mut self.read_buf) {
@@ -389,10 +480,11 @@ impl HttpServer {
             // The common case: a whole request in one read, parsed in place (no copy).
             let served = serve_buffer(
                 conn,
+                slot,
                 &self.read_buf[..n],
                 &mut budget,
                 tracker,
-                site,
+                front,
                 now,
                 &mut self.scratch,
                 &limits,
@@ -423,7 +515,8 @@ impl HttpServer {
                 return set_interest(conn, registry, token, true);
             }
         }
-        if conn.closing {
+        if conn.closing || conn.waiting.is_some() {
+            // Waiting: `deliver` puts the connection back on the pending list.
             return Ok(());
         }
         // Stopped by the budget or to flush, not because the socket was empty: come back on the
@@ -500,6 +593,43 @@ impl HttpServer {
         tracker.stats.http_streams = self.streaming.len() as u64;
     }
 
+    /// Writes the deferred answer `reply` to the connection `waiter` names, if it is still open
+    /// and waiting (a connection closed meanwhile is gone; its slot may serve another one, which
+    /// the serial number tells apart). The connection then serves what it has buffered, on the
+    /// next loop turn.
+    pub fn deliver(
+        &mut self,
+        waiter: Waiter,
+        reply: &Reply,
+        registry: &Registry,
+        tracker: &mut Tracker,
+        now: u32,
+    ) {
+        let Some(Some(conn)) = self.conns.get_mut(waiter.slot) else {
+            return;
+        };
+        if conn.serial != waiter.serial {
+            return;
+        }
+        let Some(keep_alive) = conn.waiting.take() else {
+            return;
+        };
+        if reply.status.code() != 200 {
+            tracker.stats.http_status(reply.status.code());
+        }
+        write_reply(reply, keep_alive, &mut conn.wbuf);
+        conn.closing |= !keep_alive;
+        let token = Token(self.token_base + waiter.slot);
+        let mut result = flush(conn, tracker, now);
+        if result.is_ok() && conn.wpos < conn.wbuf.len() {
+            result = set_interest(conn, registry, token, true);
+        } else if result.is_ok() && !conn.closing && !conn.queued {
+            conn.queued = true;
+            self.pending.push(waiter.slot);
+        }
+        self.settle(waiter.slot, registry, token, result, tracker);
+    }
+
     /// Closes connections whose request head is older than `http.header_timeout` seconds, then
     /// those idle for `http.idle_timeout` seconds or more. Call about once a second.
     pub fn sweep_idle(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
@@ -556,12 +686,13 @@ struct Served {
 /// appending the responses to the connection's write buffer. Stops at an incomplete head, at a
 /// request that closes the connection, or when the budget is spent.
 #[allow(clippy::too_many_arguments)]
-fn serve_buffer(
+fn serve_buffer<F: Front>(
     conn: &mut Conn,
+    slot: usize,
     data: &[u8],
     budget: &mut usize,
     tracker: &mut Tracker,
-    site: &HttpSite,
+    front: &mut F,
     now: u32,
     scratch: &mut Scratch,
     limits: &HttpLimits,
@@ -571,17 +702,27 @@ fn serve_buffer(
         answered: false,
         partial: false,
     };
-    while served.consumed < data.len() && !conn.closing && *budget > 0 {
-        match serve_request(
+    let waiter = Waiter {
+        slot,
+        serial: conn.serial,
+    };
+    while served.consumed < data.len() && !conn.closing && conn.waiting.is_none() && *budget > 0 {
+        match front.serve(
             tracker,
-            site,
             &data[served.consumed..],
             limits.max_request_size,
             conn.remote,
+            waiter,
             now,
             scratch,
             &mut conn.wbuf,
         ) {
+            Outcome::Deferred { len, keep_alive } => {
+                served.consumed += len;
+                served.answered = true;
+                *budget -= 1;
+                conn.waiting = Some(keep_alive);
+            }
             Outcome::Answered { len, keep_alive } => {
                 served.consumed += len;
                 served.answered = true;

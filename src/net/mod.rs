@@ -9,6 +9,7 @@
 pub mod background;
 pub mod event_loop;
 pub mod http_server;
+pub mod persist;
 pub mod udp_server;
 
 use std::io;
@@ -22,6 +23,8 @@ pub struct Listeners {
     pub tcp: Vec<(std::net::TcpListener, SocketAddr)>,
     /// UDP sockets with their bound address.
     pub udp: Vec<(std::net::UdpSocket, SocketAddr)>,
+    /// REST API listeners (`api.listen`) with their bound address.
+    pub api: Vec<(std::net::TcpListener, SocketAddr)>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -33,13 +36,24 @@ pub struct UdpBuffers {
     pub send: usize,
 }
 
-/// Binds every TCP and UDP listener. IPv6 sockets are IPv6-only, so `0.0.0.0:6969` and
+/// Binds every TCP, UDP and API listener. IPv6 sockets are IPv6-only, so `0.0.0.0:6969` and
 /// `[::]:6969` can both be bound. Errors name the address that failed.
-pub fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], buffers: UdpBuffers) -> io::Result<Listeners> {
+pub fn bind(
+    tcp: &[SocketAddr],
+    udp: &[SocketAddr],
+    api: &[SocketAddr],
+    buffers: UdpBuffers,
+) -> io::Result<Listeners> {
     let mut out = Listeners {
         tcp: Vec::new(),
         udp: Vec::new(),
+        api: Vec::new(),
     };
+    for addr in api {
+        let l = bind_tcp(*addr).map_err(|e| annotate(e, "api", addr))?;
+        let local = l.local_addr()?;
+        out.api.push((l, local));
+    }
     for addr in tcp {
         let l = bind_tcp(*addr).map_err(|e| annotate(e, "tcp", addr))?;
         let local = l.local_addr()?;

@@ -119,18 +119,19 @@ pub struct AnnounceReply {
 /// BEP 15). The store is not changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnounceError {
-    /// The access list refuses the info_hash ([`Tracker::allowed`]).
-    NotAuthorized,
+    /// The tracker's mode refuses it: no, an unknown or an expired key, or an info_hash not
+    /// listed ([`Tracker::authorize`]).
+    Auth(private::AuthError),
     /// `tracker.max_torrents` / `tracker.max_peers` reached ([`capacity`]).
     Capacity(capacity::Refusal),
 }
 
 impl AnnounceError {
-    /// The text sent to the client: [`access::NOT_AUTHORIZED`] (opentracker's text) or
-    /// [`capacity::Refusal::reason`].
+    /// The text sent to the client: [`private::AuthError::reason`] (for an info_hash not
+    /// listed, opentracker's [`access::NOT_AUTHORIZED`]) or [`capacity::Refusal::reason`].
     pub fn reason(self) -> &'static str {
         match self {
-            AnnounceError::NotAuthorized => access::NOT_AUTHORIZED,
+            AnnounceError::Auth(e) => e.reason(),
             AnnounceError::Capacity(r) => r.reason(),
         }
     }
@@ -154,6 +155,9 @@ pub struct Tracker {
     purge_next: Option<usize>,
     /// Mode, keys and the API/database whitelist ([`private`]).
     pub private: private::Private,
+    /// Torrents whose `downloaded` rose since the last [`Tracker::take_completed`], while a
+    /// database keeps the counts (`None`: not tracked).
+    completed_marks: Option<std::collections::HashSet<InfoHash>>,
 }
 
 impl Tracker {
@@ -172,6 +176,7 @@ impl Tracker {
             access: None,
             purge_next: None,
             private: private::Private::default(),
+            completed_marks: None,
         }
     }
 
@@ -229,6 +234,7 @@ impl Tracker {
         let numwant = numwant.min(deniability::reply_limit(proto, family) - random);
         let start = peers.len();
         let seeder = a.left == Some(0);
+        let completed_before = self.stats.completed;
         let counts = match ip.to_canonical() {
             IpAddr::V4(ip4) => announce_in(
                 &mut self.v4,
@@ -259,6 +265,11 @@ impl Tracker {
                 &mut self.stats.completed,
             ),
         };
+        if let Some(marks) = &mut self.completed_marks {
+            if self.stats.completed != completed_before {
+                marks.insert(a.info_hash);
+            }
+        }
         if random > 0 {
             deniability::mix_in(peers, start, random, family, &mut self.rng);
         }
@@ -291,24 +302,26 @@ impl Tracker {
         }
     }
 
-    /// Serves an announce for any front: the access check ([`Tracker::allowed`]), then
-    /// [`Tracker::announce`]. A refused announce counts as failed for `proto` and the family
-    /// of `ip`, and changes nothing in the store.
+    /// Serves an announce for any front: the mode's check ([`Tracker::authorize`]: the whitelist
+    /// or blacklist, and in a private mode `key`, the raw key from the announce URL's path),
+    /// then [`Tracker::announce`]. A refused announce counts as failed for `proto` and the
+    /// family of `ip`, and changes nothing in the store.
     ///
     /// Errors: [`AnnounceError`], whose text the front sends back.
     pub fn serve_announce(
         &mut self,
         a: &Announce,
+        key: Option<&[u8]>,
         ip: IpAddr,
         proto: Proto,
         now: u32,
         peers: &mut Vec<u8>,
     ) -> Result<AnnounceReply, AnnounceError> {
-        let result = if self.allowed(&a.info_hash) {
-            self.announce(a, ip, proto, now, peers)
-                .map_err(AnnounceError::Capacity)
-        } else {
-            Err(AnnounceError::NotAuthorized)
+        let result = match self.authorize(&a.info_hash, key, now) {
+            Ok(()) => self
+                .announce(a, ip, proto, now, peers)
+                .map_err(AnnounceError::Capacity),
+            Err(e) => Err(AnnounceError::Auth(e)),
         };
         if result.is_err() {
             self.requests(proto, family_of(ip)).failed += 1;
@@ -317,12 +330,21 @@ impl Tracker {
     }
 
     /// One info_hash of a scrape, for any front: `None` when the access list refuses it (HTTP
-    /// leaves it out, UDP, whose replies are positional, answers zeros); else its counts over
-    /// both families ([`Tracker::scrape_one`]), zeros for a torrent the tracker does not know, so
-    /// a client can tell "no peers" from a failed request.
-    pub fn scrape_entry(&mut self, info_hash: &InfoHash, now: u32) -> Option<SwarmCounts> {
+    /// leaves it out, UDP, whose replies are positional, answers zeros); zeros when `keyed` is
+    /// false (a private mode's scrape without a valid key, [`Tracker::scrape_key_ok`]; as
+    /// torrust) or the tracker does not know the torrent, so a client can tell "no peers" from a
+    /// failed request; else its counts over both families ([`Tracker::scrape_one`]).
+    pub fn scrape_entry(
+        &mut self,
+        info_hash: &InfoHash,
+        keyed: bool,
+        now: u32,
+    ) -> Option<SwarmCounts> {
         if !self.allowed(info_hash) {
             return None;
+        }
+        if !keyed {
+            return Some(SwarmCounts::default());
         }
         Some(self.scrape_one(info_hash, now).unwrap_or_default())
     }
@@ -334,6 +356,36 @@ impl Tracker {
             Proto::Http => &mut self.stats.http[family as usize],
             Proto::Udp => &mut self.stats.udp[family as usize],
         }
+    }
+
+    /// Starts marking the torrents whose `downloaded` rises (for a database that keeps the
+    /// counts, written behind in batches).
+    pub fn track_completed(&mut self) {
+        self.completed_marks.get_or_insert_with(Default::default);
+    }
+
+    /// Marks `info_hash` as having a new `downloaded` count (a batch that could not be sent is
+    /// marked again). Does nothing unless [`Tracker::track_completed`] was called.
+    pub fn mark_completed(&mut self, info_hash: InfoHash) {
+        if let Some(marks) = &mut self.completed_marks {
+            marks.insert(info_hash);
+        }
+    }
+
+    /// Takes up to `max` of the marked torrents (see [`Tracker::track_completed`]); the others
+    /// stay marked.
+    pub fn take_completed(&mut self, max: usize) -> Vec<InfoHash> {
+        let Some(marks) = &mut self.completed_marks else {
+            return Vec::new();
+        };
+        if marks.len() <= max {
+            return marks.drain().collect();
+        }
+        let taken: Vec<InfoHash> = marks.iter().take(max).copied().collect();
+        for h in &taken {
+            marks.remove(h);
+        }
+        taken
     }
 
     /// Background cleaning: visits the next `buckets` buckets of each store.

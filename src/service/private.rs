@@ -16,8 +16,8 @@ use std::collections::HashSet;
 
 use super::Tracker;
 use crate::access::keys::{Key, KeyCheck, Keys};
+pub use crate::config::TrackerMode;
 use crate::types::InfoHash;
-pub use crate::types::TrackerMode;
 
 /// Why an announce was refused by the mode (HTTP: bencoded `failure reason`; UDP: BEP 15 error
 /// packet, action 3).
@@ -36,11 +36,12 @@ pub enum AuthError {
 impl AuthError {
     /// The failure reason sent to the client. The not-listed text is opentracker's (which
     /// clients know); the key texts start with `Authentication error:` as torrust's do, without
-    /// torrust's source locations.
+    /// torrust's source locations. Each is at most 90 bytes, so a UDP error packet (8 + text) is
+    /// never larger than the 98-byte announce that caused it (no amplification).
     pub fn reason(self) -> &'static str {
         match self {
             AuthError::MissingKey => {
-                "Authentication error: this tracker is private; announce with your key in the URL (/announce/KEY)"
+                "Authentication error: missing key (private tracker: announce to /announce/KEY)"
             }
             AuthError::UnknownKey => "Authentication error: unknown authentication key",
             AuthError::ExpiredKey => "Authentication error: the authentication key has expired",

@@ -8,7 +8,10 @@
 //! `sc` is a scrape (without `info_hash`: a full scrape, streamed in slices, see
 //! [`walk`]), the stats path and `/metrics` are the stats ([`stats`]; checked
 //! first, exact match), the empty path redirects to `tracker.redirect_url` (or 404), anything
-//! else is 404. Only `GET` is served (others: 405).
+//! else is 404. Only `GET` is served (others: 405). torrust's keyed routes `/announce/KEY` and
+//! `/scrape/KEY` route the same; the key counts in a private `tracker.mode`
+//! ([`crate::service::private`]) and is ignored otherwise. A private tracker answers a full
+//! scrape without a valid key with an empty `files` dictionary.
 //!
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
@@ -23,6 +26,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use self::walk::{Walk, WalkFormat};
+use crate::access::keys::key_in_path;
 use crate::service::scan::FullScrapeLimiter;
 use crate::service::stats::StatsAccess;
 use crate::service::{Announce, Proto, Tracker, family_of};
@@ -85,6 +89,15 @@ pub enum Outcome {
         /// Bytes of the request consumed from the start of the buffer.
         len: usize,
         /// The connection stays open (see [`handle`]).
+        keep_alive: bool,
+    },
+    /// A request of `len` bytes was taken, and its answer comes later (an API write waiting for
+    /// the database): the server writes it when it arrives, and reads nothing more from the
+    /// connection until then. Never returned by the tracker front.
+    Deferred {
+        /// Bytes of the request consumed from the start of the buffer.
+        len: usize,
+        /// The connection stays open after the answer.
         keep_alive: bool,
     },
     /// The bytes are no HTTP request we serve: a head over `http.max_request_size` (413) or a
@@ -204,13 +217,20 @@ pub fn handle(
             out,
         );
     }
+    // torrust's routes: `/announce/KEY`, `/scrape/KEY` (accepted and ignored when public).
+    let key = key_in_path(path);
     if path.starts_with(b"sc") && !query::pairs(req.query).any(|(n, _)| name_is(n, b"info_hash")) {
+        if !tracker.scrape_key_ok(key, now) {
+            // A private tracker lists nothing to a client without a valid key.
+            scratch.body.extend_from_slice(b"d5:filesdee");
+            return finish_ok(scratch, keep_alive, out);
+        }
         return full_scrape(tracker, site, req, peer_ip, now, scratch, out, keep_alive);
     }
     if path[0] == b'a' {
-        announce(tracker, req.query, peer_ip, family, now, scratch);
+        announce(tracker, req.query, key, peer_ip, family, now, scratch);
     } else if path.starts_with(b"sc") {
-        scrape(tracker, req.query, family, now, scratch);
+        scrape(tracker, req.query, key, family, now, scratch);
     } else {
         tracker.stats.http_status(404);
         write_error(out, Status::NotFound404, keep_alive);
@@ -273,6 +293,7 @@ fn fail(tracker: &mut Tracker, family: Family, body: &mut Vec<u8>, err: QueryErr
 fn announce(
     tracker: &mut Tracker,
     query: &[u8],
+    key: Option<&[u8]>,
     ip: IpAddr,
     family: Family,
     now: u32,
@@ -290,7 +311,7 @@ fn announce(
         numwant: q.numwant,
     };
     scratch.peers.clear();
-    let reply = match tracker.serve_announce(&a, ip, Proto::Http, now, &mut scratch.peers) {
+    let reply = match tracker.serve_announce(&a, key, ip, Proto::Http, now, &mut scratch.peers) {
         Ok(r) => r,
         Err(e) => return bencode::failure(&mut scratch.body, e.reason()),
     };
@@ -382,10 +403,19 @@ fn full_scrape(
 /// Keys are sorted and unique (valid bencode, unlike opentracker's request order). An info_hash
 /// the tracker does not know is answered with zeros, so a client can tell "no peers" from a
 /// failed request; one the access list refuses is left out (as opentracker for unknown ones;
-/// both decided by [`Tracker::scrape_entry`]).
+/// both decided by [`Tracker::scrape_entry`]). In a private `tracker.mode` a scrape without a
+/// valid key (`/scrape/KEY`) gets zeros for every info_hash, as torrust.
 /// More than `tracker.scrape.max_info_hashes` hashes get a `failure reason` (opentracker
 /// silently answers the first 64; a client that knows can split its request).
-fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch: &mut Scratch) {
+fn scrape(
+    tracker: &mut Tracker,
+    query: &[u8],
+    key: Option<&[u8]>,
+    family: Family,
+    now: u32,
+    scratch: &mut Scratch,
+) {
+    let keyed = tracker.scrape_key_ok(key, now);
     let max = tracker.policy.max_scrape_hashes.max(1);
     scratch.hashes.resize(max, [0; 20]);
     let n = match parse_scrape(query, &mut scratch.hashes) {
@@ -410,7 +440,7 @@ fn scrape(tracker: &mut Tracker, query: &[u8], family: Family, now: u32, scratch
             continue;
         }
         last = Some(h);
-        let Some(counts) = tracker.scrape_entry(h, now) else {
+        let Some(counts) = tracker.scrape_entry(h, keyed, now) else {
             continue;
         };
         bencode::put_bytes(body, h);
