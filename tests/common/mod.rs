@@ -19,6 +19,8 @@ pub struct Tracker {
     pub child: Child,
     pub http: Vec<SocketAddr>,
     pub udp: Vec<SocketAddr>,
+    /// REST API listeners (`api.listen`), in the order logged.
+    pub api: Vec<SocketAddr>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -78,6 +80,10 @@ impl Tracker {
             .lines()
             .filter(|l| l.starts_with("listen.udp ") || l.starts_with("listen.tcp_udp"))
             .count();
+        let expected_api = config
+            .lines()
+            .filter(|l| l.starts_with("api.listen"))
+            .count();
         let mut child = Command::new(binary())
             .arg("-f")
             .arg(&conf)
@@ -102,8 +108,9 @@ impl Tracker {
         }
         let mut http = Vec::new();
         let mut udp = Vec::new();
+        let mut api = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http.len() < expected_http || udp.len() < expected_udp {
+        while http.len() < expected_http || udp.len() < expected_udp || api.len() < expected_api {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -116,12 +123,15 @@ impl Tracker {
                 http.push(addr.trim().parse().unwrap());
             } else if let Some(addr) = line.split("listening: udp ").nth(1) {
                 udp.push(addr.trim().parse().unwrap());
+            } else if let Some(addr) = line.split("listening: api ").nth(1) {
+                api.push(addr.trim().parse().unwrap());
             }
         }
         Tracker {
             child,
             http,
             udp,
+            api,
             dir,
             log,
         }
@@ -134,6 +144,15 @@ impl Tracker {
             .iter()
             .find(|a| a.is_ipv6() == v6)
             .expect("listener of that family")
+    }
+
+    /// The first REST API listener of the given family.
+    pub fn api_addr(&self, v6: bool) -> SocketAddr {
+        *self
+            .api
+            .iter()
+            .find(|a| a.is_ipv6() == v6)
+            .expect("api listener of that family")
     }
 
     pub fn udp_addr(&self, v6: bool) -> SocketAddr {
