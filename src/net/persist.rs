@@ -24,7 +24,7 @@ use crate::access::keys::Key;
 use crate::db::writer::{Completion, Outcome, Request, SendError, Writer};
 use crate::db::{Applied, AuthKey, Db, Loaded};
 use crate::front::api::{self, Op, OpResult, OpSink, Reply, Submitted, Waiter};
-use crate::service::Tracker;
+use crate::service::{Tracker, private};
 
 /// How often the marked `downloaded` counts are sent to the writer (seconds).
 pub const COUNTS_EVERY: Duration = Duration::from_secs(5);
@@ -59,7 +59,8 @@ impl Persist {
         })
     }
 
-    /// Installs what the database held: keys (expired ones are skipped), whitelist entries and
+    /// Installs what the database held: keys (those expired longer than
+    /// [`private::EXPIRED_KEY_GRACE`] ago are skipped), whitelist entries and
     /// `downloaded` counts. A torrent with a count in the state file too keeps the larger of the
     /// two (both only ever grow, so the larger is the fresher). Logs what was loaded.
     pub fn load(loaded: Loaded, tracker: &mut Tracker, now: u32) {
@@ -68,7 +69,10 @@ impl Persist {
         let mut expired = 0;
         for AuthKey { key, valid_until } in loaded.keys {
             match Key::parse(key.as_bytes()) {
-                Some(k) if valid_until.is_none_or(|t| t > unix) => {
+                Some(k)
+                    if valid_until
+                        .is_none_or(|t| t.saturating_add(private::EXPIRED_KEY_GRACE) > unix) =>
+                {
                     tracker.private.keys.insert(k, valid_until);
                     keys += 1;
                 }
@@ -89,7 +93,7 @@ impl Persist {
             }
         }
         log::info!(
-            "database loaded: {keys} keys ({expired} expired, not loaded), {listed} whitelist \
+            "database loaded: {keys} keys ({expired} long expired, not loaded), {listed} whitelist \
              entries, {counts} downloaded counts"
         );
     }

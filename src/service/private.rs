@@ -11,6 +11,7 @@
 //! ([`crate::stats::AuthRefused`]). Keys are checked in RAM ([`Keys::check`]: one hash lookup, no
 //! allocation); time is a parameter: `now` is the loop's seconds since start and
 //! [`Private::unix_at_start`] turns it into Unix seconds, so expiry is testable without sleeping.
+//! An expired key is refused at once, and dropped from RAM [`EXPIRED_KEY_GRACE`] later.
 
 use std::collections::HashSet;
 
@@ -18,6 +19,10 @@ use super::Tracker;
 use crate::access::keys::{Key, KeyCheck, Keys};
 pub use crate::config::TrackerMode;
 use crate::types::InfoHash;
+
+/// Seconds an expired key stays in RAM before the timer drops it: meanwhile a client that
+/// uses it is told its key *expired* (and can renew it) rather than that it is unknown.
+pub const EXPIRED_KEY_GRACE: u64 = 3600;
 
 /// Why an announce was refused by the mode (HTTP: bencoded `failure reason`; UDP: BEP 15 error
 /// packet, action 3).
@@ -167,11 +172,11 @@ impl Tracker {
         self.start_purge();
     }
 
-    /// Drops up to `max` keys that expired by `now` (the timer calls this, a slice per turn).
-    /// Returns how many were dropped.
+    /// Drops up to `max` keys that expired [`EXPIRED_KEY_GRACE`] seconds or more before `now`
+    /// (the timer calls this, a slice per turn). Returns how many were dropped.
     pub fn purge_expired_keys(&mut self, now: u32, max: usize) -> usize {
-        let unix = self.private.unix(now);
-        self.private.keys.purge_expired(unix, max)
+        let cutoff = self.private.unix(now).saturating_sub(EXPIRED_KEY_GRACE);
+        self.private.keys.purge_expired(cutoff, max)
     }
 }
 
@@ -262,10 +267,20 @@ mod tests {
     }
 
     #[test]
-    fn expired_keys_are_purged_by_the_timer() {
+    fn expired_keys_are_purged_by_the_timer_after_the_grace() {
         let mut t = tracker(TrackerMode::Private);
-        assert_eq!(t.purge_expired_keys(99, 10), 0);
-        assert_eq!(t.purge_expired_keys(100, 10), 1);
+        let grace = EXPIRED_KEY_GRACE as u32;
+        assert_eq!(t.purge_expired_keys(100, 10), 0);
+        assert_eq!(
+            t.authorize(&H, Some(KEY), 100 + grace - 1),
+            Err(AuthError::ExpiredKey)
+        );
+        assert_eq!(t.purge_expired_keys(100 + grace - 1, 10), 0);
+        assert_eq!(t.purge_expired_keys(100 + grace, 10), 1);
         assert!(t.private.keys.is_empty());
+        assert_eq!(
+            t.authorize(&H, Some(KEY), 100 + grace),
+            Err(AuthError::UnknownKey)
+        );
     }
 }
