@@ -58,6 +58,11 @@ impl Stats {
         put("udp.send_dropped", self.udp_send_dropped);
         put("refused.torrent_limit", self.refused_torrent_limit);
         put("refused.peer_limit", self.refused_peer_limit);
+        let a = &self.auth_refused;
+        put("refused.missing_key", a.missing_key);
+        put("refused.unknown_key", a.unknown_key);
+        put("refused.expired_key", a.expired_key);
+        put("refused.not_listed", a.not_listed);
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);
