@@ -199,8 +199,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
                     match sig {
                         SIGHUP => {
                             background.on_sighup();
-                            if let Some(p) = persist.as_mut().filter(|_| cfg.mode.listed()) {
-                                p.reload_whitelist(&mut tracker);
+                            if tracker.listed_only() {
+                                if let Some(p) = persist.as_mut() {
+                                    p.reload_whitelist(&mut tracker);
+                                }
                             }
                         }
                         _ => {
