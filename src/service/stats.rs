@@ -28,10 +28,12 @@ pub struct StatsAccess {
 }
 
 impl Default for StatsAccess {
+    /// `access.stats_path`'s and `access.stats`'s defaults, from the config table.
     fn default() -> Self {
+        let defaults = crate::config::Config::default();
         StatsAccess {
-            path: "stats".to_owned(),
-            allowed: Vec::new(),
+            path: defaults.stats_path,
+            allowed: defaults.stats_allowed,
         }
     }
 }
