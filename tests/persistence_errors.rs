@@ -141,14 +141,11 @@ fn a_locked_database_answers_503_and_announces_go_on() {
         503,
         err("the database is not available; nothing was changed"),
     );
-    let slow_write = std::thread::spawn({
-        let api = api;
-        move || {
-            let body = format!(r#"{{"key":"{key_b}","seconds_valid":null}}"#);
-            let started = Instant::now();
-            let answer = api.send("POST", "/api/v1/keys", Some(&body));
-            (answer, started.elapsed())
-        }
+    let slow_write = std::thread::spawn(move || {
+        let body = format!(r#"{{"key":"{key_b}","seconds_valid":null}}"#);
+        let started = Instant::now();
+        let answer = api.send("POST", "/api/v1/keys", Some(&body));
+        (answer, started.elapsed())
     });
     // Meanwhile announces, scrapes and reads are served at once from RAM.
     std::thread::sleep(Duration::from_millis(100));
