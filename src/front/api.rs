@@ -344,12 +344,24 @@ fn error(status: Status, message: &str) -> Reply {
     )
 }
 
+/// The latest `valid_until` a new key may have, in Unix seconds: 9999-12-31 23:59:59 UTC, the
+/// last second an `expiry_time` can be written for (four-digit years). A `seconds_valid` that
+/// reaches beyond it is refused (400).
+pub const MAX_VALID_UNTIL: u64 = 253_402_300_799;
+
 /// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time (torrust's `expiry_time`, without its
-/// sub-second digits, which a whole-second `valid_until` does not have).
+/// sub-second digits, which a whole-second `valid_until` does not have). `None` past
+/// [`MAX_VALID_UNTIL`] (a key read from a database may lie that far).
 fn expiry_time(unix: u64) -> Option<String> {
+    use std::fmt::Write;
+    if unix > MAX_VALID_UNTIL {
+        return None;
+    }
     let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix))?;
-    // humantime writes `YYYY-MM-DDTHH:MM:SSZ`.
-    let text = humantime::format_rfc3339_seconds(time).to_string();
+    // humantime writes `YYYY-MM-DDTHH:MM:SSZ`; it fails (never panics here: no `to_string`)
+    // past the year 9999.
+    let mut text = String::new();
+    write!(text, "{}", humantime::format_rfc3339_seconds(time)).ok()?;
     Some(format!(
         "{} UTC",
         text.trim_end_matches('Z').replacen('T', " ", 1)
@@ -746,7 +758,13 @@ fn valid_until(tracker: &Tracker, seconds: Option<u64>, now: u32) -> Result<Opti
             Status::BadRequest400,
             "invalid key duration: seconds_valid must be at least 1",
         )),
-        Some(s) => Ok(Some(tracker.private.unix(now).saturating_add(s))),
+        Some(s) => match tracker.private.unix(now).checked_add(s) {
+            Some(until) if until <= MAX_VALID_UNTIL => Ok(Some(until)),
+            _ => Err(error(
+                Status::BadRequest400,
+                "invalid key duration: the key would expire after 9999-12-31 23:59:59 UTC",
+            )),
+        },
     }
 }
 
@@ -807,5 +825,26 @@ pub fn complete(tracker: &mut Tracker, op: Op, result: OpResult) -> Reply {
             ok()
         }
         (Op::ReloadKeys | Op::ReloadWhitelist, _) => ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_time_is_written_up_to_the_year_9999_and_never_panics() {
+        assert_eq!(expiry_time(0).as_deref(), Some("1970-01-01 00:00:00 UTC"));
+        assert_eq!(
+            expiry_time(1_796_180_568).as_deref(),
+            Some("2026-12-02 03:02:48 UTC")
+        );
+        assert_eq!(
+            expiry_time(MAX_VALID_UNTIL).as_deref(),
+            Some("9999-12-31 23:59:59 UTC")
+        );
+        assert_eq!(expiry_time(MAX_VALID_UNTIL + 1), None);
+        assert_eq!(expiry_time(i64::MAX as u64), None);
+        assert_eq!(expiry_time(u64::MAX), None);
     }
 }

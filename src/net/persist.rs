@@ -12,6 +12,10 @@
 //!   counts as one batch (one transaction), unacknowledged. A `kill -9` loses at most the counts
 //!   of the last [`COUNTS_EVERY`] and of a batch the writer had not committed yet.
 //! - SIGHUP also reloads the whitelist table ([`Persist::reload_whitelist`]), beside the file.
+//!   A reload (SIGHUP, `GET /api/v1/whitelist/reload`, the load at start) starts a purge of the
+//!   torrents no longer allowed; [`Persist::step`] runs it, [`PURGE_BUCKETS_PER_TURN`] store
+//!   buckets per loop turn (the access-list purge of [`super::background`] drives the same
+//!   cursor when both run).
 
 use std::collections::HashMap;
 use std::io;
@@ -32,12 +36,18 @@ pub const COUNTS_EVERY: Duration = Duration::from_secs(5);
 /// Most marked torrents sent in one batch; the rest wait for the next one.
 pub const COUNTS_BATCH_MAX: usize = 100_000;
 
+/// Store buckets (of [`crate::swarm::store::BUCKETS`]) purged per loop turn after a whitelist
+/// reload from the database: the access-list purge's slice, so a turn stalls no longer.
+pub const PURGE_BUCKETS_PER_TURN: usize = super::background::PURGE_BUCKETS_PER_TURN;
+
 /// The loop's handle on the database writer; see the module documentation.
 pub struct Persist {
     writer: Writer,
     next_id: u64,
     waiting: HashMap<u64, (Op, Waiter)>,
     next_counts: Instant,
+    /// Torrents dropped so far by the purge running after a whitelist reload.
+    purged: u64,
 }
 
 impl Persist {
@@ -56,6 +66,7 @@ impl Persist {
             next_id: 0,
             waiting: HashMap::new(),
             next_counts: Instant::now() + COUNTS_EVERY,
+            purged: 0,
         })
     }
 
@@ -136,9 +147,22 @@ impl Persist {
         self.next_counts
     }
 
-    /// Sends the marked `downloaded` counts once [`COUNTS_EVERY`] has passed. A full queue keeps
-    /// them marked for the next batch.
+    /// One loop turn's share: a slice of the purge a whitelist reload started (nothing else
+    /// drives it unless an access-list file is reloaded at the same time), and the marked
+    /// `downloaded` counts once [`COUNTS_EVERY`] has passed. A full queue keeps them marked for
+    /// the next batch.
     pub fn step(&mut self, tracker: &mut Tracker, now_loop: u32, now: Instant) {
+        if tracker.purge_pending() {
+            let step = tracker.purge_step(PURGE_BUCKETS_PER_TURN);
+            self.purged += step.dropped;
+            if step.done {
+                log::info!(
+                    "whitelist purge done: {} torrents no longer listed dropped",
+                    self.purged
+                );
+                self.purged = 0;
+            }
+        }
         if now < self.next_counts {
             return;
         }

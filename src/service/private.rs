@@ -165,11 +165,14 @@ impl Tracker {
         existed
     }
 
-    /// Replaces the API/database whitelist entries (a reload from the database) and starts a
-    /// purge of the torrents no longer allowed.
+    /// Replaces the API/database whitelist entries (a reload from the database) and, when only
+    /// listed info_hashes are served, starts a purge of the torrents no longer allowed (the
+    /// caller runs it in slices: [`Tracker::purge_step`]).
     pub fn whitelist_replace(&mut self, entries: impl IntoIterator<Item = InfoHash>) {
         self.private.listed = entries.into_iter().collect();
-        self.start_purge();
+        if self.listed_only() {
+            self.start_purge();
+        }
     }
 
     /// Drops up to `max` keys that expired [`EXPIRED_KEY_GRACE`] seconds or more before `now`
