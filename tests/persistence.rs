@@ -88,7 +88,7 @@ fn a_clean_stop_writes_what_is_pending_and_a_restart_loads_it() {
     let t = start("persist-clean-2", "tracker.mode private_listed", &dir);
     wait_log(
         &t,
-        "database loaded: 2 keys (0 expired, not loaded), 2 whitelist entries, 2 downloaded counts",
+        "database loaded: 2 keys (0 long expired, not loaded), 2 whitelist entries, 2 downloaded counts",
     );
     let api = Api::of(&t, true);
     assert_eq!(all_keys(&api), keys_before);
@@ -345,7 +345,7 @@ fn reads_a_database_made_by_torrust() {
             .unwrap();
         conn.execute(add_key, [KEY_B, &(now + 3600).to_string()])
             .unwrap();
-        conn.execute(add_key, [KEY_C, &(now - 10).to_string()])
+        conn.execute(add_key, [KEY_C, &(now - 7200).to_string()])
             .unwrap();
         // Beyond the year 9999: loaded, listed without an expiry_time.
         conn.execute(add_key, [KEY_D, "253402300800"]).unwrap();
@@ -372,7 +372,7 @@ fn reads_a_database_made_by_torrust() {
     let t = start("persist-torrust", "tracker.mode private_listed", &dir);
     wait_log(
         &t,
-        "database loaded: 3 keys (1 expired, not loaded), 2 whitelist entries, 3 downloaded counts",
+        "database loaded: 3 keys (1 long expired, not loaded), 2 whitelist entries, 3 downloaded counts",
     );
     let api = Api::of(&t, false);
     let mut want = vec![
@@ -392,7 +392,7 @@ fn reads_a_database_made_by_torrust() {
     let r = get(v6, &announce_keyed(Some(KEY_C), &h1, 7002, 1, ""));
     assert!(
         r.failure().unwrap().contains("unknown authentication key"),
-        "expired: not loaded"
+        "expired two hours ago (past the grace): not loaded"
     );
     let r = get(v6, &announce_keyed(Some(KEY_A), &h3, 7002, 1, ""));
     assert!(

@@ -203,7 +203,7 @@ impl Keys {
     /// Sorts every key (O(n log n)): for the API, not the hot path.
     pub fn page(&self, offset: usize, limit: usize) -> Vec<(Key, Option<u64>)> {
         let mut all: Vec<(Key, Option<u64>)> = self.map.iter().map(|(k, v)| (*k, *v)).collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.sort_unstable_by_key(|e| e.0);
         all.into_iter().skip(offset).take(limit).collect()
     }
 

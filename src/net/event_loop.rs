@@ -162,7 +162,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
             || background.busy()
             || http.streams_runnable()
             || http.has_pending()
-            || api.has_pending();
+            || api.has_pending()
+            || tracker.purge_pending();
         let timeout = if runnable {
             Duration::ZERO
         } else {
