@@ -1,7 +1,8 @@
 //! The poll loop: one thread owns every socket and the store, so nothing on the hot path locks.
 //!
 //! Tokens: `0..` the TCP listeners, [`UDP_BASE`]`..` the UDP sockets, [`SIGNAL`] the signal pipe,
-//! [`WAKER`] the helper threads' waker, [`CONN_BASE`]`..` the HTTP connections. Timers are not
+//! [`WAKER`] the helper threads' waker, [`LIVESYNC_BASE`]`..` the live sync sockets,
+//! [`CONN_BASE`]`..` the HTTP connections. Timers are not
 //! threads: the poll timeout is the time to the next timer (a cleaning slice every
 //! [`CLEAN_SLICE_MS`], an idle sweep every second, background work in [`super::background`]).
 //!
@@ -18,6 +19,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::Listeners;
 use super::background::{Background, BackgroundConfig};
 use super::http_server::{HttpLimits, HttpServer};
+use super::livesync::{Livesync, LivesyncConfig};
 use super::udp_server::UdpServer;
 use crate::front::http::HttpSite;
 use crate::front::udp::UdpHandler;
@@ -30,6 +32,8 @@ pub const UDP_BASE: usize = 1 << 16;
 pub const SIGNAL: usize = (1 << 16) + (1 << 15);
 /// Token of the waker that helper threads (access-list reload) use to wake the loop.
 pub const WAKER: usize = SIGNAL + 1;
+/// First token of the live sync sockets (at most two).
+pub const LIVESYNC_BASE: usize = SIGNAL + 64;
 /// First token of HTTP connections.
 pub const CONN_BASE: usize = 1 << 20;
 /// Milliseconds between two cleaning slices.
@@ -46,6 +50,8 @@ pub struct LoopConfig {
     pub http: HttpLimits,
     /// Access list and state file (work done beside requests).
     pub background: BackgroundConfig,
+    /// Live sync (`livesync.cluster.*`), when on; its sockets are in [`Listeners::livesync`].
+    pub livesync: Option<LivesyncConfig>,
 }
 
 /// How long one full cleaning sweep over every bucket takes: a quarter of the peer timeout, between
@@ -56,7 +62,7 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
 }
 
 /// Serves `listeners` until SIGTERM or SIGINT.
-pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
+pub fn run(mut listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
@@ -70,6 +76,16 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     for (_, addr) in &listeners.udp {
         log::info!("listening: udp {addr}");
     }
+    // Live sync: sockets bound by `main`, tracker_id drawn, the store's hook turned on.
+    let mut livesync = match &cfg.livesync {
+        Some(lc) => {
+            let sockets = std::mem::take(&mut listeners.livesync);
+            let mut l = Livesync::new(sockets, lc, &mut tracker, Instant::now())?;
+            l.register(poll.registry(), LIVESYNC_BASE)?;
+            Some(l)
+        }
+        None => None,
+    };
     let mut events = Events::with_capacity(1024);
     let mut http = HttpServer::new(
         listeners.tcp.into_iter().map(|(l, _)| l).collect(),
@@ -100,7 +116,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
     while running {
         let wake = next_clean.min(next_idle);
         let wake = background.next_timer().map_or(wake, |t| wake.min(t));
+        let wake = livesync
+            .as_ref()
+            .and_then(Livesync::next_timer)
+            .map_or(wake, |t| wake.min(t));
         let runnable = udp.iter().any(|u| u.pending)
+            || livesync.as_ref().is_some_and(Livesync::runnable)
             || background.busy()
             || http.streams_runnable()
             || http.has_pending();
@@ -135,6 +156,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
                 }
             } else if token == WAKER {
                 background.on_wake(&mut tracker);
+            } else if let Some(l) = livesync.as_mut().filter(|l| l.owns(token)) {
+                l.readable(token, &mut tracker, now);
             } else if token >= CONN_BASE {
                 http.ready(
                     event.token(),
@@ -163,6 +186,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
             }
         }
         background.step(&mut tracker, t0);
+        // Live sync: datagrams left from the turn, then the records of the turn's announces.
+        if let Some(l) = &mut livesync {
+            l.step(&mut tracker, now, Instant::now());
+        }
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
             next_idle = t0 + Duration::from_secs(1);
@@ -170,6 +197,9 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
+    }
+    if let Some(l) = &mut livesync {
+        l.flush(&mut tracker);
     }
     background.shutdown(&tracker);
     log::info!(

@@ -9,6 +9,7 @@
 pub mod background;
 pub mod event_loop;
 pub mod http_server;
+pub mod livesync;
 pub mod udp_server;
 
 use std::io;
@@ -22,6 +23,8 @@ pub struct Listeners {
     pub tcp: Vec<(std::net::TcpListener, SocketAddr)>,
     /// UDP sockets with their bound address.
     pub udp: Vec<(std::net::UdpSocket, SocketAddr)>,
+    /// Live sync sockets with their bound address ([`livesync::bind`]; empty when off).
+    pub livesync: Vec<(std::net::UdpSocket, SocketAddr)>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -39,6 +42,7 @@ pub fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], buffers: UdpBuffers) -> io::
     let mut out = Listeners {
         tcp: Vec::new(),
         udp: Vec::new(),
+        livesync: Vec::new(),
     };
     for addr in tcp {
         let l = bind_tcp(*addr).map_err(|e| annotate(e, "tcp", addr))?;
