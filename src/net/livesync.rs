@@ -55,7 +55,9 @@ use crate::wire::livesync::{
 };
 
 /// Datagrams read per socket per loop turn before the other work gets its turn.
-pub const MAX_DATAGRAMS_PER_TURN: usize = 64;
+/// 16 full packets are 832 records (28-byte records), against up to 1024 datagrams a UDP
+/// listener serves per turn: a flood from a node cannot take most of the loop.
+pub const MAX_DATAGRAMS_PER_TURN: usize = 16;
 
 /// The receive buffer, in bytes: the largest UDP payload fits whole, so a datagram is never
 /// cut (a long one is refused by its content, not by its length).
