@@ -513,3 +513,48 @@ fn check_config_masks_the_secret_and_refuses_a_group_address() {
         "{text}"
     );
 }
+
+/// Two nodes on IPv6 loopback, unicast: IPv6 peers travel in type 1 (or, with
+/// `livesync.cluster.v6_records on`, in type 0 with 40-byte records).
+fn ipv6_pair(name: &str, extra: &str) {
+    let port = || {
+        std::net::UdpSocket::bind("[::1]:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (pa, pb) = (port(), port());
+    let conf = |own: u16, other: u16| {
+        format!(
+            "listen.tcp [::1]:0\naccess.stats ::1\nlivesync.cluster.max_delay 1\n\
+             livesync.cluster.listen [::1]:{own}\nlivesync.cluster.peer [::1]:{other}\n\
+             livesync.cluster.node_ip ::1\n{extra}"
+        )
+    };
+    let a = Node::start(&format!("{name}-a"), None, None, &conf(pa, pb));
+    let b = Node::start(&format!("{name}-b"), None, None, &conf(pb, pa));
+    let h = hash(23);
+    a.get(&announce(&h, 7001, 0, ""));
+    assert!(
+        eventually(SYNC_SECS, || b.scrape(&h) == (1, 0, 0)),
+        "{}",
+        b.log_text()
+    );
+    let r = b.get(&announce(&h, 7002, 100, "&numwant=50"));
+    let v = r.bencode();
+    let peers6 = v.get(b"peers6").and_then(|p| p.as_bytes()).unwrap();
+    let mut want = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    want.extend_from_slice(&7001u16.to_be_bytes());
+    assert_eq!(peers6, &want[..]);
+}
+
+#[test]
+fn ipv6_peers_over_ipv6_unicast() {
+    ipv6_pair("v6", "");
+}
+
+#[test]
+fn ipv6_peers_in_opentracker_v6_records() {
+    ipv6_pair("v6rec", "livesync.cluster.v6_records on\n");
+}

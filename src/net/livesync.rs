@@ -764,6 +764,35 @@ mod tests {
         assert_eq!(t.v6.peers(), 1);
     }
 
+    proptest::proptest! {
+        /// Any datagram from a node changes the store only through whole records of a packet
+        /// that parses; nothing panics.
+        #[test]
+        fn random_datagrams_change_nothing_unless_they_parse(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            header in proptest::prelude::any::<bool>(),
+        ) {
+            let mut data = data;
+            if header && data.len() >= 8 {
+                data[4..8].copy_from_slice(&0u32.to_be_bytes());
+            }
+            let mut t = Tracker::new(Policy::default());
+            let s = settings();
+            let applied =
+                handle_datagram(&data, src("10.0.0.2:1"), &nodes(), &s, *b"self", &mut t, 1);
+            match livesync::parse(&data, &s) {
+                Ok(p) if data[..4] != *b"self" => {
+                    proptest::prop_assert!(applied <= p.records.len());
+                }
+                _ => {
+                    proptest::prop_assert_eq!(applied, 0);
+                    proptest::prop_assert_eq!(t.peers(), 0);
+                    proptest::prop_assert_eq!(t.stats.livesync.packets_refused_total(), 1);
+                }
+            }
+        }
+    }
+
     #[test]
     fn flags_round_trip_through_changes() {
         for (flags, seeder, event) in [
