@@ -103,11 +103,31 @@ table::directives! {
         /// `-r URL`: `GET /` answers 302 to this URL. Not checked beyond "no control
         /// characters".
         "tracker.redirect_url" => redirect_url: Option<String>;
-        /// `-i IP -s PORT`: the live sync address (port 9696 when none is given). Parsed only.
+        /// `-i IP -s PORT`: turns live sync on (see `net::livesync`). IP is the local interface
+        /// address: the multicast group 224.0.23.5 is joined on it and packets leave from it
+        /// (0.0.0.0: the kernel's choice); with `livesync.cluster.peer` lines it is the unicast
+        /// address bound. PORT (9696 when none is given) is where packets are received, and,
+        /// unlike opentracker (always 9696), where they are sent to the group.
         "livesync.cluster.listen" => livesync_listen: Option<SocketAddr>,
             [LIVESYNC_DEFAULT_PORT];
-        /// Repeatable: peers allowed to send live sync. Parsed only.
+        /// Repeatable: the source addresses (or networks, `IP/LEN`) whose live sync packets are
+        /// applied; packets from any other source are dropped (none: every packet is).
         "livesync.cluster.node_ip" => livesync_node_ips: Vec<IpNet>;
+        /// Repeatable (opentracker-rs's own): unicast live sync for networks without multicast;
+        /// packets go to each `ADDRESS[:PORT]` (IPv4 or IPv6, port 9696 by default) instead of
+        /// the multicast group. Turns live sync on, on 0.0.0.0:9696 if no `listen` is given.
+        "livesync.cluster.peer" => livesync_peers: Vec<SocketAddr>,
+            [LIVESYNC_DEFAULT_PORT, "livesync"];
+        /// Opentracker-rs's own: a secret shared by every node; packets then carry an
+        /// HMAC-SHA256 tag (our packet types) and packets without a valid one are dropped.
+        /// Unset: opentracker's packets, unauthenticated.
+        [secret] "livesync.cluster.secret" => livesync_secret: Option<String>;
+        /// Type-0 packets carry 40-byte records (16-byte addresses), as opentracker built with
+        /// `WANT_V6` sends them; every node of the cluster must agree.
+        "livesync.cluster.v6_records" => livesync_v6_records: bool = false;
+        /// A packet that is not full is sent this long after the previous packet at the latest
+        /// (opentracker's `LIVESYNC_MAXDELAY`, 15 s); 0 sends at the end of every loop turn.
+        "livesync.cluster.max_delay" => livesync_max_delay: u32 = 15, [0..=300], "seconds";
         /// Obsolete (opentracker never parsed it): accepted with a warning and ignored.
         [repeatable] "batchsync.cluster.admin_ip", apply special::obsolete_batchsync,
             Syntax::Network, note "(obsolete, ignored)";

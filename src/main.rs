@@ -15,6 +15,7 @@ use opentracker_rs::front::http::HttpSite;
 use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
 use opentracker_rs::net::http_server::HttpLimits;
+use opentracker_rs::net::livesync::{self, LivesyncConfig};
 use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::privileges;
 use opentracker_rs::service::Policy;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig(cfg) => match check_supported(&cfg) {
-            Ok(()) => {
+            Ok(_) => {
                 print!("{}", cfg.to_config_text());
                 ExitCode::SUCCESS
             }
@@ -51,17 +52,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Directives this build parses but cannot honour yet: refusing them beats silently ignoring them.
-fn check_supported(cfg: &Config) -> Result<(), String> {
-    let mut missing = Vec::new();
-    if cfg.livesync_listen.is_some() || !cfg.livesync_node_ips.is_empty() {
-        missing.push("livesync.cluster.*");
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("not supported yet: {}", missing.join(", ")))
-    }
+/// Checks what the config parser cannot check alone (values that cannot work together at run
+/// time): the live sync settings, `None` when live sync is off, with their warnings.
+fn check_supported(cfg: &Config) -> Result<(Option<LivesyncConfig>, Vec<String>), String> {
+    LivesyncConfig::from_config(cfg).map_err(|e| e.to_string())
 }
 
 /// Logs go to stderr (`RUST_LOG`, default `info`); without colours when they end up in a file.
@@ -92,10 +86,18 @@ fn run(cfg: Config) -> ExitCode {
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
-    if let Err(e) = check_supported(&cfg) {
-        eprintln!("opentracker-rs: {e}");
-        return ExitCode::FAILURE;
-    }
+    let livesync_cfg = match check_supported(&cfg) {
+        Ok((livesync_cfg, warnings)) => {
+            for w in &warnings {
+                log::warn!("{w}");
+            }
+            livesync_cfg
+        }
+        Err(e) => {
+            eprintln!("opentracker-rs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Step 1: whom to become, and whether running as root is allowed.
     let user = match cfg.user.as_deref().map(privileges::lookup_user).transpose() {
         Ok(u) => u,
@@ -114,13 +116,23 @@ fn run(cfg: Config) -> ExitCode {
         recv: cfg.udp.recv_buffer,
         send: cfg.udp.send_buffer,
     };
-    let listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, &cfg.api_listen, buffers) {
+    let mut listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, &cfg.api_listen, buffers)
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("opentracker-rs: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(lc) = &livesync_cfg {
+        match livesync::bind(lc) {
+            Ok(sockets) => listeners.livesync = sockets,
+            Err(e) => {
+                eprintln!("opentracker-rs: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Step 3: files that live outside the chroot.
     let opened = (|| -> Result<_, String> {
         let log = cfg.log_file.as_deref().map(daemon::open_log).transpose()?;
@@ -267,6 +279,7 @@ fn run(cfg: Config) -> ExitCode {
             tokens: cfg.api_tokens.clone(),
             keepalive: cfg.http.keepalive,
         },
+        livesync: livesync_cfg,
     };
     let status = match event_loop::run(listeners, loop_cfg, db) {
         Ok(()) => ExitCode::SUCCESS,

@@ -227,6 +227,10 @@ fn to_config_text_exact() {
             "tracker.redirect_url https://example.org/#top",
             "livesync.cluster.listen 224.0.42.23:9696",
             "livesync.cluster.node_ip 10.0.0.2",
+            "# livesync.cluster.peer (not set)",
+            "# livesync.cluster.secret (not set)",
+            "livesync.cluster.v6_records off",
+            "livesync.cluster.max_delay 15",
             "# batchsync.cluster.admin_ip (obsolete, ignored)",
             "tracker.state_file state.dump",
             "tracker.allow_root on",
@@ -283,7 +287,10 @@ fn to_config_text_names_every_directive() {
 fn looks_like_directive(word: &str) -> bool {
     word.contains('.')
         && word.split('.').all(|part| {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            part.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         })
 }
 

@@ -37,7 +37,7 @@ use crate::access::keys::Key;
 use crate::config::ApiToken;
 use crate::front::http::Outcome;
 use crate::service::Tracker;
-use crate::stats::report::{self, Snapshot, TextMode};
+use crate::stats::report::TextMode;
 use crate::swarm::store::SwarmCounts;
 use crate::types::InfoHash;
 use crate::wire::http::{Request, Status, parse_request, write_head};
@@ -555,17 +555,8 @@ fn stats(tracker: &Tracker, req: &Request<'_>, now: u32) -> Reply {
     let prometheus = query::pairs(req.query)
         .any(|(name, value)| name_is(name, b"format") && value == b"prometheus");
     if prometheus {
-        let snap = Snapshot {
-            stats: &tracker.stats,
-            version: crate::version::VERSION,
-            uptime: now,
-            torrents: [tracker.v4.torrents(), tracker.v6.torrents()],
-            peers: [tracker.v4.peers(), tracker.v6.peers()],
-            seeders: [tracker.v4.seeders(), tracker.v6.seeders()],
-            rss_bytes: report::resident_bytes(),
-        };
         let mut body = Vec::new();
-        report::write_mode(&mut body, TextMode::Prometheus, &snap);
+        tracker.write_stats(TextMode::Prometheus, now, &mut body);
         return Reply {
             status: Status::Ok200,
             content_type: TextMode::Prometheus.content_type(),

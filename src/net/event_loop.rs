@@ -1,7 +1,8 @@
 //! The poll loop: one thread owns every socket and the store, so nothing on the hot path locks.
 //!
 //! Tokens: `0..` the TCP listeners, [`UDP_BASE`]`..` the UDP sockets, [`SIGNAL`] the signal pipe,
-//! [`WAKER`] the helper threads' waker, [`CONN_BASE`]`..` the HTTP connections. Timers are not
+//! [`WAKER`] the helper threads' waker, [`LIVESYNC_BASE`]`..` the live sync sockets,
+//! [`CONN_BASE`]`..` the HTTP connections. Timers are not
 //! threads: the poll timeout is the time to the next timer (a cleaning slice every
 //! [`CLEAN_SLICE_MS`], an idle sweep every second, background work in [`super::background`]).
 //!
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use super::Listeners;
 use super::background::{Background, BackgroundConfig};
 use super::http_server::{ApiFront, HttpLimits, HttpServer};
+use super::livesync::{Livesync, LivesyncConfig};
 use super::persist::Persist;
 use super::udp_server::UdpServer;
 use crate::config::TrackerMode;
@@ -36,8 +38,10 @@ pub const UDP_BASE: usize = 1 << 16;
 pub const SIGNAL: usize = (1 << 16) + (1 << 15);
 /// Token of the waker that helper threads (access-list reload) use to wake the loop.
 pub const WAKER: usize = SIGNAL + 1;
+/// First token of the live sync sockets (at most two).
+pub const LIVESYNC_BASE: usize = SIGNAL + 64;
 /// First token of the REST API listeners (`api.listen`).
-pub const API_LISTEN_BASE: usize = WAKER + 1;
+pub const API_LISTEN_BASE: usize = SIGNAL + 1024;
 /// First token of HTTP connections.
 pub const CONN_BASE: usize = 1 << 20;
 /// First token of REST API connections.
@@ -62,6 +66,8 @@ pub struct LoopConfig {
     pub mode: TrackerMode,
     /// REST API settings (tokens); its listeners come with the other sockets.
     pub api: ApiSite,
+    /// Live sync (`livesync.cluster.*`), when on; its sockets are in [`Listeners::livesync`].
+    pub livesync: Option<LivesyncConfig>,
 }
 
 /// Where API writes go: the database writer when there is one, else RAM.
@@ -81,7 +87,7 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
 
 /// Serves `listeners` until SIGTERM or SIGINT. `db` is the database opened at start with what
 /// it held (`db.path`), or `None` (RAM only).
-pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> io::Result<()> {
+pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let mut poll = Poll::new()?;
@@ -121,6 +127,16 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
     for (_, addr) in &listeners.api {
         log::info!("listening: api {addr}");
     }
+    // Live sync: sockets bound by `main`, tracker_id drawn, the store's hook turned on.
+    let mut livesync = match &cfg.livesync {
+        Some(lc) => {
+            let sockets = std::mem::take(&mut listeners.livesync);
+            let mut l = Livesync::new(sockets, lc, &mut tracker, Instant::now())?;
+            l.register(poll.registry(), LIVESYNC_BASE)?;
+            Some(l)
+        }
+        None => None,
+    };
     let mut events = Events::with_capacity(1024);
     let mut http = HttpServer::new(
         listeners.tcp.into_iter().map(|(l, _)| l).collect(),
@@ -158,7 +174,12 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
         let wake = next_clean.min(next_idle);
         let wake = background.next_timer().map_or(wake, |t| wake.min(t));
         let wake = persist.as_ref().map_or(wake, |p| wake.min(p.next_timer()));
+        let wake = livesync
+            .as_ref()
+            .and_then(Livesync::next_timer)
+            .map_or(wake, |t| wake.min(t));
         let runnable = udp.iter().any(|u| u.pending)
+            || livesync.as_ref().is_some_and(Livesync::runnable)
             || background.busy()
             || http.streams_runnable()
             || http.has_pending()
@@ -233,6 +254,8 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
                     &mut front,
                     now,
                 );
+            } else if let Some(l) = livesync.as_mut().filter(|l| l.owns(token)) {
+                l.readable(token, &mut tracker, now);
             } else if token >= CONN_BASE {
                 http.ready(
                     event.token(),
@@ -269,6 +292,10 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
         if let Some(p) = persist.as_mut() {
             p.step(&mut tracker, now, t0);
         }
+        // Live sync: datagrams left from the turn, then the records of the turn's announces.
+        if let Some(l) = &mut livesync {
+            l.step(&mut tracker, now, Instant::now());
+        }
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
             api.sweep_idle(poll.registry(), &mut tracker, now);
@@ -278,6 +305,9 @@ pub fn run(listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> i
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
+    }
+    if let Some(l) = &mut livesync {
+        l.flush(&mut tracker);
     }
     background.shutdown(&tracker);
     if let Some(p) = persist {

@@ -9,6 +9,7 @@
 pub mod background;
 pub mod event_loop;
 pub mod http_server;
+pub mod livesync;
 pub mod persist;
 pub mod udp_server;
 
@@ -25,6 +26,8 @@ pub struct Listeners {
     pub udp: Vec<(std::net::UdpSocket, SocketAddr)>,
     /// REST API listeners (`api.listen`) with their bound address.
     pub api: Vec<(std::net::TcpListener, SocketAddr)>,
+    /// Live sync sockets with their bound address ([`livesync::bind`]; empty when off).
+    pub livesync: Vec<(std::net::UdpSocket, SocketAddr)>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -48,6 +51,7 @@ pub fn bind(
         tcp: Vec::new(),
         udp: Vec::new(),
         api: Vec::new(),
+        livesync: Vec::new(),
     };
     for addr in api {
         let l = bind_tcp(*addr).map_err(|e| annotate(e, "api", addr))?;

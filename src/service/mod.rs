@@ -14,6 +14,7 @@ pub mod deniability;
 pub mod private;
 pub mod scan;
 pub mod stats;
+pub mod sync;
 
 use std::net::IpAddr;
 
@@ -158,6 +159,9 @@ pub struct Tracker {
     /// Torrents whose `downloaded` rose since the last [`Tracker::take_completed`], while a
     /// database keeps the counts (`None`: not tracked).
     completed_marks: Option<std::collections::HashSet<InfoHash>>,
+    /// Live sync: the records of announces served, waiting for `net::livesync` to send them
+    /// (`None`: live sync off, and the hook in [`Tracker::change_peer`] costs one branch).
+    pub sync: Option<Box<sync::Outbox>>,
 }
 
 impl Tracker {
@@ -177,6 +181,7 @@ impl Tracker {
             purge_next: None,
             private: private::Private::default(),
             completed_marks: None,
+            sync: None,
         }
     }
 
@@ -233,8 +238,44 @@ impl Tracker {
         };
         let numwant = numwant.min(deniability::reply_limit(proto, family) - random);
         let start = peers.len();
+        let counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
+        if random > 0 {
+            deniability::mix_in(peers, start, random, family, &mut self.rng);
+        }
+        let (interval, min_interval) = self.interval();
+        self.requests(proto, family).announce += 1;
+        Ok(AnnounceReply {
+            interval,
+            min_interval,
+            counts,
+            family,
+        })
+    }
+
+    /// The one function that changes a peer in the store (live sync's hook, DESIGN.md "More
+    /// machines"): `stopped` removes the peer, anything else inserts or refreshes it and appends
+    /// up to `numwant` peers of its family to `peers`. Returns the swarm's counts.
+    ///
+    /// A change from a client ([`sync::Origin::Client`]) is queued for the other nodes of the
+    /// cluster when live sync is on; one received from a node ([`sync::Origin::Sync`]) is
+    /// never queued again (no echo between nodes), and a download it completes counts in the
+    /// live sync counters, not in `completed`. No access or capacity check here: the callers
+    /// ([`Tracker::announce`], [`Tracker::apply_synced`]) check first.
+    pub(crate) fn change_peer(
+        &mut self,
+        a: &Announce,
+        ip: IpAddr,
+        numwant: usize,
+        now: u32,
+        peers: &mut Vec<u8>,
+        origin: sync::Origin,
+    ) -> SwarmCounts {
         let seeder = a.left == Some(0);
-        let completed_before = self.stats.completed;
+        let completed_before = self.stats.completed + self.stats.livesync.completed;
+        let completed = match origin {
+            sync::Origin::Client => &mut self.stats.completed,
+            sync::Origin::Sync => &mut self.stats.livesync.completed,
+        };
         let counts = match ip.to_canonical() {
             IpAddr::V4(ip4) => announce_in(
                 &mut self.v4,
@@ -248,7 +289,7 @@ impl Tracker {
                 now,
                 &mut self.rng,
                 peers,
-                &mut self.stats.completed,
+                completed,
             ),
             IpAddr::V6(ip6) => announce_in(
                 &mut self.v6,
@@ -262,25 +303,23 @@ impl Tracker {
                 now,
                 &mut self.rng,
                 peers,
-                &mut self.stats.completed,
+                completed,
             ),
         };
+        // A database keeps the counts: mark the torrents whose `downloaded` rose (by a client or
+        // by a node of the cluster).
         if let Some(marks) = &mut self.completed_marks {
-            if self.stats.completed != completed_before {
+            if self.stats.completed + self.stats.livesync.completed != completed_before {
                 marks.insert(a.info_hash);
             }
         }
-        if random > 0 {
-            deniability::mix_in(peers, start, random, family, &mut self.rng);
+        // Live sync (one branch when off): what a client announced goes to the other nodes.
+        if let Some(outbox) = &mut self.sync {
+            if origin == sync::Origin::Client {
+                outbox.push(a, ip, seeder, &mut self.stats.livesync);
+            }
         }
-        let (interval, min_interval) = self.interval();
-        self.requests(proto, family).announce += 1;
-        Ok(AnnounceReply {
-            interval,
-            min_interval,
-            counts,
-            family,
-        })
+        counts
     }
 
     /// Scrape counts of one torrent over both families (BEP 48): seeders, leechers and

@@ -73,6 +73,7 @@ impl Tracker {
             } else {
                 None
             },
+            tracker_id: tracker.sync.as_ref().map(|outbox| outbox.tracker_id()),
         };
         report::write_mode(body, text, &snap);
     }

@@ -64,6 +64,8 @@ pub struct Stats {
     pub tcp_closed: TcpClosed,
     /// Announces refused by the tracker's mode (keys, whitelist), HTTP and UDP.
     pub auth_refused: AuthRefused,
+    /// Live sync (cluster) packets and records sent, received and refused.
+    pub livesync: Livesync,
 }
 
 /// Announces refused by `tracker.mode` (see `service::private`), by reason, HTTP and UDP
@@ -130,4 +132,79 @@ pub struct UdpInvalid {
     pub bad_connection_id: u64,
     /// An announce or scrape that does not parse (truncated, bad event, bad option, no hash).
     pub malformed_request: u64,
+}
+
+/// Why a live sync datagram was refused as a whole (the labels of
+/// `opentracker_livesync_packets_refused_total`): the source is not named by
+/// `livesync.cluster.node_ip`, the packet carries our own tracker_id, then the reasons of
+/// [`crate::wire::livesync::Error::reason`].
+pub const LIVESYNC_PACKET_REFUSALS: [&str; 9] = [
+    "not_node",
+    "own_id",
+    "too_short",
+    "no_records",
+    "unknown_type",
+    "unauthenticated",
+    "no_secret",
+    "bad_mac",
+    "partial_record",
+];
+
+/// Why one record of an accepted live sync packet was not applied (the labels of
+/// `opentracker_livesync_records_refused_total`): the access list refuses the info_hash,
+/// `tracker.max_torrents` / `tracker.max_peers` are reached, or the peer's port is 0.
+pub const LIVESYNC_RECORD_REFUSALS: [&str; 3] = ["not_authorized", "capacity", "bad_peer"];
+
+/// Live sync counters (`net::livesync`, `service::sync`). All zero when live sync is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Livesync {
+    /// Datagrams sent (one per destination: the multicast group or each unicast peer).
+    pub packets_sent: u64,
+    /// Records sent, counted once per packet built (not per destination).
+    pub records_sent: u64,
+    /// Datagrams the kernel refused to send (full buffer, unreachable peer): dropped.
+    pub send_failed: u64,
+    /// Records dropped before sending because the queue held [`crate::service::sync::MAX_QUEUED`]
+    /// records (a loop turn served more announces than that).
+    pub queue_dropped: u64,
+    /// Datagrams accepted (source allowed, other tracker_id, well formed, MAC checked).
+    pub packets_received: u64,
+    /// Records of accepted datagrams applied to the store.
+    pub records_received: u64,
+    /// Datagrams refused, by reason, indexed as [`LIVESYNC_PACKET_REFUSALS`].
+    pub packets_refused: [u64; LIVESYNC_PACKET_REFUSALS.len()],
+    /// Records not applied, by reason, indexed as [`LIVESYNC_RECORD_REFUSALS`].
+    pub records_refused: [u64; LIVESYNC_RECORD_REFUSALS.len()],
+    /// Completed events received by sync that raised a torrent's `downloaded` count (not in
+    /// [`Stats::completed`], which counts this node's clients only).
+    pub completed: u64,
+    /// Lag of the last packet sent, in milliseconds: how long its oldest record waited in the
+    /// sender (at most `livesync.cluster.max_delay`). The network adds its own (LAN: well under
+    /// a millisecond).
+    pub lag_last_ms: u64,
+    /// The largest [`Livesync::lag_last_ms`] seen.
+    pub lag_max_ms: u64,
+}
+
+impl Livesync {
+    /// Counts a refused datagram; `reason` is one of [`LIVESYNC_PACKET_REFUSALS`] (another
+    /// text counts nothing).
+    pub fn refuse_packet(&mut self, reason: &str) {
+        if let Some(i) = LIVESYNC_PACKET_REFUSALS.iter().position(|r| *r == reason) {
+            self.packets_refused[i] += 1;
+        }
+    }
+
+    /// Datagrams refused for `reason` (0 for an unknown reason).
+    pub fn packets_refused_for(&self, reason: &str) -> u64 {
+        LIVESYNC_PACKET_REFUSALS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.packets_refused[i])
+    }
+
+    /// Every refused datagram, whatever the reason.
+    pub fn packets_refused_total(&self) -> u64 {
+        self.packets_refused.iter().sum()
+    }
 }

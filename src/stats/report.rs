@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::Stats;
+use super::{LIVESYNC_PACKET_REFUSALS, LIVESYNC_RECORD_REFUSALS, Stats};
 use crate::types::Family;
 
 /// Everything the text modes and the metrics show, read at request time.
@@ -30,6 +30,9 @@ pub struct Snapshot<'a> {
     pub seeders: [u64; 2],
     /// Resident set size of the process in bytes ([`resident_bytes`]), if known.
     pub rss_bytes: Option<u64>,
+    /// This process's live sync tracker_id (4 opaque bytes, written as 8 hex digits) when live
+    /// sync is on.
+    pub tracker_id: Option<[u8; 4]>,
 }
 
 impl Snapshot<'_> {
@@ -87,6 +90,8 @@ pub enum TextMode {
     Scrp,
     /// `completed`: completed events.
     Completed,
+    /// `syncs`: live sync records received and sent.
+    Syncs,
     /// `herr`: HTTP responses by status code.
     Herr,
     /// `everything`: XML in opentracker's shape.
@@ -109,6 +114,7 @@ impl TextMode {
             b"udp4" => TextMode::Udp4,
             b"scrp" => TextMode::Scrp,
             b"completed" => TextMode::Completed,
+            b"syncs" => TextMode::Syncs,
             b"herr" => TextMode::Herr,
             b"everything" => TextMode::Everything,
             b"version" => TextMode::Version,
@@ -153,6 +159,8 @@ pub const HTTP_CODES: [(u16, &str); 9] = [
 /// - `conn`: `<tcp accepts + udp datagrams>\n<announces + udp connects>\n<s> seconds (<h>
 ///   hours)\nopentracker connections, <x> conns/s :: <y> success/s.`
 /// - `tcp4`, `udp4`, `scrp`, `completed`: the same shape with their counters.
+/// - `syncs`: `<live sync records received>\n<records sent>\n<uptime>\nopentracker livesync,
+///   <n> records/s received.` (opentracker prints the records received and a 0).
 /// - `herr`: one line per status code, `<code> <tag> <count>\n` (302 RED, 400 BAD, 403 IP,
 ///   404 INV, 405 MTH, 413 BIG, 429 LIM, 500 SRV, 503 BSY), each the real count of responses
 ///   with that status (opentracker prints the wrong slots for three of them).
@@ -219,6 +227,16 @@ pub fn write_mode(out: &mut Vec<u8>, mode: TextMode, snap: &Snapshot<'_>) {
             st.completed,
             st.completed * 3600 / up
         ),
+        TextMode::Syncs => {
+            let l = &st.livesync;
+            write!(
+                s,
+                "{}\n{}\n{uptime}\nopentracker livesync, {} records/s received.",
+                l.records_received,
+                l.records_sent,
+                l.records_received / up
+            )
+        }
         TextMode::Herr => {
             for (code, tag, n) in http_codes(st) {
                 let _ = writeln!(s, "{code} {tag} {n}");
@@ -257,16 +275,20 @@ fn http_codes(st: &Stats) -> Vec<(u16, &'static str, u64)> {
 /// `mode=everything`: opentracker's XML shape (`<stats>` with `version`, `uptime`,
 /// `torrents/count_mutex` and `count_iterator` (both the store count), `peers/count`,
 /// `seeds/count`, `completed/count`, `connections/tcp/{accept,announce,scrape}`,
-/// `connections/udp/{overall,connect,announce,scrape,missmatch}`, `debug/http_error/count
-/// code="..."`), without what we do not have (tracker_id, livesync, renew histogram, mutex
-/// stalls) and with the loop's own figures under `debug/loop`.
+/// `connections/udp/{overall,connect,announce,scrape,missmatch}`, `connections/livesync/count`
+/// (records received), `debug/http_error/count code="..."`), with `tracker_id` (8 hex digits)
+/// when live sync is on, without what we do not have (renew histogram, mutex stalls) and with
+/// the loop's own figures under `debug/loop`.
 pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let st = snap.stats;
     let (http_announce, http_scrape) = snap.http();
     let (udp_connect, udp_announce, udp_scrape) = snap.udp();
+    let tracker_id = snap.tracker_id.map_or(String::new(), |id| {
+        format!("\n  <tracker_id>{}</tracker_id>", hex4(id))
+    });
     let _ = write!(
         s,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <version>{}</version>\n  \
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>{tracker_id}\n  <version>{}</version>\n  \
          <uptime>{}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    \
          <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  \
          </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    \
@@ -274,7 +296,7 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
          <accept>{}</accept>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n    \
          </tcp>\n    <udp>\n      <overall>{}</overall>\n      <connect>{}</connect>\n      \
          <announce>{}</announce>\n      <scrape>{}</scrape>\n      <missmatch>{}</missmatch>\n    \
-         </udp>\n  </connections>\n  <debug>\n    <http_error>\n",
+         </udp>\n    <livesync>\n      <count>{}</count>\n    </livesync>\n  </connections>\n  <debug>\n    <http_error>\n",
         snap.version,
         snap.uptime,
         snap.peers(),
@@ -288,6 +310,7 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
         udp_announce,
         udp_scrape,
         st.udp_invalid.bad_connection_id,
+        st.livesync.records_received,
         t = snap.torrents(),
     );
     for (code, _, n) in http_codes(st) {
@@ -300,6 +323,11 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
          <longest_stall_us>{}</longest_stall_us>\n    </loop>\n  </debug>\n</stats>\n",
         st.loop_iterations, st.longest_stall_us
     );
+}
+
+/// Four bytes as 8 lowercase hex digits.
+fn hex4(id: [u8; 4]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn status_reason(code: u16) -> &'static str {
@@ -345,6 +373,12 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
 /// | `opentracker_loop_iterations_total` | | event loop iterations |
 /// | `opentracker_loop_longest_stall_seconds` | | longest busy stretch of one loop iteration |
+/// | `opentracker_livesync_packets_total`, `opentracker_livesync_records_total` | `direction` (sent, received) | live sync datagrams sent (per destination) and accepted; records sent and applied |
+/// | `opentracker_livesync_packets_refused_total` | `reason` (not_node, own_id, too_short, no_records, unknown_type, unauthenticated, no_secret, bad_mac, partial_record) | live sync datagrams refused |
+/// | `opentracker_livesync_records_refused_total` | `reason` (not_authorized, capacity, bad_peer) | records of accepted datagrams not applied |
+/// | `opentracker_livesync_send_failed_total`, `opentracker_livesync_queue_dropped_total` | | datagrams the kernel refused; records dropped from a full send queue |
+/// | `opentracker_livesync_completed_total` | | downloads learnt from other nodes |
+/// | `opentracker_livesync_lag_seconds` | `stat` (last, max) | how long the oldest record of a packet waited in the sender |
 /// | `process_resident_memory_bytes` | | RSS (`/proc/self/statm`); absent if unreadable |
 pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
     let st = snap.stats;
@@ -564,6 +598,7 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         "opentracker_loop_longest_stall_seconds {}",
         st.longest_stall_us as f64 / 1e6
     );
+    write_livesync(s, &st.livesync);
     if let Some(rss) = snap.rss_bytes {
         family(
             s,
@@ -573,6 +608,88 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         );
         let _ = writeln!(s, "process_resident_memory_bytes {rss}");
     }
+}
+
+/// The live sync families of [`write_prometheus`].
+fn write_livesync(s: &mut String, l: &super::Livesync) {
+    for (name, help, sent, received) in [
+        (
+            "opentracker_livesync_packets_total",
+            "Live sync datagrams sent (one per destination) and accepted.",
+            l.packets_sent,
+            l.packets_received,
+        ),
+        (
+            "opentracker_livesync_records_total",
+            "Live sync records sent and applied.",
+            l.records_sent,
+            l.records_received,
+        ),
+    ] {
+        family(s, name, "counter", help);
+        let _ = writeln!(s, "{name}{{direction=\"sent\"}} {sent}");
+        let _ = writeln!(s, "{name}{{direction=\"received\"}} {received}");
+    }
+    family(
+        s,
+        "opentracker_livesync_packets_refused_total",
+        "counter",
+        "Live sync datagrams refused, by reason.",
+    );
+    for (reason, n) in LIVESYNC_PACKET_REFUSALS.iter().zip(l.packets_refused) {
+        let _ = writeln!(
+            s,
+            "opentracker_livesync_packets_refused_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    family(
+        s,
+        "opentracker_livesync_records_refused_total",
+        "counter",
+        "Records of accepted live sync datagrams not applied, by reason.",
+    );
+    for (reason, n) in LIVESYNC_RECORD_REFUSALS.iter().zip(l.records_refused) {
+        let _ = writeln!(
+            s,
+            "opentracker_livesync_records_refused_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    for (name, help, n) in [
+        (
+            "opentracker_livesync_send_failed_total",
+            "Live sync datagrams the kernel would not send.",
+            l.send_failed,
+        ),
+        (
+            "opentracker_livesync_queue_dropped_total",
+            "Live sync records dropped from a full send queue.",
+            l.queue_dropped,
+        ),
+        (
+            "opentracker_livesync_completed_total",
+            "Completed events learnt by live sync that raised a downloaded count.",
+            l.completed,
+        ),
+    ] {
+        family(s, name, "counter", help);
+        let _ = writeln!(s, "{name} {n}");
+    }
+    family(
+        s,
+        "opentracker_livesync_lag_seconds",
+        "gauge",
+        "How long the oldest record of a live sync packet waited in the sender: last packet, largest.",
+    );
+    let _ = writeln!(
+        s,
+        "opentracker_livesync_lag_seconds{{stat=\"last\"}} {}",
+        l.lag_last_ms as f64 / 1e3
+    );
+    let _ = writeln!(
+        s,
+        "opentracker_livesync_lag_seconds{{stat=\"max\"}} {}",
+        l.lag_max_ms as f64 / 1e3
+    );
 }
 
 /// The process's resident set size in bytes: the second field of `/proc/self/statm` (pages)
@@ -628,6 +745,7 @@ mod tests {
             peers: [8, 2],
             seeders: [5, 0],
             rss_bytes: Some(4096),
+            tracker_id: None,
         };
         let mut out = Vec::new();
         write_mode(&mut out, mode, &snap);

@@ -18,6 +18,7 @@ leecher whose ONLY way to meet is the tracker under test:
 Usage:
   python3 tests/e2e/libtorrent_swarm.py --announce URL --family 4|6 --workdir DIR
                                         [--size-mib 4] [--timeout 60] [--verbose]
+                                        [--leecher-announce URL] [--listen-ip IP]
 
 URL is the tracker's announce URL: http://127.0.0.1:PORT/announce,
 http://[::1]:PORT/announce, udp://127.0.0.1:PORT or udp://[::1]:PORT, or a
@@ -41,6 +42,14 @@ Output: tracker errors, warnings and progress go to stderr; stdout carries the
 INFO_HASH line and a last line `RESULT {json}` with "ok": true (exit 0) or
 "ok": false and an "error" (exit 1). The script ends by itself within
 --timeout plus a few seconds whatever happens.
+
+Clusters (tests/cluster.rs): --leecher-announce URL gives the leecher a torrent
+that announces to URL only (same info_hash: the announce list is outside the
+info dictionary), so seeder and leecher can only meet if the tracker at
+--announce told the one at URL about the seeder (live sync). The leecher then
+announces again every second while its replies carry no peer (the sync may
+still be on its way). --listen-ip IP makes both sessions listen on IP (an
+address of a network namespace) instead of loopback.
 
 Diagnostics (not used by CI): --leecher-after S starts the leecher after S
 seconds without waiting for the seeder's tracker reply (with the URL on a
@@ -156,10 +165,10 @@ def check_url(url, family):
     return host
 
 
-def session_settings(family, with_peer_log):
+def session_settings(family, with_peer_log, listen_ip=None):
     """The libtorrent settings of both sessions (see the module docstring)."""
-    loopback = "127.0.0.1" if family == 4 else "::1"
-    listen = "127.0.0.1:0" if family == 4 else "[::1]:0"
+    loopback = listen_ip or ("127.0.0.1" if family == 4 else "::1")
+    listen = endpoint(loopback, 0)
     return {
         # one listen socket (TCP + UDP) on loopback of the family, OS-chosen
         # port; libtorrent announces from its listen sockets only, so the
@@ -271,9 +280,10 @@ def add_torrent(ses, ti, save_path, seed):
 class Peer:
     """One libtorrent session with one torrent, and what its alerts told us."""
 
-    def __init__(self, role, family, with_peer_log):
+    def __init__(self, role, family, with_peer_log, listen_ip=None, retry_empty=False):
         self.role = role
-        self.ses = lt.session(session_settings(family, with_peer_log), flags=0)
+        self.ses = lt.session(session_settings(family, with_peer_log, listen_ip), flags=0)
+        self.retry_empty = retry_empty  # announce again while replies carry no peer
         self.handle = None
         self.listen = []  # "ip:port" of TCP listen sockets
         self.replies = 0
@@ -301,6 +311,8 @@ class Peer:
             self.replies += 1
             self.reply_peers.append(a.num_peers)
             log(f"{r}: tracker reply from {a.tracker_url()}: {a.num_peers} peers")
+            if self.retry_empty and a.num_peers == 0:
+                self.retry_at = time.monotonic() + 1.0
         elif isinstance(a, lt.tracker_error_alert):
             self.errors += 1
             reason = a.failure_reason() if hasattr(a, "failure_reason") else ""
@@ -383,6 +395,8 @@ def expect_refusal(args, seeder, leecher, ti, seed_dir, deadline):
 
 def run(args, out):
     host = check_url(args.announce, args.family)
+    if args.leecher_announce:
+        check_url(args.leecher_announce, args.family)
     workdir = os.path.abspath(args.workdir)
     seed_dir = os.path.join(workdir, "seed")
     leech_dir = os.path.join(workdir, "leech")
@@ -399,14 +413,21 @@ def run(args, out):
     deadline = t_start + args.timeout
     want_sha = make_payload(seed_dir, size)
     ti = make_torrent(seed_dir, size, args.announce, torrent_path)
+    leecher_ti = ti
+    if args.leecher_announce:
+        leecher_ti = make_torrent(
+            seed_dir, size, args.leecher_announce, os.path.join(workdir, "e2e-leecher.torrent")
+        )
+        if str(leecher_ti.info_hashes().v1) != str(ti.info_hashes().v1):
+            raise Failure("the leecher's torrent has another info_hash")
     info_hash = str(ti.info_hashes().v1)
     out["info_hash"] = info_hash
     print(f"INFO_HASH {info_hash}", flush=True)
     log(f"torrent {torrent_path}: {size} bytes, {ti.num_pieces()} pieces, tracker {args.announce} (host {host})")
 
     tracker_sources = {}  # leecher's peers: "ip:port" -> union of peer_info.source flags
-    seeder = Peer("seeder", args.family, True)
-    leecher = Peer("leecher", args.family, True)
+    seeder = Peer("seeder", args.family, True, args.listen_ip)
+    leecher = Peer("leecher", args.family, True, args.listen_ip, bool(args.leecher_announce))
     peers = (seeder, leecher)
     if args.expect_refusal is not None:
         return expect_refusal(args, seeder, leecher, ti, seed_dir, deadline)
@@ -429,11 +450,11 @@ def run(args, out):
                     go = now - t_start >= (args.leecher_after or 0)
                 if go:
                     log("starting the leecher")
-                    leecher.handle = add_torrent(leecher.ses, ti, leech_dir, seed=False)
+                    leecher.handle = add_torrent(leecher.ses, leecher_ti, leech_dir, seed=False)
                     leecher_started_at = now
                     if args.direct:
                         port = seeder.ses.listen_port()
-                        addr = "127.0.0.1" if args.family == 4 else "::1"
+                        addr = args.listen_ip or ("127.0.0.1" if args.family == 4 else "::1")
                         log(f"--direct: leecher connects to seeder {addr} port {port} by hand")
                         leecher.handle.connect_peer((addr, port))
             else:
@@ -509,6 +530,10 @@ def main():
     ap.add_argument("--workdir", required=True, help="directory for the payload, the torrent and the download")
     ap.add_argument("--size-mib", type=float, default=4, help="payload size in MiB (default 4)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds before giving up (default 60)")
+    ap.add_argument("--leecher-announce", default=None, metavar="URL",
+                    help="the leecher announces to URL only (another node of a cluster)")
+    ap.add_argument("--listen-ip", default=None, metavar="IP",
+                    help="both sessions listen on IP instead of loopback")
     ap.add_argument("--leecher-after", type=float, default=None, metavar="S",
                     help="diagnostic: start the leecher after S seconds without waiting for the seeder's reply")
     ap.add_argument("--direct", action="store_true",

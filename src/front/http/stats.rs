@@ -6,7 +6,7 @@
 //!
 //! Modes (`mode=`, exact keywords; default `peer`): the text modes of
 //! [`crate::stats::report::TextMode`] (`peer`, `torr`, `conn`, `tcp4`, `udp4`, `scrp`,
-//! `completed`, `herr`, `everything`, `version`, `prometheus`) answer at once with a
+//! `completed`, `syncs`, `herr`, `everything`, `version`, `prometheus`) answer at once with a
 //! `Content-Length`; the modes that walk every torrent (`top10`, `top100`, `statedump`, `tpbs`
 //! with `format=ben|bin|txt|txtp|url`) are streamed in slices ([`super::walk`]), gzip-compressed
 //! when the request's `Accept-Encoding` allows it (`top10`/`top100` never are). An unknown mode

@@ -1,0 +1,365 @@
+//! Live sync, the service's side: what an announce served tells the other nodes of a cluster,
+//! and what a record received from a node does to the store (opentracker's `ot_livesync`).
+//!
+//! Every change of a peer goes through [`Tracker::change_peer`]. When live sync is on
+//! ([`Tracker::enable_sync`]), a change a client asked for ([`Origin::Client`]: an HTTP or UDP
+//! announce that the access list and the capacity bounds let through) is queued in the
+//! [`Outbox`] as a [`PeerChange`]; `net::livesync` drains the queue at the end of each loop
+//! turn into sync packets. A record received from a node is applied with
+//! [`Tracker::apply_synced`]: as an announce from that peer, without a reply (no peer
+//! selection, no random peers, no request counters), through the same
+//! [`Tracker::change_peer`] but marked [`Origin::Sync`], so it is never queued again: no echo
+//! storm between nodes, whatever the topology.
+//!
+//! What is sent: every announce served, `stopped` included (whether or not the peer was
+//! known), with the peer's seeder state and a completed flag for `event=completed`.
+//! opentracker skips re-announces of peers it saw less than 10 minutes before
+//! (`OT_CLIENT_SYNC_RENEW_BOUNDARY`); this store keeps no per-peer time that fine, so every
+//! re-announce is sent (clients announce every 30 minutes: the same records in practice; a
+//! client announcing more often costs one 28-byte record per announce).
+//!
+//! Pure: no socket, no wire format (`net::livesync` converts to and from
+//! `wire::livesync::Record`), no clock.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::{Announce, Tracker, capacity};
+use crate::stats::{LIVESYNC_RECORD_REFUSALS, Livesync};
+use crate::types::{Event, InfoHash};
+
+/// Most changes queued between two drains of the [`Outbox`] (one loop turn). A turn serves at
+/// most a few thousand announces, so this bound is only reached if the sender stops draining;
+/// changes past it are dropped and counted ([`Livesync::queue_dropped`]).
+pub const MAX_QUEUED: usize = 1 << 16;
+
+/// Where a change of a peer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// An announce of a client, over HTTP or UDP: sent to the other nodes.
+    Client,
+    /// A record received from another node: applied, never sent again.
+    Sync,
+}
+
+/// One change of one peer, as the cluster exchanges it: opentracker's sync record without its
+/// wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerChange {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// The peer's address (IPv4-mapped IPv6 addresses are IPv4) and port.
+    pub peer: SocketAddr,
+    /// The peer announced `left=0` (opentracker's `PEER_FLAG_SEEDING`).
+    pub seeder: bool,
+    /// [`Event::Stopped`] removes the peer (`PEER_FLAG_STOPPED`); [`Event::Completed`] with
+    /// `seeder` counts a download once per peer (`PEER_FLAG_COMPLETED`); anything else is a
+    /// plain announce ([`Event::None`]: received records never say `started`).
+    pub event: Event,
+}
+
+/// The changes of announces served, waiting to be sent by `net::livesync`, and this process's
+/// tracker_id. Lives in [`Tracker::sync`] while live sync is on.
+#[derive(Debug)]
+pub struct Outbox {
+    tracker_id: [u8; 4],
+    queue: Vec<PeerChange>,
+}
+
+impl Outbox {
+    /// An empty queue for the process whose live sync tracker_id is `tracker_id`.
+    pub fn new(tracker_id: [u8; 4]) -> Outbox {
+        Outbox {
+            tracker_id,
+            queue: Vec::new(),
+        }
+    }
+
+    /// This process's tracker_id (4 opaque bytes, random per process).
+    pub fn tracker_id(&self) -> [u8; 4] {
+        self.tracker_id
+    }
+
+    /// Changes queued.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Moves every queued change to `out` (which should be empty: it is swapped with the queue,
+    /// so neither allocates in the steady state).
+    pub fn take(&mut self, out: &mut Vec<PeerChange>) {
+        out.clear();
+        std::mem::swap(&mut self.queue, out);
+    }
+
+    /// Queues the change an announce made; over [`MAX_QUEUED`] it is dropped and counted.
+    pub(super) fn push(&mut self, a: &Announce, ip: IpAddr, seeder: bool, stats: &mut Livesync) {
+        if self.queue.len() >= MAX_QUEUED {
+            stats.queue_dropped += 1;
+            return;
+        }
+        let event = match a.event {
+            Event::Stopped => Event::Stopped,
+            Event::Completed if seeder => Event::Completed,
+            _ => Event::None,
+        };
+        self.queue.push(PeerChange {
+            info_hash: a.info_hash,
+            peer: SocketAddr::new(ip.to_canonical(), a.port),
+            seeder,
+            event,
+        });
+    }
+}
+
+/// Why a record received from a node was not applied. The store is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncRefusal {
+    /// The access list refuses the info_hash (a node with another whitelist, or a forged
+    /// record): it is not stored here, as a client's announce would not be.
+    NotAuthorized,
+    /// `tracker.max_torrents` / `tracker.max_peers` are reached (also counted in
+    /// `refused_torrent_limit` / `refused_peer_limit`, as for clients).
+    Capacity(capacity::Refusal),
+    /// Port 0: no client can be reached there.
+    BadPeer,
+}
+
+impl SyncRefusal {
+    /// The metric label: one of [`LIVESYNC_RECORD_REFUSALS`] (`not_authorized`, `capacity`,
+    /// `bad_peer`).
+    pub fn reason(self) -> &'static str {
+        LIVESYNC_RECORD_REFUSALS[self.index()]
+    }
+
+    fn index(self) -> usize {
+        match self {
+            SyncRefusal::NotAuthorized => 0,
+            SyncRefusal::Capacity(_) => 1,
+            SyncRefusal::BadPeer => 2,
+        }
+    }
+}
+
+impl Tracker {
+    /// Turns live sync on: announces served from now on are queued in an [`Outbox`] for the
+    /// process whose tracker_id is `tracker_id`. Called once by `net::livesync` at start.
+    pub fn enable_sync(&mut self, tracker_id: [u8; 4]) {
+        self.sync = Some(Box::new(Outbox::new(tracker_id)));
+    }
+
+    /// Applies a record received from another node as an announce of that peer, without a
+    /// reply and without queueing it again ([`Origin::Sync`]): `stopped` removes the peer,
+    /// anything else inserts or refreshes it as seeder or leecher; a completed seeder counts a
+    /// download once, as a client's announce does. Counts the record as received or refused
+    /// in [`Livesync`].
+    ///
+    /// Errors: [`SyncRefusal`]; the store is then unchanged.
+    pub fn apply_synced(&mut self, change: &PeerChange, now: u32) -> Result<(), SyncRefusal> {
+        let result = self.apply_synced_inner(change, now);
+        match result {
+            Ok(()) => self.stats.livesync.records_received += 1,
+            Err(r) => self.stats.livesync.records_refused[r.index()] += 1,
+        }
+        result
+    }
+
+    fn apply_synced_inner(&mut self, change: &PeerChange, now: u32) -> Result<(), SyncRefusal> {
+        if change.peer.port() == 0 {
+            return Err(SyncRefusal::BadPeer);
+        }
+        if !self.allowed(&change.info_hash) {
+            return Err(SyncRefusal::NotAuthorized);
+        }
+        let a = Announce {
+            info_hash: change.info_hash,
+            port: change.peer.port(),
+            left: Some(if change.seeder { 0 } else { 1 }),
+            event: change.event,
+            numwant: Some(0),
+        };
+        let ip = change.peer.ip().to_canonical();
+        self.check_capacity(&a, ip).map_err(SyncRefusal::Capacity)?;
+        self.change_peer(&a, ip, 0, now, &mut Vec::new(), Origin::Sync);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Policy, Proto};
+
+    fn ann(h: u8, port: u16, left: u64, event: Event) -> Announce {
+        Announce {
+            info_hash: [h; 20],
+            port,
+            left: Some(left),
+            event,
+            numwant: Some(50),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn served(t: &mut Tracker, a: &Announce, from: &str) {
+        t.serve_announce(a, None, ip(from), Proto::Udp, 10, &mut Vec::new())
+            .unwrap();
+    }
+
+    fn drained(t: &mut Tracker) -> Vec<PeerChange> {
+        let mut out = Vec::new();
+        t.sync.as_mut().unwrap().take(&mut out);
+        out
+    }
+
+    #[test]
+    fn off_by_default_and_nothing_is_queued() {
+        let mut t = Tracker::new(Policy::default());
+        served(&mut t, &ann(1, 6881, 5, Event::Started), "10.0.0.1");
+        assert!(t.sync.is_none());
+        assert_eq!(t.stats.livesync, Livesync::default());
+    }
+
+    #[test]
+    fn announces_served_are_queued_with_their_flags() {
+        let mut t = Tracker::new(Policy::default());
+        t.enable_sync(*b"abcd");
+        served(&mut t, &ann(1, 6881, 5, Event::Started), "10.0.0.1");
+        served(
+            &mut t,
+            &ann(1, 6882, 0, Event::Completed),
+            "::ffff:10.0.0.2",
+        );
+        served(&mut t, &ann(1, 6883, 0, Event::Stopped), "2001:db8::1");
+        // A completed leecher is no completion (opentracker keeps COMPLETED only with SEEDING).
+        served(&mut t, &ann(1, 6884, 3, Event::Completed), "10.0.0.4");
+        let q = drained(&mut t);
+        let peer = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            q,
+            vec![
+                PeerChange {
+                    info_hash: [1; 20],
+                    peer: peer("10.0.0.1:6881"),
+                    seeder: false,
+                    event: Event::None
+                },
+                PeerChange {
+                    info_hash: [1; 20],
+                    peer: peer("10.0.0.2:6882"),
+                    seeder: true,
+                    event: Event::Completed
+                },
+                PeerChange {
+                    info_hash: [1; 20],
+                    peer: peer("[2001:db8::1]:6883"),
+                    seeder: true,
+                    event: Event::Stopped
+                },
+                PeerChange {
+                    info_hash: [1; 20],
+                    peer: peer("10.0.0.4:6884"),
+                    seeder: false,
+                    event: Event::None
+                },
+            ]
+        );
+        assert!(t.sync.as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refused_announces_are_not_queued() {
+        let mut t = Tracker::new(Policy {
+            max_torrents: 1,
+            ..Policy::default()
+        });
+        t.enable_sync(*b"abcd");
+        served(&mut t, &ann(1, 6881, 5, Event::None), "10.0.0.1");
+        assert!(
+            t.serve_announce(
+                &ann(2, 6881, 5, Event::None),
+                None,
+                ip("10.0.0.1"),
+                Proto::Http,
+                10,
+                &mut Vec::new()
+            )
+            .is_err()
+        );
+        assert_eq!(drained(&mut t).len(), 1);
+    }
+
+    #[test]
+    fn synced_records_change_the_store_and_are_never_queued_again() {
+        let mut t = Tracker::new(Policy::default());
+        t.enable_sync(*b"abcd");
+        let change = |port, seeder, event| PeerChange {
+            info_hash: [7; 20],
+            peer: SocketAddr::new(ip("10.1.1.1"), port),
+            seeder,
+            event,
+        };
+        t.apply_synced(&change(6881, false, Event::None), 5)
+            .unwrap();
+        t.apply_synced(&change(6882, true, Event::None), 5).unwrap();
+        let c = t.scrape_one(&[7; 20], 5).unwrap();
+        assert_eq!((c.seeders, c.leechers, c.downloaded), (1, 1, 0));
+        // The leecher completes on another node: one download, counted as a sync completion.
+        t.apply_synced(&change(6881, true, Event::Completed), 6)
+            .unwrap();
+        let c = t.scrape_one(&[7; 20], 6).unwrap();
+        assert_eq!((c.seeders, c.leechers, c.downloaded), (2, 0, 1));
+        assert_eq!((t.stats.completed, t.stats.livesync.completed), (0, 1));
+        t.apply_synced(&change(6882, true, Event::Stopped), 7)
+            .unwrap();
+        let c = t.scrape_one(&[7; 20], 7).unwrap();
+        assert_eq!((c.seeders, c.leechers), (1, 0));
+        assert!(drained(&mut t).is_empty(), "sync records are never re-sent");
+        assert_eq!(t.stats.livesync.records_received, 4);
+        // No request was answered.
+        assert_eq!(t.stats.udp[0].announce + t.stats.http[0].announce, 0);
+    }
+
+    #[test]
+    fn refused_records_change_nothing() {
+        let mut t = Tracker::new(Policy {
+            max_torrents: 1,
+            ..Policy::default()
+        });
+        let change = |h: u8, port| PeerChange {
+            info_hash: [h; 20],
+            peer: SocketAddr::new(ip("2001:db8::5"), port),
+            seeder: false,
+            event: Event::None,
+        };
+        assert_eq!(t.apply_synced(&change(1, 0), 1), Err(SyncRefusal::BadPeer));
+        t.apply_synced(&change(1, 1), 1).unwrap();
+        assert_eq!(
+            t.apply_synced(&change(2, 1), 1),
+            Err(SyncRefusal::Capacity(capacity::Refusal::TorrentLimit))
+        );
+        assert_eq!(t.torrents(), 1);
+        assert_eq!(t.stats.livesync.records_refused, [0, 1, 1]);
+        assert_eq!(SyncRefusal::BadPeer.reason(), "bad_peer");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let mut t = Tracker::new(Policy::default());
+        t.enable_sync(*b"abcd");
+        for i in 0..MAX_QUEUED + 3 {
+            let a = ann(9, 1 + (i % 60_000) as u16, 1, Event::None);
+            let from = format!("10.{}.{}.1", (i >> 8) & 255, i & 255);
+            served(&mut t, &a, &from);
+        }
+        assert_eq!(t.sync.as_ref().unwrap().len(), MAX_QUEUED);
+        assert_eq!(t.stats.livesync.queue_dropped, 3);
+    }
+}
