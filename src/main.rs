@@ -19,13 +19,14 @@ use opentracker_rs::service::Policy;
 use opentracker_rs::service::stats::StatsAccess;
 
 fn main() -> ExitCode {
-    let command = match config::parse_args(std::env::args_os().skip(1)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("opentracker-rs: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let command =
+        match config::parse_args_with_env(std::env::args_os().skip(1), std::env::vars_os()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("opentracker-rs: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match command {
         Command::Help => {
             print!("{}", config::usage());
