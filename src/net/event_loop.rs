@@ -165,6 +165,7 @@ pub fn run(listeners: Listeners, cfg: LoopConfig) -> io::Result<()> {
         background.step(&mut tracker, t0);
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
+            tracker.stats.sample(now);
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;

@@ -289,7 +289,8 @@ impl Tracker {
 
     /// Serves an announce for any front: the access check ([`Tracker::allowed`]), then
     /// [`Tracker::announce`]. A refused announce counts as failed for `proto` and the family
-    /// of `ip`, and changes nothing in the store.
+    /// of `ip` (and by its reason: `refused_not_authorized`, or the capacity counters), and
+    /// changes nothing in the store.
     ///
     /// Errors: [`AnnounceError`], whose text the front sends back.
     pub fn serve_announce(
@@ -304,6 +305,7 @@ impl Tracker {
             self.announce(a, ip, proto, now, peers)
                 .map_err(AnnounceError::Capacity)
         } else {
+            self.stats.refused_not_authorized += 1;
             Err(AnnounceError::NotAuthorized)
         };
         if result.is_err() {

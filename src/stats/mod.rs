@@ -1,11 +1,16 @@
-//! Counters of what the tracker did, and the `/stats` and Prometheus output ([`report`]).
+//! Counters of what the tracker did, their recent past ([`history`]), and the `/stats`,
+//! Prometheus ([`report`]) and HTML status page ([`html`]) output.
 //!
 //! The loop is single-threaded and owns one [`Stats`] value, so counters are plain `u64`s incremented
 //! without atomics or locks on the hot path. When the tracker grows to several loops (DESIGN.md,
 //! growth path), each loop keeps its own `Stats` and the output sums them.
 
+pub mod history;
+pub mod html;
 pub mod report;
 mod summary;
+
+use crate::types::Family;
 
 /// Requests counted per protocol and family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,8 +65,13 @@ pub struct Stats {
     pub refused_torrent_limit: u64,
     /// Announces refused because `tracker.max_peers` peers were held (HTTP and UDP).
     pub refused_peer_limit: u64,
+    /// Announces refused because the access list (whitelist or blacklist) refuses the
+    /// info_hash (HTTP and UDP; also counted in `failed`).
+    pub refused_not_authorized: u64,
     /// How HTTP connections ended, besides `tcp_refused_over_limit` (hostile-input limits).
     pub tcp_closed: TcpClosed,
+    /// Requests per protocol and family over the last minutes ([`Stats::sample`]).
+    pub history: history::History,
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
@@ -90,6 +100,26 @@ impl Stats {
             Some((_, n)) => *n += 1,
             None => self.http_status_errors.push((code, 1)),
         }
+    }
+
+    /// Requests so far (announces, scrapes, connects, failed) per series of
+    /// [`history::SERIES`]: HTTP IPv4, HTTP IPv6, UDP IPv4, UDP IPv6.
+    pub fn request_totals(&self) -> [u64; 4] {
+        let sum = |c: &RequestCounts| c.announce + c.scrape + c.connect + c.failed;
+        let (v4, v6) = (Family::V4 as usize, Family::V6 as usize);
+        [
+            sum(&self.http[v4]),
+            sum(&self.http[v6]),
+            sum(&self.udp[v4]),
+            sum(&self.udp[v6]),
+        ]
+    }
+
+    /// Lets [`Stats::history`] take a sample if one is due; `now` in seconds since the start.
+    /// Cheap (a comparison) when none is: the loop calls it about once a second.
+    pub fn sample(&mut self, now: u32) {
+        let totals = self.request_totals();
+        self.history.record(now, totals);
     }
 
     /// How many HTTP responses had status `code` (0 if none).

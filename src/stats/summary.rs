@@ -13,7 +13,7 @@ impl Stats {
     /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.closed.{by_client,after_response,
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
-    /// `refused.torrent_limit`, `refused.peer_limit`, `completed`, `bytes_in`, `bytes_out`.
+    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`, `completed`, `bytes_in`, `bytes_out`.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, v: u64| {
@@ -58,6 +58,7 @@ impl Stats {
         put("udp.send_dropped", self.udp_send_dropped);
         put("refused.torrent_limit", self.refused_torrent_limit);
         put("refused.peer_limit", self.refused_peer_limit);
+        put("refused.not_authorized", self.refused_not_authorized);
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);
