@@ -28,7 +28,7 @@ pub struct RequestCounts {
 /// Every counter of one event loop. Plain integers, read by `/stats` and `/metrics`.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// HTTP requests by family (index [`Family`](crate::types::Family) as usize).
+    /// HTTP requests by family (index [`Family`] as usize).
     pub http: [RequestCounts; 2],
     /// UDP requests by family.
     pub udp: [RequestCounts; 2],
