@@ -4,6 +4,12 @@
 #   make run        build and start the tracker in the foreground with opentracker.conf.sample
 #   make test       install the test dependencies (python3-libtorrent) and run every test
 #   make install    install the binary and the sample config (PREFIX=/usr/local)
+#   make deb        a Debian package (target/debian/*.deb) with cargo-deb, installed with cargo
+#                   if missing: binary, config as a conffile, systemd unit, man page, system user
+#   make check-deb  make deb, then install it with dpkg, check it, purge it (root; CI)
+#   make check-status-page  the status page (/stats/html) in headless Chromium against a
+#                   tracker with traffic, and dist/grafana's dashboard against its /metrics (CI)
+#   make status-page    the same with 4 minutes of traffic, saved as docs/status-page.png
 #   make soak       the hostile-traffic soak test (SOAK_SECS=60 by default)
 #   make fuzz       a bounded cargo-fuzz run of every fuzz target (FUZZ_SECS=30 each)
 #   make bench      release build; opentracker-rs on CPU 0, load generators on CPU 1:
@@ -35,7 +41,7 @@ BENCH_ARGS ?=
 BENCH_RUN = $(TARGET_DIR)/release/examples/bench_run
 BENCH_OPTS = --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitelist $(OURS_WHITELIST) $(BENCH_ARGS)
 
-.PHONY: all run test test-deps install clean soak fuzz
+.PHONY: all run test test-deps install clean soak fuzz deb check-deb check-status-page status-page
 .PHONY: bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-floor bench-build bench-deps
 
 all:
@@ -79,6 +85,29 @@ install: all
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/opentracker-rs
 	install -D -m 0644 opentracker.conf.sample $(DESTDIR)$(PREFIX)/share/doc/opentracker-rs/opentracker.conf.sample
 	install -D -m 0644 dist/opentracker-rs.service $(DESTDIR)$(PREFIX)/share/doc/opentracker-rs/opentracker-rs.service
+
+# Debian package with cargo-deb (a release build; Cargo.toml's [package.metadata.deb] says what
+# goes in). cargo-deb is installed with cargo when missing.
+deb:
+	@command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked --version '^3'
+	$(CARGO) deb --locked
+
+# Installs the package with dpkg, checks it, serves with it, purges it (scripts/check-deb.sh).
+check-deb: deb
+	bash scripts/check-deb.sh
+
+# The status page in a real browser (Debian's chromium, from test-deps) against a tracker with
+# traffic, then the Grafana dashboard's queries against the same tracker's /metrics.
+check-status-page: test-deps
+	$(CARGO) build --locked --bin opentracker-rs
+	python3 scripts/status-page-check.py $(TARGET_DIR)/debug/opentracker-rs \
+		--metrics-out $(TARGET_DIR)/status-page-metrics.txt
+	python3 scripts/check-grafana-dashboard.py dist/grafana/opentracker-rs.json \
+		$(TARGET_DIR)/status-page-metrics.txt
+
+# docs/status-page.png: the release tracker after 4 minutes of traffic.
+status-page: all test-deps
+	python3 scripts/status-page-check.py $(BIN) --seconds 240 --screenshot docs/status-page.png
 
 # Release tracker + load generators + driver (benches/load/, built as examples).
 bench-build:

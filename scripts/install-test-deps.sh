@@ -2,7 +2,9 @@
 # Install what the tests need beyond the Rust toolchain (Debian/Ubuntu packages):
 # - python3-libtorrent: the libtorrent bindings used by tests/e2e/libtorrent_swarm.py;
 # - python3-prometheus-client: the reference parser of the Prometheus text format, which
-#   tests/stats.rs runs over our /metrics output.
+#   tests/stats.rs runs over our /metrics output;
+# - chromium (with fonts-dejavu-core): the headless browser in which
+#   scripts/status-page-check.py renders the status page (/stats/html), in .ci/run.
 # Idempotent and quiet when everything is present. As root it installs with
 # apt-get (running `apt-get update` only when a package is unknown to apt);
 # otherwise it says what to install and exits 1.
@@ -32,6 +34,9 @@ for pair in "${NEEDED[@]}"; do
     read -r pkg module <<<"$pair"
     have_module "$module" || missing+=("$pkg")
 done
+if ! command -v chromium >/dev/null 2>&1; then
+    missing+=(chromium fonts-dejavu-core)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 bash "$(dirname "$0")/apt-install.sh" install-test-deps "${missing[@]}"
@@ -43,3 +48,7 @@ for pair in "${NEEDED[@]}"; do
         exit 1
     fi
 done
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "install-test-deps: chromium installed but not in PATH" >&2
+    exit 1
+fi

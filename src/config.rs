@@ -15,9 +15,11 @@
 //! so adding a directive is one entry plus its use. Defaults live there and nowhere else: the
 //! service's policy and the store read [`Config::default`].
 //!
-//! Flow: [`parse_args`] starts from [`Config::default`], applies flags and `-f` files left
-//! to right (as opentracker's getopt loop), then calls [`Config::finish`], which adds the
-//! default listeners when nothing was bound and checks values against each other.
+//! Flow: [`parse_args_with_env`] starts from [`Config::default`], applies the `-f` files, then
+//! the environment (`OPENTRACKER_RS_CONFIG` and `OPENTRACKER_RS_<DIRECTIVE>`, see
+//! [`apply_env`]), then the other flags in command-line order (as opentracker's getopt loop),
+//! then calls [`Config::finish`], which adds the default listeners when nothing was bound and
+//! checks values against each other.
 //! `--check-config` prints [`Config::to_config_text`], which parses back to the same
 //! `Config`.
 //!
@@ -32,13 +34,15 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 mod args;
+mod env;
 mod file;
 mod private;
 mod special;
 mod table;
 mod value;
 
-pub use args::{parse_args, usage, version};
+pub use args::{parse_args, parse_args_with_env, usage, version};
+pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
 pub use private::{ApiToken, TrackerMode};
 pub use table::{Directive, MASK, Syntax};
@@ -212,9 +216,10 @@ table::directives! {
         pub http: HttpConfig,
         /// UDP socket settings (`udp.*`).
         pub udp: UdpConfig,
-        /// Where values came from, in order of first use: `file PATH` per config file,
-        /// `command line` if any flag other than `-f` was given. Empty = defaults only.
-        /// Informational (printed by `--check-config`).
+        /// Where values came from, lowest precedence first: `file PATH` per config file,
+        /// `OPENTRACKER_RS_CONFIG`, `environment (VARIABLE, ...)`, `command line` if any flag
+        /// other than `-f` was given. Empty = defaults only. Informational (printed by
+        /// `--check-config`).
         pub sources: Vec<String>,
         /// Non-fatal findings for `main` to log, each `ORIGIN[:LINE]: DIRECTIVE: TEXT`
         /// (obsolete directives, ignored settings, suspicious combinations).

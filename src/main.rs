@@ -22,7 +22,8 @@ use opentracker_rs::service::Policy;
 use opentracker_rs::service::stats::StatsAccess;
 
 fn main() -> ExitCode {
-    let command = match config::parse_args(std::env::args_os().skip(1)) {
+    let (args, env) = (std::env::args_os().skip(1), std::env::vars_os());
+    let command = match config::parse_args_with_env(args, env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("opentracker-rs: {e}");

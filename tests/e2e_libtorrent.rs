@@ -283,7 +283,7 @@ fn libtorrent_private_refusals_show_the_reason() {
     );
     let text = String::from_utf8_lossy(&metrics.body).into_owned();
     for reason in ["missing_key", "unknown_key", "expired_key"] {
-        let line = format!("opentracker_auth_refused_total{{reason=\"{reason}\"}} ");
+        let line = format!("opentracker_refused_total{{reason=\"{reason}\"}} ");
         let n: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix(&line))

@@ -126,7 +126,7 @@ fn full_scrape_http10(t: &Tracker, path: &str) -> Vec<u8> {
 fn metric(t: &Tracker, reason: &str) -> u64 {
     let (status, text) = api(t, "GET", "/api/v1/stats?format=prometheus", "");
     assert_eq!(status, 200);
-    let name = format!("opentracker_auth_refused_total{{reason=\"{reason}\"}} ");
+    let name = format!("opentracker_refused_total{{reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&name))
         .and_then(|v| v.trim().parse().ok())
@@ -246,7 +246,7 @@ fn listed_mode_serves_api_whitelist_entries_only() {
         let seeders = 2 + 2 * i64::from(v6);
         assert_eq!(http_scrape(&t, v6, None, &listed), Some((seeders, 0, 0)));
     }
-    assert_eq!(metric(&t, "not_listed"), 4);
+    assert_eq!(metric(&t, "not_authorized"), 4);
     // Removing the entry drops the torrent and refuses it again.
     let hex: String = listed.iter().map(|b| format!("{b:02x}")).collect();
     let (status, _) = api(&t, "DELETE", &format!("/api/v1/whitelist/{hex}"), "");

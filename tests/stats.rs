@@ -489,8 +489,12 @@ fn stats_access_allowed_and_refused() {
     ] {
         let r = get(a6, target);
         assert_eq!(r.status, 403, "{target}");
-        assert_eq!(r.body, b"403 Forbidden\n");
+        // The body says which directive opens the stats to this client.
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.starts_with("403 Forbidden\n"), "{body}");
+        assert!(body.contains("`access.stats ::1`"), "{body}");
     }
+    assert_eq!(get(a6, "/stats/html").status, 403);
     // Exact path only (percent-decoded, as opentracker).
     assert_eq!(get(a4, "/st%61ts").status, 200);
     assert_eq!(get(a4, "/stats/").status, 404);
@@ -508,6 +512,67 @@ fn stats_access_allowed_and_refused() {
     let t = Tracker::start("stats-access-none", &config_loopback(""));
     assert_eq!(get(t.http_addr(false), "/stats").status, 403);
     assert_eq!(get(t.http_addr(false), "/metrics").status, 403);
+    let r = get(t.http_addr(false), "/stats/html");
+    assert_eq!(r.status, 403);
+    assert!(String::from_utf8(r.body).unwrap().contains(
+        "/stats, /stats/html and /metrics are open only to the addresses in \
+                       access.stats, and 127.0.0.1 is not one of them"
+    ));
+}
+
+#[test]
+fn status_page_shows_the_traffic() {
+    let t = Tracker::start("status-page", &stats_config(""));
+    let (a4, a6) = (t.http_addr(false), t.http_addr(true));
+    // Over HTTP: torrent 0x31 with 3 IPv4 peers (one seeder) and 1 IPv6 peer, 0x32 with 1
+    // IPv4 peer, and one bad request; over UDP two torrents of one peer each.
+    let (h1, h2) = (hash(0x31), hash(0x32));
+    get(a4, &announce(&h1, 7001, 0, "&event=completed"));
+    get(a4, &announce(&h1, 7002, 5, ""));
+    get(a4, &announce(&h1, 7003, 5, ""));
+    get(a6, &announce(&h1, 7004, 5, ""));
+    get(a4, &announce(&h2, 7005, 5, ""));
+    assert!(get(a4, "/announce?port=1").failure().is_some());
+    let udp = UdpClient::new(t.udp_addr(false));
+    udp.fill(2, |i| hash(0x100 + i), Duration::from_secs(10));
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let r = exchange(
+            a4,
+            &format!("GET /stats/html {version}\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(r.header("content-encoding"), None, "never compressed");
+        let page = String::from_utf8(r.decoded()).unwrap();
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(page.ends_with("</html>\n"), "{page}");
+        for part in [
+            "<meta http-equiv=\"refresh\" content=\"10\">",
+            "id=\"card-torrents\">5</div>", // 2 over HTTP IPv4 + 1 IPv6 + 2 over UDP
+            "id=\"card-peers\">7</div>",
+            "<td id=\"peers-ipv4\">6</td><td id=\"peers-ipv6\">1</td>",
+            "<td id=\"seeders-ipv4\">1</td>",
+            "<td id=\"http-ipv4-announce\">4</td>",
+            "<td id=\"http-ipv6-announce\">1</td>",
+            "<td id=\"http-ipv4-failed\">1</td>",
+            "<td id=\"udp-ipv4-announce\">2</td>",
+            "<td id=\"refused-bad-request\">1</td>",
+            "<td id=\"refused-not-authorized\">0</td>",
+            // The top torrent: h1, 1 seeder and 3 leechers over both families, 1 completed.
+            "<td>1</td><td>3</td><td>4</td><td>1</td></tr>",
+        ] {
+            assert!(page.contains(part), "{part} in\n{page}");
+        }
+        let first_row = page.find("<td class=\"hash\">").unwrap();
+        let hex: String = h1.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&page[first_row + 17..first_row + 57], hex);
+    }
+    // Not a prefix match: only the exact path.
+    assert_eq!(get(a4, "/stats/html/").status, 404);
+    assert_eq!(get(a4, "/stats/htmlx").status, 404);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::file::{apply, parse_file};
 use super::special::add_listener;
+use super::table::Applied;
 use super::value;
 use super::{Command, Config, ConfigError};
 
@@ -39,6 +40,11 @@ Options are processed left to right, as opentracker's:
 
 Without any -p, -P or listen directive the tracker listens on 0.0.0.0:6969 and
 [::]:6969, TCP and UDP.
+
+Environment: every directive can be set as OPENTRACKER_RS_<DIRECTIVE>, upper case with
+each '.' written '__' (OPENTRACKER_RS_TRACKER__ANNOUNCE_INTERVAL=900); a repeatable one
+takes one value per line. OPENTRACKER_RS_CONFIG may hold a whole config file's text.
+Precedence: config files < OPENTRACKER_RS_CONFIG < OPENTRACKER_RS_<DIRECTIVE> < flags.
 "
 }
 
@@ -47,24 +53,47 @@ pub fn version() -> &'static str {
     crate::version::VERSION
 }
 
-/// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`].
+/// Parses the command line (`args` is argv without `argv[0]`) into a [`Command`], without
+/// reading the environment: [`parse_args_with_env`] with no variables.
+pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, ConfigError> {
+    parse_args_with_env(args, std::iter::empty())
+}
+
+/// Parses the command line (`args` is argv without `argv[0]`) and the environment (`env`, as
+/// `std::env::vars_os()`) into a [`Command`].
 ///
 /// Flags are opentracker's (`-f -i -p -P -s -A -w -b -d -u -r -l -h -v`) plus
 /// `--help`, `--version`, `--check-config`, `-D`/`--daemon`, `--allow-root`, `--pid-file PATH`
-/// and `--log-file PATH` (opentracker-rs's own), applied left to right: `-i` only affects
-/// later `-p/-P/-s`, and a later value overwrites an earlier one from a file or flag.
-/// `-h`/`-v` return at once when reached. For `Run` and `CheckConfig`, [`Config::finish`]
-/// has already been applied (default listeners, cross checks).
+/// and `--log-file PATH` (opentracker-rs's own). They are read left to right: `-i` only affects
+/// later `-p/-P/-s`, a later flag overwrites an earlier one, `-h`/`-v` return at once when
+/// reached, and a bad value is reported when reached.
+///
+/// Precedence, lowest first: [`Config::default`], the `-f` files (in the order given),
+/// `OPENTRACKER_RS_CONFIG`, the `OPENTRACKER_RS_<DIRECTIVE>` variables (see
+/// [`super::apply_env`]), then the other flags. So a flag wins over the environment, and both
+/// over any config file, wherever `-f` stands on the command line. For `Run` and `CheckConfig`,
+/// [`Config::finish`] has already been applied (default listeners, cross checks), and
+/// [`Config::sources`] lists the sources used in that order.
 ///
 /// Errors: `command line: FLAG: MESSAGE` for a bad flag value, an unknown flag
-/// (`unknown option "-x"; try -h`) or a stray argument; errors from `-f`'s file carry that
-/// file's name and line (a missing file is an error, unlike opentracker);
-/// `configuration: DIRECTIVE: MESSAGE` from [`Config::finish`].
-pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, ConfigError> {
+/// (`unknown option "-x"; try -h`), a stray argument, or a flag that contradicts a file or the
+/// environment (`-w` when a blacklist is set); errors from `-f`'s file carry that file's name
+/// and line (a missing file is an error, unlike opentracker); the environment's errors name
+/// the variable; `configuration: DIRECTIVE: MESSAGE` from [`Config::finish`].
+pub fn parse_args_with_env<I, E>(args: I, env: E) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = OsString>,
+    E: IntoIterator<Item = (OsString, OsString)>,
+{
     use lexopt::Arg::{Long, Short, Value};
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut cfg = Config::default();
+    // The flags are checked as they are reached, on a configuration of flags alone (so errors
+    // come left to right, as before the environment existed), and applied to `cfg` after the
+    // files and the environment.
+    let mut flags_only = Config::default();
+    let mut flags: Vec<(String, Flag)> = Vec::new();
     let mut bind_ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let mut check_only = false;
     let mut flags_used = false;
@@ -74,23 +103,15 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
             Ok(None) => break,
             Err(e) => return Err(lexopt_error(e)),
         };
-        let flag = match arg {
+        let (name, flag) = match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('v') | Long("version") => return Ok(Command::Version),
             Long("check-config") => {
                 check_only = true;
                 continue;
             }
-            Short('D') | Long("daemon") => {
-                cfg.daemon = true;
-                flags_used = true;
-                continue;
-            }
-            Long("allow-root") => {
-                cfg.allow_root = true;
-                flags_used = true;
-                continue;
-            }
+            Short('D') | Long("daemon") => ("-D".to_owned(), Flag::Daemon),
+            Long("allow-root") => ("--allow-root".to_owned(), Flag::AllowRoot),
             Long(long @ ("pid-file" | "log-file")) => {
                 let (name, directive) = if long == "pid-file" {
                     ("--pid-file", "tracker.pid_file")
@@ -98,11 +119,39 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
                     ("--log-file", "tracker.log_file")
                 };
                 let text = flag_text(&mut parser, name)?;
-                apply(&mut cfg, directive, &text).map_err(|m| flag_error(name, &m))?;
-                flags_used = true;
-                continue;
+                (name.to_owned(), Flag::Directive(directive, text))
             }
-            Short(c @ ('f' | 'i' | 'p' | 'P' | 's' | 'A' | 'w' | 'b' | 'd' | 'u' | 'r' | 'l')) => c,
+            Short(c @ ('f' | 'i' | 'p' | 'P' | 's' | 'A' | 'w' | 'b' | 'd' | 'u' | 'r' | 'l')) => {
+                let name = format!("-{c}");
+                let text = flag_text(&mut parser, &name)?;
+                let flag = match c {
+                    'f' => {
+                        parse_file(Path::new(&text), &mut cfg)?;
+                        continue;
+                    }
+                    'i' => {
+                        bind_ip = value::ip_addr(&text).map_err(|m| flag_error(&name, &m))?;
+                        flags_used = true;
+                        continue;
+                    }
+                    'p' | 'P' | 's' => {
+                        let addr = port_for(bind_ip, &text).map_err(|m| flag_error(&name, &m))?;
+                        match c {
+                            'p' => Flag::Tcp(addr),
+                            'P' => Flag::Udp(addr),
+                            _ => Flag::Livesync(addr),
+                        }
+                    }
+                    'A' => Flag::Directive("access.stats", text),
+                    'w' => Flag::Directive("access.whitelist", text),
+                    'b' => Flag::Directive("access.blacklist", text),
+                    'd' => Flag::Directive("tracker.rootdir", text),
+                    'u' => Flag::Directive("tracker.user", text),
+                    'r' => Flag::Directive("tracker.redirect_url", text),
+                    _ => Flag::Directive("tracker.state_file", text),
+                };
+                (name, flag)
+            }
             Short(c) => return Err(flag_error(&format!("-{c}"), "unknown option; try -h")),
             Long(name) => return Err(flag_error(&format!("--{name}"), "unknown option; try -h")),
             Value(v) => {
@@ -112,42 +161,18 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
                 ));
             }
         };
-        let name = format!("-{flag}");
-        let raw = parser.value().map_err(lexopt_error)?;
-        let text = raw
-            .to_str()
-            .ok_or_else(|| flag_error(&name, "value is not valid UTF-8"))?
-            .trim_ascii();
-        if flag == 'f' {
-            parse_file(Path::new(text), &mut cfg)?;
-            continue;
-        }
+        flag.apply(&mut flags_only)
+            .map_err(|message| flag_error(&name, &message))?;
+        flags.push((name, flag));
         flags_used = true;
-        let result = match flag {
-            'i' => value::ip_addr(text).map(|ip| bind_ip = ip),
-            'p' => port_for(bind_ip, text)
-                .and_then(|addr| add_listener(&mut cfg.listen_tcp, addr, "TCP")),
-            'P' => port_for(bind_ip, text)
-                .and_then(|addr| add_listener(&mut cfg.listen_udp, addr, "UDP")),
-            's' => port_for(bind_ip, text).map(|addr| cfg.livesync_listen = Some(addr)),
-            _ => {
-                let directive = match flag {
-                    'A' => "access.stats",
-                    'w' => "access.whitelist",
-                    'b' => "access.blacklist",
-                    'd' => "tracker.rootdir",
-                    'u' => "tracker.user",
-                    'r' => "tracker.redirect_url",
-                    _ => "tracker.state_file",
-                };
-                apply(&mut cfg, directive, text).map(|warning| {
-                    if let Some(w) = warning {
-                        cfg.warnings.push(format!("{ORIGIN}: {name}: {w}"));
-                    }
-                })
-            }
-        };
-        result.map_err(|message| flag_error(&name, &message))?;
+    }
+    super::apply_env(env, &mut cfg)?;
+    for (name, flag) in &flags {
+        match flag.apply(&mut cfg) {
+            Ok(None) => {}
+            Ok(Some(w)) => cfg.warnings.push(format!("{ORIGIN}: {name}: {w}")),
+            Err(message) => return Err(flag_error(name, &message)),
+        }
     }
     if flags_used {
         cfg.sources.push(ORIGIN.to_owned());
@@ -158,6 +183,39 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
     } else {
         Command::Run(cfg)
     })
+}
+
+/// One flag other than `-f`, `-i`, `-h`, `-v` and `--check-config`, with its value parsed as
+/// far as it can be alone (a port with the `-i` address before it).
+#[derive(Debug)]
+enum Flag {
+    /// `-D`.
+    Daemon,
+    /// `--allow-root`.
+    AllowRoot,
+    /// `-p`: an HTTP listener.
+    Tcp(SocketAddr),
+    /// `-P`: a UDP listener.
+    Udp(SocketAddr),
+    /// `-s`: the live sync address.
+    Livesync(SocketAddr),
+    /// A flag that sets a directive from its text (`-u` sets `tracker.user`).
+    Directive(&'static str, String),
+}
+
+impl Flag {
+    /// Applies the flag to `cfg`; `Ok(Some(text))` is a warning.
+    fn apply(&self, cfg: &mut Config) -> Applied {
+        match self {
+            Flag::Daemon => cfg.daemon = true,
+            Flag::AllowRoot => cfg.allow_root = true,
+            Flag::Tcp(addr) => add_listener(&mut cfg.listen_tcp, *addr, "TCP")?,
+            Flag::Udp(addr) => add_listener(&mut cfg.listen_udp, *addr, "UDP")?,
+            Flag::Livesync(addr) => cfg.livesync_listen = Some(*addr),
+            Flag::Directive(directive, text) => return apply(cfg, directive, text),
+        }
+        Ok(None)
+    }
 }
 
 /// The value of a flag, as UTF-8 without surrounding blanks.
@@ -414,7 +472,8 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
 
         let first = first.unwrap();
-        assert_eq!(first.user.as_deref(), Some("a"));
+        // A flag wins over a file wherever -f stands.
+        assert_eq!(first.user.as_deref(), Some("b"));
         assert_eq!(first.listen_tcp, [sa("127.0.0.1:0")]);
         assert_eq!(first.listen_udp, [sa("127.0.0.1:0")]);
         assert_eq!(
@@ -428,9 +487,101 @@ mod tests {
             conflict.unwrap_err(),
             "command line: -w: access.whitelist and access.blacklist are exclusive"
         );
+        // The file is applied first, then the flag that contradicts it.
         assert_eq!(
             conflict_in_file.unwrap_err(),
-            format!("{p}:2: access.blacklist: access.whitelist and access.blacklist are exclusive")
+            "command line: -w: access.whitelist and access.blacklist are exclusive"
         );
+    }
+
+    #[test]
+    fn precedence_file_environment_flags() {
+        use ipnet::IpNet;
+        let path = std::env::temp_dir().join(format!(
+            "otrs-config-test-{}-precedence.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            "tracker.user from-file
+tracker.numwant.max 100
+tracker.announce_interval 600
+\
+             access.stats 10.0.0.0/8
+listen.tcp 127.0.0.1:0
+",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let env = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (OsString::from(n), OsString::from(v)))
+                .collect()
+        };
+        let vars = env(&[
+            ("OPENTRACKER_RS_TRACKER__USER", "from-env"),
+            ("OPENTRACKER_RS_TRACKER__NUMWANT__MAX", "150"),
+            ("OPENTRACKER_RS_ACCESS__STATS", "127.0.0.1\n::1"),
+            (
+                "OPENTRACKER_RS_CONFIG",
+                "tracker.announce_interval 900\ntracker.user from-text\n",
+            ),
+            ("LANG", "C.UTF-8"),
+        ]);
+        let parse = |args: &[&str], vars: Vec<(OsString, OsString)>| {
+            parse_args_with_env(args.iter().map(OsString::from), vars)
+        };
+        let with_flag = parse(
+            &["-u", "from-flag", "-f", p, "--check-config"],
+            vars.clone(),
+        );
+        let without_flag = parse(&["-f", p], vars.clone());
+        let bad_env = parse(
+            &["-f", p],
+            env(&[("OPENTRACKER_RS_TRACKER__NUMWANT__MAX", "x")]),
+        );
+        let help_first = parse(&["-h"], env(&[("OPENTRACKER_RS_NO_SUCH", "1")]));
+        std::fs::remove_file(&path).unwrap();
+
+        let Ok(Command::CheckConfig(cfg)) = with_flag else {
+            panic!("{with_flag:?}")
+        };
+        assert_eq!(cfg.user.as_deref(), Some("from-flag"));
+        assert_eq!(cfg.numwant_max, 150);
+        assert_eq!(cfg.announce_interval, 900);
+        let nets: Vec<IpNet> = ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(cfg.stats_allowed, nets);
+        assert_eq!(
+            cfg.sources,
+            [
+                format!("file {p}"),
+                "OPENTRACKER_RS_CONFIG".to_owned(),
+                "environment (OPENTRACKER_RS_ACCESS__STATS, OPENTRACKER_RS_TRACKER__USER, \
+                 OPENTRACKER_RS_TRACKER__NUMWANT__MAX)"
+                    .to_owned(),
+                "command line".to_owned(),
+            ]
+        );
+        let text = cfg.to_config_text();
+        assert!(
+            text.contains(&format!(
+                "\n# sources: defaults, file {p}, OPENTRACKER_RS_CONFIG, environment ("
+            )),
+            "{text}"
+        );
+        let Ok(Command::Run(cfg)) = without_flag else {
+            panic!("{without_flag:?}")
+        };
+        assert_eq!(cfg.user.as_deref(), Some("from-env"));
+        assert_eq!(
+            bad_env.unwrap_err().to_string(),
+            "OPENTRACKER_RS_TRACKER__NUMWANT__MAX: tracker.numwant.max: invalid number \"x\": \
+             expected decimal digits"
+        );
+        assert!(matches!(help_first, Ok(Command::Help)));
     }
 }

@@ -94,7 +94,8 @@ fn parse_lines(bytes: &[u8], origin: &str, cfg: &mut Config) -> Result<(), Confi
 /// `Ok(Some(text))` is a warning for the caller to record.
 ///
 /// Errors: `unknown directive` (`not supported: ...` for opentracker's FIFO directives),
-/// `missing value`, `control character in value`, and the directive's own value errors.
+/// `missing value`, `control character in value`, and the directive's own value errors (for a
+/// secret directive with the value replaced by [`super::MASK`] wherever they quote it).
 pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Applied {
     let Some(directive) = DIRECTIVE_TABLE.iter().find(|d| d.name == name) else {
         return Err(match name {
@@ -110,7 +111,12 @@ pub(crate) fn apply(cfg: &mut Config, name: &str, value: &str) -> Applied {
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err("control character in value".to_owned());
     }
-    directive.apply(cfg, value)
+    let applied = directive.apply(cfg, value);
+    if directive.secret {
+        // An error that quotes the value must not print the secret.
+        return applied.map_err(|message| message.replace(value, super::MASK));
+    }
+    applied
 }
 
 #[cfg(test)]

@@ -70,6 +70,13 @@ pub struct LoopConfig {
     pub livesync: Option<LivesyncConfig>,
 }
 
+/// Seconds since the Unix epoch, by the wall clock (0 before 1970).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Where API writes go: the database writer when there is one, else RAM.
 fn sink<'a>(persist: &'a mut Option<Persist>, ram: &'a mut RamOnly) -> &'a mut dyn OpSink {
     match persist {
@@ -93,9 +100,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
     let mut poll = Poll::new()?;
     let mut tracker = Tracker::new(cfg.policy.clone());
     tracker.private.mode = cfg.mode;
-    tracker.private.unix_at_start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    tracker.private.unix_at_start = unix_seconds();
     // One waker for every helper thread (mio allows one per poll).
     let waker = Arc::new(mio::Waker::new(poll.registry(), Token(WAKER))?);
     // The state file and the database are loaded before the listeners are announced:
@@ -198,6 +203,9 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         }
         let t0 = Instant::now();
         let now = t0.duration_since(start).as_secs() as u32;
+        // Key expiry and new keys' `valid_until` count in Unix seconds: `unix_at_start + now`
+        // follows the wall clock to the second (one vDSO clock read per turn).
+        tracker.private.unix_at_start = unix_seconds().saturating_sub(u64::from(now));
         for event in events.iter() {
             let token = event.token().0;
             if token < http.listener_count() {
@@ -300,6 +308,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
             http.sweep_idle(poll.registry(), &mut tracker, now);
             api.sweep_idle(poll.registry(), &mut tracker, now);
             tracker.purge_expired_keys(now, KEYS_PURGED_PER_SECOND);
+            tracker.stats.sample(now);
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;

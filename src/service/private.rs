@@ -98,7 +98,7 @@ impl Tracker {
                 AuthError::MissingKey => refused.missing_key += 1,
                 AuthError::UnknownKey => refused.unknown_key += 1,
                 AuthError::ExpiredKey => refused.expired_key += 1,
-                AuthError::NotListed => refused.not_listed += 1,
+                AuthError::NotListed => refused.not_authorized += 1,
             }
         }
         result
@@ -226,7 +226,12 @@ mod tests {
         assert!(!t.scrape_key_ok(None, 0));
         let r = t.stats.auth_refused;
         assert_eq!(
-            (r.missing_key, r.unknown_key, r.expired_key, r.not_listed),
+            (
+                r.missing_key,
+                r.unknown_key,
+                r.expired_key,
+                r.not_authorized
+            ),
             (1, 2, 1, 0)
         );
     }
@@ -246,7 +251,7 @@ mod tests {
             Err(AuthError::NotListed)
         );
         assert_eq!(t.authorize(&H, Some(KEY), 0), Ok(()));
-        assert_eq!(t.stats.auth_refused.not_listed, 1);
+        assert_eq!(t.stats.auth_refused.not_authorized, 1);
     }
 
     #[test]

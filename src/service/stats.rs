@@ -7,14 +7,16 @@
 //! (`::ffff:a.b.c.d`) compares as IPv4. With no `access.stats` line nobody may read them (as
 //! opentracker built with `WANT_RESTRICT_STATS`, Debian's build).
 //!
-//! The HTTP front serves them as `GET /<access.stats_path>?mode=...` and `GET /metrics`
-//! (`front::http::stats`: routing, the mode keywords, status codes, the streamed modes).
+//! The HTTP front serves them as `GET /<access.stats_path>?mode=...`, the status page
+//! `GET /<access.stats_path>/html` and `GET /metrics` (`front::http::stats`: routing, the mode
+//! keywords, status codes, the streamed modes).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::Tracker;
+use crate::stats::html;
 use crate::stats::report::{self, Snapshot, TextMode};
 
 /// Who may read the stats, and where (`access.stats`, `access.stats_path`).
@@ -23,7 +25,8 @@ pub struct StatsAccess {
     /// The stats path without leading `/` (`access.stats_path`, default `stats`), where the HTTP
     /// front serves them.
     pub path: String,
-    /// Networks allowed to read `/stats` and `/metrics` (`access.stats`); empty = nobody.
+    /// Networks allowed to read `/stats`, `/stats/html` and `/metrics` (`access.stats`); empty =
+    /// nobody.
     pub allowed: Vec<IpNet>,
 }
 
@@ -60,22 +63,28 @@ impl Tracker {
     /// exposition) to `body`: the counters, the torrents, peers and seeders per family, the
     /// version, `now` as the uptime in seconds and, for Prometheus only, the resident memory.
     pub fn write_stats(&self, text: TextMode, now: u32, body: &mut Vec<u8>) {
-        let tracker = self;
-        let snap = Snapshot {
-            stats: &tracker.stats,
+        let snap = self.snapshot(now, text == TextMode::Prometheus);
+        report::write_mode(body, text, &snap);
+    }
+
+    /// Appends the head of the status page (`/stats/html`, [`html::write_head`]): every figure
+    /// but the top torrents, with the resident memory; `now` is the uptime in seconds.
+    pub fn write_status_page_head(&self, now: u32, body: &mut Vec<u8>) {
+        html::write_head(body, &self.snapshot(now, true));
+    }
+
+    /// The counters and store sizes as a report reads them; `rss`: read the resident memory.
+    fn snapshot(&self, now: u32, rss: bool) -> Snapshot<'_> {
+        Snapshot {
+            stats: &self.stats,
             version: crate::version::VERSION,
             uptime: now,
-            torrents: [tracker.v4.torrents(), tracker.v6.torrents()],
-            peers: [tracker.v4.peers(), tracker.v6.peers()],
-            seeders: [tracker.v4.seeders(), tracker.v6.seeders()],
-            rss_bytes: if text == TextMode::Prometheus {
-                report::resident_bytes()
-            } else {
-                None
-            },
-            tracker_id: tracker.sync.as_ref().map(|outbox| outbox.tracker_id()),
-        };
-        report::write_mode(body, text, &snap);
+            torrents: [self.v4.torrents(), self.v6.torrents()],
+            peers: [self.v4.peers(), self.v6.peers()],
+            seeders: [self.v4.seeders(), self.v6.seeders()],
+            rss_bytes: if rss { report::resident_bytes() } else { None },
+            tracker_id: self.sync.as_ref().map(|outbox| outbox.tracker_id()),
+        }
     }
 }
 

@@ -1,11 +1,16 @@
-//! Counters of what the tracker did, and the `/stats` and Prometheus output ([`report`]).
+//! Counters of what the tracker did, their recent past ([`history`]), and the `/stats`,
+//! Prometheus ([`report`]) and HTML status page ([`html`]) output.
 //!
 //! The loop is single-threaded and owns one [`Stats`] value, so counters are plain `u64`s incremented
 //! without atomics or locks on the hot path. When the tracker grows to several loops (DESIGN.md,
 //! growth path), each loop keeps its own `Stats` and the output sums them.
 
+pub mod history;
+pub mod html;
 pub mod report;
 mod summary;
+
+use crate::types::Family;
 
 /// Requests counted per protocol and family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,7 +28,7 @@ pub struct RequestCounts {
 /// Every counter of one event loop. Plain integers, read by `/stats` and `/metrics`.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// HTTP requests by family (index [`Family`](crate::types::Family) as usize).
+    /// HTTP requests by family (index [`Family`] as usize).
     pub http: [RequestCounts; 2],
     /// UDP requests by family.
     pub udp: [RequestCounts; 2],
@@ -66,6 +71,8 @@ pub struct Stats {
     pub auth_refused: AuthRefused,
     /// Live sync (cluster) packets and records sent, received and refused.
     pub livesync: Livesync,
+    /// Requests per protocol and family over the last minutes ([`Stats::sample`]).
+    pub history: history::History,
 }
 
 /// Announces refused by `tracker.mode` (see `service::private`), by reason, HTTP and UDP
@@ -78,8 +85,9 @@ pub struct AuthRefused {
     pub unknown_key: u64,
     /// A known key past its `valid_until`.
     pub expired_key: u64,
-    /// An info_hash not on the whitelist (listed modes, or an `access.whitelist` file).
-    pub not_listed: u64,
+    /// An info_hash the access list refuses: not on the whitelist (listed modes, or an
+    /// `access.whitelist` file), or on the blacklist.
+    pub not_authorized: u64,
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
@@ -108,6 +116,26 @@ impl Stats {
             Some((_, n)) => *n += 1,
             None => self.http_status_errors.push((code, 1)),
         }
+    }
+
+    /// Requests so far (announces, scrapes, connects, failed) per series of
+    /// [`history::SERIES`]: HTTP IPv4, HTTP IPv6, UDP IPv4, UDP IPv6.
+    pub fn request_totals(&self) -> [u64; 4] {
+        let sum = |c: &RequestCounts| c.announce + c.scrape + c.connect + c.failed;
+        let (v4, v6) = (Family::V4 as usize, Family::V6 as usize);
+        [
+            sum(&self.http[v4]),
+            sum(&self.http[v6]),
+            sum(&self.udp[v4]),
+            sum(&self.udp[v6]),
+        ]
+    }
+
+    /// Lets [`Stats::history`] take a sample if one is due; `now` in seconds since the start.
+    /// Cheap (a comparison) when none is: the loop calls it about once a second.
+    pub fn sample(&mut self, now: u32) {
+        let totals = self.request_totals();
+        self.history.record(now, totals);
     }
 
     /// How many HTTP responses had status `code` (0 if none).

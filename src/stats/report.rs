@@ -363,7 +363,7 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_full_scrapes_total` | `encoding` (identity, gzip) | full scrapes started |
 /// | `opentracker_http_responses_total` | `code` | HTTP responses with a status other than 200 |
 /// | `opentracker_udp_invalid_total` | `reason` (malformed_header, bad_magic, unknown_action, bad_connection_id, malformed_request) | UDP datagrams not served |
-/// | `opentracker_auth_refused_total` | `reason` (missing_key, unknown_key, expired_key, not_listed) | announces refused by `tracker.mode` |
+/// | `opentracker_refused_total` | `reason` (not_authorized, missing_key, unknown_key, expired_key, torrent_limit, peer_limit) | announces refused by the access list or `tracker.mode`, or by the capacity limits |
 /// | `opentracker_udp_send_dropped_total` | | UDP replies the kernel refused |
 /// | `opentracker_tcp_accepted_total`, `opentracker_tcp_refused_total` | | TCP connections accepted; closed at once over `http.max_connections` |
 /// | `opentracker_http_connections` | | HTTP connections open |
@@ -486,21 +486,20 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
     }
     family(
         s,
-        "opentracker_auth_refused_total",
+        "opentracker_refused_total",
         "counter",
-        "Announces refused by tracker.mode, by reason (HTTP and UDP).",
+        "Announces refused, by reason (also counted as failed requests).",
     );
     let a = &st.auth_refused;
     for (reason, n) in [
+        ("not_authorized", a.not_authorized),
         ("missing_key", a.missing_key),
         ("unknown_key", a.unknown_key),
         ("expired_key", a.expired_key),
-        ("not_listed", a.not_listed),
+        ("torrent_limit", st.refused_torrent_limit),
+        ("peer_limit", st.refused_peer_limit),
     ] {
-        let _ = writeln!(
-            s,
-            "opentracker_auth_refused_total{{reason=\"{reason}\"}} {n}"
-        );
+        let _ = writeln!(s, "opentracker_refused_total{{reason=\"{reason}\"}} {n}");
     }
     for (name, help, n) in [
         (

@@ -13,7 +13,7 @@ impl Stats {
     /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.closed.{by_client,after_response,
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
-    /// `refused.torrent_limit`, `refused.peer_limit`, `completed`, `bytes_in`, `bytes_out`.
+    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`, `completed`, `bytes_in`, `bytes_out`.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, v: u64| {
@@ -62,7 +62,7 @@ impl Stats {
         put("refused.missing_key", a.missing_key);
         put("refused.unknown_key", a.unknown_key);
         put("refused.expired_key", a.expired_key);
-        put("refused.not_listed", a.not_listed);
+        put("refused.not_authorized", a.not_authorized);
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);

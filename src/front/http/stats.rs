@@ -1,8 +1,14 @@
-//! `GET /<access.stats_path>?mode=...[&format=...]` (opentracker's `/stats`) and `GET /metrics`
-//! (Prometheus), for the addresses in `access.stats` only.
+//! `GET /<access.stats_path>?mode=...[&format=...]` (opentracker's `/stats`), the status page
+//! `GET /<access.stats_path>/html` and `GET /metrics` (Prometheus), for the addresses in
+//! `access.stats` only.
 //!
 //! Access is decided by [`StatsAccess::allows`] (the client's address: the TCP peer, or the
-//! address a trusted `access.proxy` names); others get `403`.
+//! address a trusted `access.proxy` names); others get `403`, whose body says which directive
+//! opens the stats to them ([`forbidden`]).
+//!
+//! The status page ([`crate::stats::html`]) is streamed like the walk modes below: its head
+//! with every figure is written at once, the top torrents follow from a walk over every
+//! torrent, then the connection closes. Never compressed.
 //!
 //! Modes (`mode=`, exact keywords; default `peer`): the text modes of
 //! [`crate::stats::report::TextMode`] (`peer`, `torr`, `conn`, `tcp4`, `udp4`, `scrp`,
@@ -18,18 +24,33 @@ use std::net::IpAddr;
 use super::walk::{Walk, WalkFormat};
 use crate::service::Tracker;
 use crate::service::stats::StatsAccess;
+use crate::stats::html;
 use crate::stats::report::TextMode;
 use crate::wire::http::{Request, Status, Version, accepts_gzip, write_error, write_head};
 use crate::wire::query::{self, name_is};
 use crate::wire::stream::{Framing, write_stream_head};
 
-/// Whether `path` (decoded, without leading `/`) is the stats path (`access.stats_path`) or
-/// `metrics`; `Some(true)` for `metrics`.
-pub fn route(access: &StatsAccess, path: &[u8]) -> Option<bool> {
-    if path == access.path.as_bytes() {
-        Some(false)
+/// The resources of the stats, by path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsPage {
+    /// `/<access.stats_path>`: opentracker's text modes (`?mode=`).
+    Text,
+    /// `/<access.stats_path>/html`: the status page.
+    Html,
+    /// `/metrics`: Prometheus.
+    Metrics,
+}
+
+/// Which stats resource `path` (decoded, without leading `/`) names, if any: the stats path
+/// (`access.stats_path`), that path + `/html`, or `metrics`. Exact matches only.
+pub fn route(access: &StatsAccess, path: &[u8]) -> Option<StatsPage> {
+    let stats = access.path.as_bytes();
+    if path == stats {
+        Some(StatsPage::Text)
+    } else if path.strip_prefix(stats) == Some(b"/html") {
+        Some(StatsPage::Html)
     } else if path == b"metrics" {
-        Some(true)
+        Some(StatsPage::Metrics)
     } else {
         None
     }
@@ -45,15 +66,15 @@ fn word(raw: &[u8]) -> Result<([u8; MAX_WORD], usize), ()> {
     Ok((buf, n))
 }
 
-/// Serves a stats request (already routed: `metrics` tells `/metrics` from the stats path).
-/// Appends a whole response to `out`, or, for a walk mode, the head of a streamed response and
-/// the walk in `stream`. Returns whether the connection stays open (never after a stream).
+/// Serves a stats request (already routed to `page` by [`route`]). Appends a whole response to
+/// `out`, or, for the status page and the walk modes, the head of a streamed response and the
+/// walk in `stream`. Returns whether the connection stays open (never after a stream).
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     tracker: &mut Tracker,
     access: &StatsAccess,
     req: &Request<'_>,
-    metrics: bool,
+    page: StatsPage,
     ip: IpAddr,
     keep_alive: bool,
     now: u32,
@@ -61,8 +82,19 @@ pub fn serve(
     out: &mut Vec<u8>,
 ) -> bool {
     if !access.allows(ip) {
-        return error(tracker, Status::Forbidden403, keep_alive, out);
+        tracker.stats.http_status(403);
+        forbidden(&access.path, ip, keep_alive, out);
+        return keep_alive;
     }
+    if page == StatsPage::Html {
+        let mut head = Vec::with_capacity(16 << 10);
+        tracker.write_status_page_head(now, &mut head);
+        let framing = framing_for(req.version);
+        write_stream_head(out, html::CONTENT_TYPE, framing, false);
+        *stream = Some(Box::new(Walk::html(framing, head, &access.path)));
+        return false;
+    }
+    let metrics = page == StatsPage::Metrics;
     let mut mode: Result<([u8; MAX_WORD], usize), ()> = Ok((*b"peer\0\0\0\0\0\0\0\0\0\0\0\0", 4));
     let mut format = None;
     if !metrics {
@@ -134,6 +166,28 @@ pub fn framing_for(version: Version) -> Framing {
     }
 }
 
+/// Writes the `403 Forbidden` of the stats: `403 Forbidden` and a line that names the paths,
+/// the client's address and the directive, flag and variable that would open them to it
+/// (`access.stats`, `-A`, `OPENTRACKER_RS_ACCESS__STATS`), so a new user is not left guessing.
+pub fn forbidden(stats_path: &str, ip: IpAddr, keep_alive: bool, out: &mut Vec<u8>) {
+    let ip = ip.to_canonical();
+    let body = format!(
+        "403 Forbidden\n/{stats_path}, /{stats_path}/html and /metrics are open only to the \
+         addresses in access.stats, and {ip} is not one of them. To open them to it, add \
+         `access.stats {ip}` to the config file (or -A {ip} on the command line, or \
+         OPENTRACKER_RS_ACCESS__STATS={ip} in the environment).\n"
+    );
+    write_head(
+        out,
+        Status::Forbidden403,
+        "text/plain",
+        body.len(),
+        keep_alive,
+        &[],
+    );
+    out.extend_from_slice(body.as_bytes());
+}
+
 fn error(tracker: &mut Tracker, status: Status, keep_alive: bool, out: &mut Vec<u8>) -> bool {
     tracker.stats.http_status(status.code());
     write_error(out, status, keep_alive);
@@ -147,9 +201,35 @@ mod tests {
     #[test]
     fn routes() {
         let a = StatsAccess::default();
-        assert_eq!(route(&a, b"stats"), Some(false));
-        assert_eq!(route(&a, b"metrics"), Some(true));
+        assert_eq!(route(&a, b"stats"), Some(StatsPage::Text));
+        assert_eq!(route(&a, b"stats/html"), Some(StatsPage::Html));
+        assert_eq!(route(&a, b"metrics"), Some(StatsPage::Metrics));
         assert_eq!(route(&a, b"stats/"), None);
         assert_eq!(route(&a, b"statsx"), None);
+        assert_eq!(route(&a, b"stats/htmlx"), None);
+        assert_eq!(route(&a, b"metrics/html"), None);
+        let custom = StatsAccess {
+            path: "ot/st".into(),
+            allowed: Vec::new(),
+        };
+        assert_eq!(route(&custom, b"ot/st/html"), Some(StatsPage::Html));
+        assert_eq!(route(&custom, b"stats/html"), None);
+    }
+
+    #[test]
+    fn forbidden_names_the_directive() {
+        let mut out = Vec::new();
+        forbidden("stats", "::ffff:192.0.2.7".parse().unwrap(), true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert!(body.starts_with("403 Forbidden\n/stats, /stats/html and /metrics "));
+        assert!(body.contains("192.0.2.7 is not one of them"), "{body}");
+        assert!(body.contains("`access.stats 192.0.2.7`"), "{body}");
+        assert!(body.contains("-A 192.0.2.7"), "{body}");
     }
 }

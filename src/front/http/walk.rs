@@ -1,5 +1,6 @@
-//! Streamed whole-store bodies: the full scrape (`GET /scrape` without `info_hash`) and the
-//! `/stats` modes that list every torrent (`statedump`, `tpbs`) or rank them (`top10`, `top100`).
+//! Streamed whole-store bodies: the full scrape (`GET /scrape` without `info_hash`), the
+//! `/stats` modes that list every torrent (`statedump`, `tpbs`) or rank them (`top10`, `top100`),
+//! and the status page (`/stats/html`), whose top-torrents table needs the same ranking.
 //!
 //! A [`Walk`] formats the entries of a [`Scan`] (every torrent in info_hash order over both
 //! families, counts summed, refused torrents left out; see [`crate::service::scan`] for the
@@ -17,6 +18,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::service::scan::Scan;
+use crate::stats::html::{self, TOP_TORRENTS, TopTorrent};
 use crate::swarm::store::{Store, SwarmCounts};
 use crate::types::InfoHash;
 use crate::wire::bencode;
@@ -56,16 +58,27 @@ pub enum WalkFormat {
     /// the same for `seeds` and `leechers`. Torrents with a zero count are not listed; ties keep
     /// info_hash order.
     Top(usize),
+    /// `/stats/html`: the status page. The page's head (every figure but the top torrents) is
+    /// the walk's preamble ([`Walk::html`]); the [`crate::stats::html::TOP_TORRENTS`]
+    /// torrents with the most peers and the end of the page follow once the walk is done
+    /// ([`crate::stats::html::write_tail`]).
+    Html,
 }
 
-/// The N largest counts seen so far, largest first.
+/// The N largest counts seen so far, largest first; `counts[i]` are the swarm counts of
+/// `entries[i]`'s torrent (kept by [`Ranking::offer_with`] only).
 #[derive(Debug, Default)]
 struct Ranking {
     entries: Vec<(u64, InfoHash)>,
+    counts: Vec<SwarmCounts>,
 }
 
 impl Ranking {
     fn offer(&mut self, n: usize, count: u64, info_hash: &InfoHash) {
+        self.offer_with(n, count, info_hash, SwarmCounts::default());
+    }
+
+    fn offer_with(&mut self, n: usize, count: u64, info_hash: &InfoHash, counts: SwarmCounts) {
         if count == 0 || n == 0 {
             return;
         }
@@ -75,6 +88,8 @@ impl Ranking {
         // After every entry with a count >= this one: ties keep walk (info_hash) order.
         let at = self.entries.partition_point(|(c, _)| *c >= count);
         self.entries.insert(at, (count, *info_hash));
+        self.counts.insert(at, counts);
+        self.counts.truncate(n);
         self.entries.truncate(n);
     }
 }
@@ -102,6 +117,10 @@ struct Body {
     plain: Vec<u8>,
     top: Option<Box<Top>>,
     torrents: u64,
+    /// Written before the first entry (the status page's head).
+    preamble: Vec<u8>,
+    /// The stats path the status page links to.
+    stats_path: String,
 }
 
 impl std::fmt::Debug for Walk {
@@ -130,12 +149,24 @@ impl Walk {
                 format,
                 plain: Vec::new(),
                 top: match format {
-                    WalkFormat::Top(_) => Some(Box::default()),
+                    WalkFormat::Top(_) | WalkFormat::Html => Some(Box::default()),
                     _ => None,
                 },
                 torrents: 0,
+                preamble: Vec::new(),
+                stats_path: String::new(),
             },
         }
+    }
+
+    /// A walk that writes the status page ([`WalkFormat::Html`], never compressed): `head`
+    /// (from [`crate::stats::html::write_head`]) first, then the top torrents and the end of
+    /// the page, whose links point at `/<stats_path>`.
+    pub fn html(framing: Framing, head: Vec<u8>, stats_path: &str) -> Self {
+        let mut walk = Walk::new(WalkFormat::Html, framing, false);
+        walk.body.preamble = head;
+        stats_path.clone_into(&mut walk.body.stats_path);
+        walk
     }
 
     /// Entries (torrents) visited so far.
@@ -171,6 +202,8 @@ impl Walk {
             if self.body.format == WalkFormat::Bencode {
                 self.body.plain.extend_from_slice(b"d5:filesd");
             }
+            let preamble = std::mem::take(&mut self.body.preamble);
+            self.body.plain.extend_from_slice(&preamble);
         }
         let body = &mut self.body;
         let done = self.scan.step(v4, v6, keep, max, |h, c| body.entry(h, c));
@@ -260,6 +293,12 @@ impl Body {
                     top.leechers.offer(n, l, h);
                 }
             }
+            WalkFormat::Html => {
+                if let Some(top) = self.top.as_deref_mut() {
+                    let peers = u64::from(c.seeders) + u64::from(c.leechers);
+                    top.peers.offer_with(TOP_TORRENTS, peers, h, c);
+                }
+            }
         }
     }
 
@@ -283,6 +322,22 @@ impl Body {
                         self.plain.push(b'\n');
                     }
                 }
+            }
+            WalkFormat::Html => {
+                let Some(top) = self.top.take() else { return };
+                let rows: Vec<TopTorrent> = top
+                    .peers
+                    .entries
+                    .iter()
+                    .zip(&top.peers.counts)
+                    .map(|((_, h), c)| TopTorrent {
+                        info_hash: *h,
+                        seeders: u64::from(c.seeders),
+                        leechers: u64::from(c.leechers),
+                        downloaded: u64::from(c.downloaded),
+                    })
+                    .collect();
+                html::write_tail(&mut self.plain, &rows, &self.stats_path);
             }
             _ => {}
         }
@@ -533,5 +588,51 @@ mod tests {
             .map(|(c, h)| (*c, u32::from_be_bytes([h[0], h[1], h[2], h[3]])))
             .collect();
         assert_eq!(got, [(9, 2), (9, 6), (7, 5)]);
+    }
+
+    #[test]
+    fn status_page_walk_ranks_by_peers_after_the_head() {
+        let (mut v4, mut v6) = stores();
+        for n in 0..15u32 {
+            // Torrent n gets n + 1 peers: 15 ranks first.
+            for p in 0..=n {
+                add(&mut v4, &h(n), [10, 0, n as u8, p as u8, 0, 1], p == 0);
+            }
+        }
+        let mut p6 = [0u8; 18];
+        p6[0] = 0x20;
+        add(&mut v6, &h(3), p6, false);
+        let mut head = b"<!DOCTYPE html>HEAD".to_vec();
+        head.push(b'\n');
+        for max in [1, 4, 1000] {
+            let mut w = Walk::html(Framing::CloseDelimited, head.clone(), "st");
+            let page = String::from_utf8(run(&mut w, &v4, &v6, max)).unwrap();
+            assert!(
+                page.starts_with("<!DOCTYPE html>HEAD\n<tr><td>1</td>"),
+                "{page}"
+            );
+            assert!(page.ends_with("</html>\n"), "{page}");
+            let hashes: Vec<&str> = page
+                .match_indices("<td class=\"hash\">")
+                .map(|(i, m)| &page[i + m.len()..i + m.len() + 8])
+                .collect();
+            assert_eq!(
+                hashes,
+                [
+                    "0000000e", "0000000d", "0000000c", "0000000b", "0000000a", "00000009",
+                    "00000008", "00000007", "00000006", "00000005"
+                ]
+            );
+            // Counts over both families: seeders, leechers, peers, completed.
+            assert!(
+                page.contains("<td>1</td><td>14</td><td>15</td><td>1</td></tr>"),
+                "{page}"
+            );
+            assert!(page.contains("href=\"/st?mode=everything\""), "{page}");
+        }
+        let (v4, v6) = stores();
+        let mut w = Walk::html(Framing::CloseDelimited, Vec::new(), "stats");
+        let page = String::from_utf8(run(&mut w, &v4, &v6, 10)).unwrap();
+        assert!(page.contains("no torrent has peers"), "{page}");
     }
 }
