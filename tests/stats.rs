@@ -327,8 +327,9 @@ fn full_scrape_exact_plain_gzip_chunked_and_http10() {
     );
 
     // One info line per full scrape, naming the address.
+    // The log is read by a thread of the harness: wait (bounded) until it has every line.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !t.log_text().contains("full scrape by ::1") && Instant::now() < deadline {
+    while t.log_text().matches("full scrape by").count() < 7 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = t.log_text();
