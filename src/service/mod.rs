@@ -160,7 +160,7 @@ pub struct Tracker {
     /// database keeps the counts (`None`: not tracked).
     completed_marks: Option<std::collections::HashSet<InfoHash>>,
     /// Live sync: the records of announces served, waiting for `net::livesync` to send them
-    /// (`None`: live sync off, and the hook in [`Tracker::change_peer`] costs one branch).
+    /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch).
     pub sync: Option<Box<sync::Outbox>>,
 }
 

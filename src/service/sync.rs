@@ -1,14 +1,14 @@
 //! Live sync, the service's side: what an announce served tells the other nodes of a cluster,
 //! and what a record received from a node does to the store (opentracker's `ot_livesync`).
 //!
-//! Every change of a peer goes through [`Tracker::change_peer`]. When live sync is on
+//! Every change of a peer goes through `Tracker::change_peer`. When live sync is on
 //! ([`Tracker::enable_sync`]), a change a client asked for ([`Origin::Client`]: an HTTP or UDP
 //! announce that the access list and the capacity bounds let through) is queued in the
 //! [`Outbox`] as a [`PeerChange`]; `net::livesync` drains the queue at the end of each loop
 //! turn into sync packets. A record received from a node is applied with
 //! [`Tracker::apply_synced`]: as an announce from that peer, without a reply (no peer
 //! selection, no random peers, no request counters), through the same
-//! [`Tracker::change_peer`] but marked [`Origin::Sync`], so it is never queued again: no echo
+//! `Tracker::change_peer` but marked [`Origin::Sync`], so it is never queued again: no echo
 //! storm between nodes, whatever the topology.
 //!
 //! What is sent: every announce served, `stopped` included (whether or not the peer was

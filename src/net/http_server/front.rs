@@ -8,7 +8,7 @@ use crate::front::http::{HttpSite, Outcome, Scratch, serve_request};
 use crate::service::Tracker;
 
 /// What answers the requests of a server's connections: the tracker (`&HttpSite`, see
-/// [`crate::front::http`]) or the REST API ([`ApiFront`]). One [`HttpServer`] serves one front.
+/// [`crate::front::http`]) or the REST API ([`ApiFront`]). One [`super::HttpServer`] serves one front.
 pub trait Front {
     /// Serves the request at the start of `data` (see [`crate::front::http::serve_request`]);
     /// `waiter` names the connection for an answer that comes later ([`Outcome::Deferred`]).
