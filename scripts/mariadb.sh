@@ -9,11 +9,11 @@
 #          (default 3307, so a system server on 3306 is left alone) and its own socket, creates
 #          the database opentracker_test and the user opentracker_test, who may create and
 #          drop the databases opentracker_test* (one per test), and prints the URL to export:
-#            export OPENTRACKER_RS_TEST_MYSQL_URL=mysql://opentracker_test:...@127.0.0.1:3307/opentracker_test
+#            export OTRS_TEST_MYSQL_URL=mysql://opentracker_test:...@127.0.0.1:3307/opentracker_test
 #   url    prints that URL again
 #   stop   stops the server started by `start` (its pid file) and removes the data directory
 #
-# The tests read OPENTRACKER_RS_TEST_MYSQL_URL; without it the MySQL variants print SKIPPED
+# The tests read OTRS_TEST_MYSQL_URL; without it the MySQL variants print SKIPPED
 # (or fail under CI=true). .ci/run calls start before `make test` and stop after.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,7 +46,7 @@ client() {
 start() {
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
         echo "mariadb.sh: already running (pid $(cat "$pidfile"))" >&2
-        echo "export OPENTRACKER_RS_TEST_MYSQL_URL=$url"
+        echo "export OTRS_TEST_MYSQL_URL=$url"
         return 0
     fi
     if ! find_server >/dev/null || ! command -v mariadb-install-db >/dev/null 2>&1; then
@@ -94,7 +94,7 @@ GRANT CONNECTION ADMIN ON *.* TO '$user'@'127.0.0.1';
 GRANT CONNECTION ADMIN ON *.* TO '$user'@'localhost';
 SQL
     echo "mariadb.sh: ready (pid $(cat "$pidfile"))" >&2
-    echo "export OPENTRACKER_RS_TEST_MYSQL_URL=$url"
+    echo "export OTRS_TEST_MYSQL_URL=$url"
 }
 
 stop() {
@@ -117,7 +117,7 @@ stop() {
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-url) echo "export OPENTRACKER_RS_TEST_MYSQL_URL=$url" ;;
+url) echo "export OTRS_TEST_MYSQL_URL=$url" ;;
 *)
     echo "usage: $0 start|stop|url" >&2
     exit 2

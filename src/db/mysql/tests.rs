@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The environment variable with the URL of a database whose user may create and drop the
 /// databases `DB_*` (`scripts/mariadb.sh` grants it).
-pub(crate) const TEST_URL_VAR: &str = "OPENTRACKER_RS_TEST_MYSQL_URL";
+pub(crate) const TEST_URL_VAR: &str = "OTRS_TEST_MYSQL_URL";
 
 /// The server's URL, or `None` with SKIPPED printed; under `CI=true` a missing variable fails.
 pub(crate) fn test_url(test: &str) -> Option<String> {
