@@ -571,12 +571,12 @@ impl Backend for Mysql {
     }
 
     fn load_keys(&mut self) -> Result<(Vec<AuthKey>, usize), DbError> {
-        self.with_conn(|conn, origin| read_keys(conn, origin))
+        self.with_conn(read_keys)
             .map_err(|e| error(&self.origin, "cannot read the keys", &e))
     }
 
     fn load_whitelist(&mut self) -> Result<(Vec<InfoHash>, usize), DbError> {
-        self.with_conn(|conn, origin| read_whitelist(conn, origin))
+        self.with_conn(read_whitelist)
             .map_err(|e| error(&self.origin, "cannot read the whitelist", &e))
     }
 
