@@ -44,7 +44,7 @@ mod value;
 pub use args::{parse_args, parse_args_with_env, usage, version};
 pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
-pub use private::{ApiToken, TrackerMode};
+pub use private::{ApiToken, DbUrl, TrackerMode};
 pub use table::{Directive, MASK, Syntax};
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
@@ -208,6 +208,12 @@ table::directives! {
         /// privilege drop; the tracker's user needs write access to its directory (SQLite's
         /// `-wal` and `-shm` files).
         "db.path" => db_path: Option<PathBuf>;
+        /// The same data in a MySQL or MariaDB database instead (torrust's MySQL schema; tables
+        /// created when missing, the database itself must exist): `mysql://USER:PASS@HOST[:PORT]/DB`
+        /// (port 3306 by default). Exclusive with `db.path`. The password is never printed or
+        /// logged (`--check-config` writes `mysql://USER:(secret)@HOST/DB`). With
+        /// `tracker.rootdir`, name the host by IP address: reconnections happen after the chroot.
+        [secret] "db.url" => db_url: Option<DbUrl>;
     } and {
         /// `-D` / `--daemon` (flag only): detach from the terminal after binding. Default off
         /// (foreground, as systemd's `Type=simple` wants).
@@ -321,8 +327,18 @@ impl Config {
     ///
     /// Errors: `configuration: tracker.numwant.default: N is larger than
     /// tracker.numwant.max (M)`; `configuration: api.listen: ADDR is also a tracker listener
-    /// (listen.tcp)`.
+    /// (listen.tcp)`; `configuration: db.url: db.path and db.url are exclusive ...`.
     pub fn finish(&mut self) -> Result<(), ConfigError> {
+        if self.db_path.is_some() && self.db_url.is_some() {
+            return Err(ConfigError {
+                origin: "configuration".to_owned(),
+                line: None,
+                directive: "db.url".to_owned(),
+                message: "db.path and db.url are exclusive: one database, a SQLite file or a \
+                          MySQL / MariaDB server"
+                    .to_owned(),
+            });
+        }
         if self.numwant_default > self.numwant_max {
             return Err(ConfigError {
                 origin: "configuration".to_owned(),

@@ -188,9 +188,15 @@ fn run(cfg: Config) -> ExitCode {
     // The database is opened after the fork of -D (SQLite connections must not cross a fork)
     // and before the chroot and the privilege drop (as the pid file), so its path is the
     // operator's; a file that cannot be opened or read stops the start here.
-    let db = match cfg.db_path.as_deref().map(Db::open).transpose() {
+    // db.url is opened here too: its errors name the URL without the password.
+    let opened = match (&cfg.db_path, &cfg.db_url) {
+        (Some(path), _) => Some(Db::open(path).map_err(|e| format!("db.path: {e}"))),
+        (None, Some(url)) => Some(Db::open_url(url.expose()).map_err(|e| format!("db.url: {e}"))),
+        (None, None) => None,
+    };
+    let db = match opened.transpose() {
         Ok(db) => db,
-        Err(e) => return fail(detached, false, &format!("db.path: {e}")),
+        Err(e) => return fail(detached, false, &e),
     };
     if cfg.daemon && cfg.rootdir.is_none() {
         if let Err(e) = std::env::set_current_dir("/") {

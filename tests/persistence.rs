@@ -1,7 +1,9 @@
-//! `db.path` against the real binary: keys, whitelist entries and `downloaded` counts survive a
+//! `db.path` (SQLite) and `db.url` (MySQL / MariaDB) against the real binary, each body run
+//! with both (`both_backends!`; the MySQL runs need `OTRS_TEST_MYSQL_URL`, see
+//! tests/api_common/backend.rs): keys, whitelist entries and `downloaded` counts survive a
 //! clean stop, a `kill -9` after a batch and a `kill -9` in the middle of a burst of writes
 //! (every acknowledged write is there); a database made with torrust's statements and rows is
-//! read; `tracker.state_file` and `db.path` together give each torrent the larger count.
+//! read; `tracker.state_file` and the database together give each torrent the larger count.
 //! Start-up and run-time database failures: tests/persistence_errors.rs.
 
 mod api_common;
@@ -21,9 +23,18 @@ const KEY_B: &str = "rQp2ZKeY8mIOPgNv1HhXn6MW5T3jGs0d";
 const KEY_C: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
 const KEY_D: &str = "FarFarAwayFarFarAwayFarFarAway00";
 
-fn start(name: &str, extra: &str, dir: &Dir) -> Tracker {
-    Tracker::start(name, &config(extra, Some(&dir.db())))
+fn start(name: &str, extra: &str, db: &TestDb) -> Tracker {
+    Tracker::start(name, &config_with(extra, db))
 }
+
+both_backends!(
+    a_clean_stop_writes_what_is_pending_and_a_restart_loads_it,
+    counts_are_written_behind_in_batches_and_survive_kill_9,
+    kill_9_during_a_burst_keeps_every_acknowledged_write,
+    reads_a_database_made_by_torrust,
+    state_file_and_database_each_torrent_gets_the_larger_count,
+    sighup_and_the_api_reload_the_whitelist_table_in_listed_mode,
+);
 
 /// SIGKILL, then reap.
 fn kill_9(t: &mut Tracker) {
@@ -45,9 +56,7 @@ fn all_keys(api: &Api) -> Vec<Value> {
     }
 }
 
-#[test]
-fn a_clean_stop_writes_what_is_pending_and_a_restart_loads_it() {
-    let dir = Dir::new("persist-clean");
+fn a_clean_stop_writes_what_is_pending_and_a_restart_loads_it(dir: TestDb) {
     let started = Instant::now();
     let mut t = start("persist-clean-1", "tracker.mode private_listed", &dir);
     let api = Api::of(&t, false);
@@ -71,19 +80,15 @@ fn a_clean_stop_writes_what_is_pending_and_a_restart_loads_it() {
     assert_eq!(keys_before.len(), 2);
     // Acknowledged writes are in the file already; the counts wait for their batch (every 5 s
     // from the start), unless this machine was slow enough to reach it.
-    let db = dir.db();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let rows: i64 = conn
-        .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rows, 2);
+    let db = &dir;
+    assert_eq!(db.count_keys(), 2);
     if started.elapsed() < Duration::from_secs(4) {
-        assert_eq!(db_completed(&db, &h1), None, "counts are written behind");
+        assert_eq!(db.completed(&h1), None, "counts are written behind");
     }
     assert!(t.stop().success());
     wait_log(&t, "counters:");
-    assert_eq!(db_completed(&db, &h1), Some(3), "written at SIGTERM");
-    assert_eq!(db_completed(&db, &h2), Some(1));
+    assert_eq!(db.completed(&h1), Some(3), "written at SIGTERM");
+    assert_eq!(db.completed(&h2), Some(1));
 
     let t = start("persist-clean-2", "tracker.mode private_listed", &dir);
     wait_log(
@@ -106,10 +111,8 @@ fn a_clean_stop_writes_what_is_pending_and_a_restart_loads_it() {
     assert!(r.failure().unwrap().contains("not authorized"));
 }
 
-#[test]
-fn counts_are_written_behind_in_batches_and_survive_kill_9() {
-    let dir = Dir::new("persist-batch");
-    let db = dir.db();
+fn counts_are_written_behind_in_batches_and_survive_kill_9(dir: TestDb) {
+    let db = &dir;
     let mut t = start("persist-batch-1", "", &dir);
     let v4 = t.http_addr(false);
     let (h1, h2) = (hash(11), hash(12));
@@ -119,16 +122,16 @@ fn counts_are_written_behind_in_batches_and_survive_kill_9() {
     complete(v4, None, &h2, 7003);
     // One batch every 5 seconds: both counts land in the same transaction.
     wait_for(15, "the batch of counts", || {
-        (db_completed(&db, &h1) == Some(2)).then_some(())
+        (db.completed(&h1) == Some(2)).then_some(())
     });
-    assert_eq!(db_completed(&db, &h2), Some(1));
+    assert_eq!(db.completed(&h2), Some(1));
     assert!(before.elapsed() < Duration::from_secs(12));
     // Later changes go in the next batch, only the changed torrent.
     complete(v4, None, &h1, 7004);
     wait_for(15, "the next batch", || {
-        (db_completed(&db, &h1) == Some(3)).then_some(())
+        (db.completed(&h1) == Some(3)).then_some(())
     });
-    assert_eq!(db_completed(&db, &h2), Some(1));
+    assert_eq!(db.completed(&h2), Some(1));
     kill_9(&mut t);
 
     let t = start("persist-batch-2", "", &dir);
@@ -167,22 +170,13 @@ fn numbered_key(prefix: char, n: u32) -> String {
     format!("{prefix}{n:031}")
 }
 
-#[test]
-fn kill_9_during_a_burst_keeps_every_acknowledged_write() {
-    let dir = Dir::new("persist-burst");
-    let db = dir.db();
-    // Before the burst: keys that the burst deletes (in the file from the start)...
+fn kill_9_during_a_burst_keeps_every_acknowledged_write(dir: TestDb) {
+    let db = &dir;
+    // Before the burst: keys that the burst deletes (in the database from the start)...
     let doomed: Vec<String> = (0..1000).map(|n| numbered_key('D', n)).collect();
-    {
-        let mut conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(TORRUST_SCHEMA).unwrap();
-        let tx = conn.transaction().unwrap();
-        for k in &doomed {
-            tx.execute("INSERT INTO keys (key, valid_until) VALUES (?1, NULL)", [k])
-                .unwrap();
-        }
-        tx.commit().unwrap();
-    }
+    db.create_torrust_schema();
+    let rows: Vec<(&str, Option<String>)> = doomed.iter().map(|k| (k.as_str(), None)).collect();
+    db.insert_keys(&rows);
     let mut t = start("persist-burst-1", "", &dir);
     let addr = t.api_addr(false);
     let http = t.http_addr(false);
@@ -194,7 +188,7 @@ fn kill_9_during_a_burst_keeps_every_acknowledged_write() {
     wait_for(15, "the first batch of counts", || {
         counted
             .iter()
-            .all(|h| db_completed(&db, h) == Some(1))
+            .all(|h| db.completed(h) == Some(1))
             .then_some(())
     });
 
@@ -330,44 +324,28 @@ fn kill_9_during_a_burst_keeps_every_acknowledged_write() {
     api.add_key(KEY_A);
 }
 
-#[test]
-fn reads_a_database_made_by_torrust() {
-    let dir = Dir::new("persist-torrust");
-    let db = dir.db();
+fn reads_a_database_made_by_torrust(dir: TestDb) {
+    let db = &dir;
     let now = unix_now();
     let (h1, h2, h3) = (hash(21), hash(22), hash(23));
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(TORRUST_SCHEMA).unwrap();
-        // As torrust binds them: numbers as decimal text, NULL for a permanent key.
-        let add_key = "INSERT INTO keys (key, valid_until) VALUES (?1, ?2)";
-        conn.execute(add_key, rusqlite::params![KEY_A, rusqlite::types::Null])
-            .unwrap();
-        conn.execute(add_key, [KEY_B, &(now + 3600).to_string()])
-            .unwrap();
-        conn.execute(add_key, [KEY_C, &(now - 7200).to_string()])
-            .unwrap();
-        // Beyond the year 9999: loaded, listed without an expiry_time.
-        conn.execute(add_key, [KEY_D, "253402300800"]).unwrap();
-        for h in [&h1, &h2] {
-            conn.execute("INSERT INTO whitelist (info_hash) VALUES (?1)", [hex(h)])
-                .unwrap();
-        }
-        let save = "INSERT INTO torrents (info_hash, completed) VALUES (?1, ?2) \
-                    ON CONFLICT(info_hash) DO UPDATE SET completed = ?2";
-        conn.execute(save, [hex(&h1), "7".into()]).unwrap();
-        conn.execute(save, [hex(&h2), "0".into()]).unwrap();
-        conn.execute(save, [hex(&h3), "4".into()]).unwrap();
+    db.create_torrust_schema();
+    // As torrust binds them: numbers as decimal text, NULL for a permanent key.
+    // KEY_D: the latest its valid_until column holds (beyond the year 9999 in SQLite: loaded,
+    // listed without an expiry_time; 2038-01-19 in MySQL's INT(10)).
+    let far = db.far_valid_until();
+    db.insert_keys(&[
+        (KEY_A, None),
+        (KEY_B, Some((now + 3600).to_string())),
+        (KEY_C, Some((now - 7200).to_string())),
+        (KEY_D, Some(far.to_string())),
+    ]);
+    for h in [&h1, &h2] {
+        db.insert_whitelist(&hex(h));
     }
-    let schema = |db: &std::path::Path| -> Vec<(String, Option<String>)> {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT name, sql FROM sqlite_master ORDER BY name")
-            .unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
-    };
-    let before = schema(&db);
+    db.save_completed(&hex(&h1), 7);
+    db.save_completed(&hex(&h2), 0);
+    db.save_completed(&hex(&h3), 4);
+    let before = db.schema();
 
     let t = start("persist-torrust", "tracker.mode private_listed", &dir);
     wait_log(
@@ -378,7 +356,11 @@ fn reads_a_database_made_by_torrust() {
     let mut want = vec![
         json!({"key": KEY_A, "valid_until": null, "expiry_time": null}),
         json!({"key": KEY_B, "valid_until": now + 3600, "expiry_time": utc(now + 3600)}),
-        json!({"key": KEY_D, "valid_until": 253_402_300_800u64, "expiry_time": null}),
+        json!({
+            "key": KEY_D,
+            "valid_until": far,
+            "expiry_time": if db.is_mysql() { json!(utc(far)) } else { json!(null) }
+        }),
     ];
     want.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
     assert_eq!(all_keys(&api), want);
@@ -405,29 +387,20 @@ fn reads_a_database_made_by_torrust() {
     complete(v6, Some(KEY_A), &h1, 7003);
     assert_eq!(scrape_downloaded(v4, Some(KEY_A), &h1), Some(8));
 
-    // Writes land in the same file in torrust's encoding, and its tables are unchanged.
+    // Writes land in the same database in torrust's encoding, and its tables are unchanged.
     assert_eq!(
         api.send("DELETE", &format!("/api/v1/key/{KEY_B}"), None),
         (200, ok())
     );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let gone: i64 = conn
-        .query_row("SELECT count(*) FROM keys WHERE key = ?1", [KEY_B], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(gone, 0);
-    drop(conn);
+    assert!(!db.has_key(KEY_B));
     drop(t);
-    assert_eq!(db_completed(&db, &h1), Some(8));
-    assert_eq!(schema(&db), before);
+    assert_eq!(db.completed(&h1), Some(8));
+    assert_eq!(db.schema(), before);
 }
 
-#[test]
-fn state_file_and_database_each_torrent_gets_the_larger_count() {
-    let dir = Dir::new("persist-both");
-    let db = dir.db();
-    let state = dir.0.join("state");
+fn state_file_and_database_each_torrent_gets_the_larger_count(dir: TestDb) {
+    let db = &dir;
+    let state = dir.dir().join("state");
     let (h1, h2, h3, h4) = (hash(31), hash(32), hash(33), hash(34));
     let upper = |h: &[u8; 20]| hex(h).to_uppercase();
     std::fs::write(
@@ -435,16 +408,9 @@ fn state_file_and_database_each_torrent_gets_the_larger_count() {
         format!("{}:10\n{}:2\n{}:6\n", upper(&h1), upper(&h2), upper(&h4)),
     )
     .unwrap();
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(TORRUST_SCHEMA).unwrap();
-        for (h, n) in [(&h1, 5), (&h2, 8), (&h3, 3)] {
-            conn.execute(
-                "INSERT INTO torrents (info_hash, completed) VALUES (?1, ?2)",
-                rusqlite::params![hex(h), n],
-            )
-            .unwrap();
-        }
+    db.create_torrust_schema();
+    for (h, n) in [(&h1, 5), (&h2, 8), (&h3, 3)] {
+        db.save_completed(&hex(h), n);
     }
     let extra = format!("tracker.state_file {}", state.display());
     let mut t = start("persist-both-1", &extra, &dir);
@@ -456,7 +422,7 @@ fn state_file_and_database_each_torrent_gets_the_larger_count() {
     complete(v4, None, &h2, 7001);
     assert!(t.stop().success());
     wait_log(&t, "counters:");
-    assert_eq!(db_completed(&db, &h2), Some(9));
+    assert_eq!(db.completed(&h2), Some(9));
     let text = std::fs::read_to_string(&state).unwrap();
     assert!(text.contains(&format!("{}:9\n", upper(&h2))), "{text}");
     // And the next start agrees, from either.
@@ -467,17 +433,13 @@ fn state_file_and_database_each_torrent_gets_the_larger_count() {
     }
 }
 
-#[test]
-fn sighup_and_the_api_reload_the_whitelist_table_in_listed_mode() {
-    let dir = Dir::new("persist-hup");
+fn sighup_and_the_api_reload_the_whitelist_table_in_listed_mode(dir: TestDb) {
     let t = start("persist-hup", "tracker.mode listed", &dir);
     let v4 = t.http_addr(false);
     let h = hash(41);
     let refused = || get(v4, &common::announce(&h, 7001, 1, "")).failure();
     assert!(refused().is_some());
-    let conn = rusqlite::Connection::open(dir.db()).unwrap();
-    conn.execute("INSERT INTO whitelist (info_hash) VALUES (?1)", [hex(&h)])
-        .unwrap();
+    dir.insert_whitelist(&hex(&h));
     assert!(refused().is_some(), "not before the reload");
     t.signal(libc::SIGHUP);
     wait_for(10, "the whitelist reload", || {
@@ -485,7 +447,7 @@ fn sighup_and_the_api_reload_the_whitelist_table_in_listed_mode() {
     });
     // And a row deleted behind the tracker's back drops the torrent at the next reload (the
     // API's this time).
-    conn.execute("DELETE FROM whitelist", []).unwrap();
+    dir.clear_whitelist();
     let api = Api::of(&t, false);
     assert_eq!(api.get("/api/v1/whitelist/reload"), (200, ok()));
     assert!(refused().is_some());

@@ -121,3 +121,102 @@ impl Field for Vec<ApiToken> {
         Syntax::Other("LABEL SECRET")
     }
 }
+
+/// The MySQL / MariaDB database of `db.url`: `mysql://USER:PASS@HOST[:PORT]/DB`, optionally
+/// with the driver's `?name=value` parameters. Checked for shape only (scheme, user, host,
+/// database); the server is reached at start. `--check-config`, `Debug` and `Display` write
+/// it with the password as [`MASK`] (`mysql://USER:(secret)@HOST/DB`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    url: String,
+    /// Byte range of the password in `url` (empty when the URL has none).
+    pass: std::ops::Range<usize>,
+}
+
+impl DbUrl {
+    /// Parses `mysql://USER[:PASS]@HOST[:PORT]/DB[?PARAMS]`; a password may hold `@` and `:`
+    /// (the last `@` before the path ends it) and percent-escapes, which the driver decodes.
+    ///
+    /// Errors: the reason, never quoting the password: another scheme, no `USER@`, no host, no
+    /// database, blanks.
+    pub fn parse(text: &str) -> Result<DbUrl, String> {
+        const FORM: &str = "expected mysql://USER:PASS@HOST[:PORT]/DB";
+        let rest = text
+            .strip_prefix("mysql://")
+            .ok_or_else(|| format!("not a mysql:// URL ({FORM})"))?;
+        if text.contains([' ', '\t']) {
+            return Err(format!("blanks in the URL ({FORM}; escape them as %20)"));
+        }
+        let path_at = rest
+            .find('/')
+            .ok_or_else(|| format!("no database ({FORM})"))?;
+        let (authority, path) = rest.split_at(path_at);
+        let (userinfo, host) = authority
+            .rsplit_once('@')
+            .ok_or_else(|| format!("no user ({FORM})"))?;
+        let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        if user.is_empty() {
+            return Err(format!("no user ({FORM})"));
+        }
+        if host.is_empty() || host.starts_with(':') {
+            return Err(format!("no host ({FORM})"));
+        }
+        let db = path[1..].split('?').next().unwrap_or("");
+        if db.is_empty() {
+            return Err(format!("no database ({FORM})"));
+        }
+        let start = "mysql://".len() + user.len() + usize::from(userinfo.len() > user.len());
+        Ok(DbUrl {
+            url: text.to_owned(),
+            pass: start..start + pass.len(),
+        })
+    }
+
+    /// The whole URL, password included: for the driver only, never for a log.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with the password replaced by [`MASK`] (as it is when there is none).
+    pub fn masked(&self) -> String {
+        if self.pass.is_empty() {
+            return self.url.clone();
+        }
+        format!(
+            "{}{MASK}{}",
+            &self.url[..self.pass.start],
+            &self.url[self.pass.end..]
+        )
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    /// The password is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DbUrl({})", self.masked())
+    }
+}
+
+impl std::fmt::Display for DbUrl {
+    /// The password is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl Field for Option<DbUrl> {
+    type Spec = ();
+    fn set(&mut self, text: &str, (): &()) -> Result<(), String> {
+        *self = Some(DbUrl::parse(text)?);
+        Ok(())
+    }
+    fn texts(&self) -> Vec<String> {
+        self.iter().map(|u| u.url.clone()).collect()
+    }
+    fn masked(&self) -> Vec<String> {
+        self.iter().map(DbUrl::masked).collect()
+    }
+    fn syntax((): &()) -> Syntax {
+        Syntax::Other("mysql://USER:PASS@HOST[:PORT]/DB")
+    }
+}

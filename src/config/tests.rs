@@ -252,6 +252,7 @@ fn to_config_text_exact() {
             "api.listen [::1]:8081",
             "# api.token (not set)",
             "db.path /var/lib/ot/sqlite3.db",
+            "# db.url (not set)",
             "http.max_connections 123",
             "http.max_request_size 4096",
             "http.idle_timeout 5",
@@ -659,5 +660,60 @@ fn api_listener_checks() {
         c.warnings.iter().any(|w| w.contains("no api.token is set")),
         "{:?}",
         c.warnings
+    );
+}
+
+#[test]
+fn db_url_masks_only_the_password() {
+    let mut c = Config::default();
+    let text = "db.url mysql://tracker:p@ss:w0rd@db.example:3306/torrust?prefer_socket=false\n";
+    parse_str(text, "db.conf", &mut c).unwrap();
+    c.finish().unwrap();
+    let url = c.db_url.as_ref().unwrap();
+    assert_eq!(
+        url.expose(),
+        "mysql://tracker:p@ss:w0rd@db.example:3306/torrust?prefer_socket=false"
+    );
+    let masked = "mysql://tracker:(secret)@db.example:3306/torrust?prefer_socket=false";
+    assert_eq!(url.masked(), masked);
+    assert_eq!(url.to_string(), masked);
+    assert!(!format!("{c:?}").contains("w0rd"));
+    let out = c.to_config_text();
+    assert!(out.contains(&format!("\ndb.url {masked}\n")), "{out}");
+    assert!(!out.contains("w0rd"), "{out}");
+    // Without a password there is nothing to mask.
+    assert_eq!(
+        DbUrl::parse("mysql://tracker@db/torrust").unwrap().masked(),
+        "mysql://tracker@db/torrust"
+    );
+}
+
+#[test]
+fn db_url_errors_and_exclusive_with_db_path() {
+    let err = |text: &str| {
+        let mut c = Config::default();
+        match parse_str(text, "db.conf", &mut c) {
+            Err(e) => e.to_string(),
+            Ok(()) => c.finish().unwrap_err().to_string(),
+        }
+    };
+    for (url, why) in [
+        ("postgres://u:TopSecret@h/d", "not a mysql:// URL"),
+        ("mysql://u:TopSecret@h", "no database"),
+        ("mysql://u:TopSecret@h/", "no database"),
+        ("mysql://h/d", "no user"),
+        ("mysql://:TopSecret@h/d", "no user"),
+        ("mysql://u:TopSecret@/d", "no host"),
+        ("mysql://u:Top Secret@h/d", "blanks"),
+    ] {
+        let e = err(&format!("db.url {url}"));
+        assert!(e.starts_with("db.conf:1: db.url: "), "{e}");
+        assert!(e.contains(why), "{url}: {e}");
+        assert!(!e.contains("Secret"), "{e}");
+    }
+    assert_eq!(
+        err("db.path /var/lib/ot.db\ndb.url mysql://u:p@h/d"),
+        "configuration: db.url: db.path and db.url are exclusive: one database, a SQLite file \
+         or a MySQL / MariaDB server"
     );
 }

@@ -19,12 +19,14 @@
 //! - [`writer::Writer`] owns the database afterwards, on its own thread. The event loop never
 //!   touches the disk: it sends requests over a bounded channel and gets completions back through
 //!   a queue and a wake-up callback.
-//! - [`Backend`] is what the writer needs from a database; SQLite ([`sqlite::Sqlite`]) today,
-//!   MySQL behind the same trait later, checked by the same test bodies.
+//! - [`Backend`] is what the writer needs from a database: SQLite ([`sqlite::Sqlite`], `db.path`)
+//!   or MySQL / MariaDB ([`mysql::Mysql`], `db.url`, torrust's MySQL schema), checked by the
+//!   same test bodies (`db::conformance`).
 //!
 //! Unlike torrust, the `completed` counts are loaded back at start (torrust v3 stores them but
 //! never reads them, its issue #1634).
 
+pub mod mysql;
 pub mod sqlite;
 pub mod writer;
 
@@ -254,17 +256,11 @@ impl std::error::Error for DbError {}
 ///   `Ok` (so a completion sent after it survives a `kill -9` of the process);
 /// - a duplicate key or info_hash is [`Applied::AlreadyPresent`], not an error;
 /// - loads skip and count rows that do not parse (see [`Skipped`]).
+///
+/// Each backend opens with its own constructor ([`sqlite::Sqlite::open`] takes a path,
+/// [`mysql::Mysql::open`] a URL), which creates the missing tables and loads everything; errors
+/// there ([`ErrorKind::Unreadable`], [`ErrorKind::Schema`], ...) are fatal at start.
 pub trait Backend: Send {
-    /// Opens (creating when missing) the database at `location` (a file path for SQLite) and
-    /// loads everything.
-    ///
-    /// Errors: [`ErrorKind::Unreadable`] (cannot open, not a database, corrupt) and
-    /// [`ErrorKind::Schema`], whose Display names the file and the database's message; the
-    /// tracker treats them as fatal at start.
-    fn open(location: &Path) -> Result<(Self, Loaded), DbError>
-    where
-        Self: Sized;
-
     /// The database for messages: a file path (or a URL without its password).
     fn origin(&self) -> &str;
 
@@ -293,55 +289,68 @@ pub trait Backend: Send {
     fn apply(&mut self, changes: &[Change]) -> Result<Vec<Applied>, DbError>;
 }
 
-/// The database `db.path` names. Today always SQLite; a `mysql://` location will select a MySQL
-/// backend here once there is one.
+/// The database the configuration names: `db.path` (SQLite) or `db.url` (MySQL / MariaDB).
 pub enum Db {
     /// A SQLite file (torrust's `sqlite3` driver).
     Sqlite(sqlite::Sqlite),
+    /// A MySQL or MariaDB database (torrust's `mysql` driver).
+    Mysql(mysql::Mysql),
 }
 
 impl Db {
-    /// Opens the database at `path` and loads everything; see [`Backend::open`].
+    /// Opens the SQLite file at `path` (`db.path`) and loads everything; see
+    /// [`sqlite::Sqlite::open`].
     ///
-    /// Errors: as [`Backend::open`]; fatal for the caller at start.
+    /// Errors: as [`sqlite::Sqlite::open`]; fatal for the caller at start.
     pub fn open(path: &Path) -> Result<(Db, Loaded), DbError> {
         let (db, loaded) = sqlite::Sqlite::open(path)?;
         Ok((Db::Sqlite(db), loaded))
     }
+
+    /// Connects to the MySQL / MariaDB database `url` names (`db.url
+    /// mysql://USER:PASS@HOST[:PORT]/DB`) and loads everything; see [`mysql::Mysql::open`].
+    /// Error texts carry the URL without its password.
+    ///
+    /// Errors: as [`mysql::Mysql::open`]; fatal for the caller at start.
+    pub fn open_url(url: &str) -> Result<(Db, Loaded), DbError> {
+        let (db, loaded) = mysql::Mysql::open(url)?;
+        Ok((Db::Mysql(db), loaded))
+    }
 }
 
 impl Backend for Db {
-    fn open(location: &Path) -> Result<(Self, Loaded), DbError> {
-        Db::open(location)
-    }
-
     fn origin(&self) -> &str {
         match self {
             Db::Sqlite(db) => db.origin(),
+            Db::Mysql(db) => db.origin(),
         }
     }
 
     fn load(&mut self) -> Result<Loaded, DbError> {
         match self {
             Db::Sqlite(db) => db.load(),
+            Db::Mysql(db) => db.load(),
         }
     }
 
     fn load_keys(&mut self) -> Result<(Vec<AuthKey>, usize), DbError> {
         match self {
             Db::Sqlite(db) => db.load_keys(),
+            Db::Mysql(db) => db.load_keys(),
         }
     }
 
     fn load_whitelist(&mut self) -> Result<(Vec<InfoHash>, usize), DbError> {
         match self {
             Db::Sqlite(db) => db.load_whitelist(),
+            Db::Mysql(db) => db.load_whitelist(),
         }
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<Vec<Applied>, DbError> {
         match self {
             Db::Sqlite(db) => db.apply(changes),
+            Db::Mysql(db) => db.apply(changes),
         }
     }
 }

@@ -434,10 +434,6 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Resul
 }
 
 impl Backend for Sqlite {
-    fn open(location: &Path) -> Result<(Self, Loaded), DbError> {
-        Sqlite::open(location)
-    }
-
     fn origin(&self) -> &str {
         &self.origin
     }

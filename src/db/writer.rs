@@ -604,9 +604,6 @@ mod tests {
     }
 
     impl Backend for Flaky {
-        fn open(_: &std::path::Path) -> Result<(Self, crate::db::Loaded), DbError> {
-            unreachable!("built by the test")
-        }
         fn origin(&self) -> &str {
             self.inner.origin()
         }

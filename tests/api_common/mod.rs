@@ -1,7 +1,7 @@
 //! Helpers shared by the REST API and persistence tests (tests/api*.rs, tests/persistence*.rs):
 //! configs with `api.listen` and `db.path`, an API client over real sockets (token in the query,
 //! as a Bearer header, or none), a tiny BEP 15 client, torrust's SQLite schema, and polling with
-//! deadlines. Built on `tests/common` (the harness that starts the real binary).
+//! deadlines; `backend.rs`: a test's database, SQLite or MySQL ([`TestDb`], `both_backends!`). Built on `tests/common` (the harness that starts the real binary).
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{self, Response, Tracker};
+
+mod backend;
+pub use backend::*;
 use opentracker_rs::types::Event;
 use opentracker_rs::wire::udp::{
     AnnounceOptions, AnnounceRequest, ConnectRequest, InfoHashes, ScrapeRequest, parse_response,
@@ -51,6 +54,11 @@ pub fn config(extra: &str, db: Option<&Path>) -> String {
         c.push_str(&format!("db.path {}\n", db.display()));
     }
     c
+}
+
+/// [`config`] with the line that selects `db` (`db.path` or `db.url`).
+pub fn config_with(extra: &str, db: &TestDb) -> String {
+    format!("{}{}\n", config(extra, None), db.config_line())
 }
 
 /// A directory that outlives the trackers started on it (a database kept across restarts),

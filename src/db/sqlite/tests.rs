@@ -312,6 +312,8 @@ fn db_opens_sqlite() {
     db.apply(&[Change::AddWhitelist(hash(1))]).unwrap();
     assert_eq!(db.load_whitelist().unwrap().0, [hash(1)]);
     assert_eq!(db.load().unwrap().whitelist, [hash(1)]);
-    let Db::Sqlite(inner) = &db;
+    let Db::Sqlite(inner) = &db else {
+        panic!("db.path opens SQLite")
+    };
     assert_eq!(inner.path(), fx.path);
 }
