@@ -478,7 +478,7 @@ mod tests {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params.not_before = rcgen::date_time_ymd(2001, 1, 1);
         params.not_after = rcgen::date_time_ymd(2002, 1, 1);
-        let old = params.self_signed(&key).unwrap();
+        let old = params.clone().self_signed(&key).unwrap();
         params.not_after = rcgen::date_time_ymd(2099, 1, 1);
         let good = params.self_signed(&key).unwrap();
         let good_cert = write("good.pem", &good.pem());
