@@ -127,13 +127,18 @@ fn rustls_client_keep_alive_over_tls12_and_tls13() {
     let dir = temp_dir("tls-keepalive");
     let pki = TestPki::new(&dir);
     let t = tls_tracker("tls-keepalive", &pki, "");
-    for v6 in [false, true] {
-        let mut s = pki.connect(https(&t, v6));
+    let versions = [
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+    ];
+    for (v6, (offer, version)) in [
+        (false, versions[0]),
+        (true, versions[1]),
+        (false, versions[1]),
+    ] {
+        let mut s = pki.connect_with(https(&t, v6), &[offer]);
         assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
-        assert_eq!(
-            s.conn.protocol_version(),
-            Some(rustls::ProtocolVersion::TLSv1_3)
-        );
+        assert_eq!(s.conn.protocol_version(), Some(version));
         for i in 0..50 {
             let (status, body) = get_keep_alive(&mut s, &announce(&hash(i), 5000, 1, ""));
             assert_eq!(status, 200);

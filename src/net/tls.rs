@@ -465,6 +465,140 @@ mod tests {
         assert_eq!(validity(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 
+    /// A socket in memory: reads what the test put in `inbox` (WouldBlock when empty), takes
+    /// at most `budget` bytes of writes (WouldBlock when spent) into `outbox`.
+    #[derive(Default)]
+    struct Pipe {
+        inbox: std::collections::VecDeque<u8>,
+        outbox: Vec<u8>,
+        budget: usize,
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.inbox.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.inbox.read(buf)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.budget);
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.budget -= n;
+            self.outbox.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A server config for `localhost` from a fresh CA, and a client config trusting the CA.
+    fn pair() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, leaf.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let server = load_identity(&c, &k, unix_now()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (server, Arc::new(client))
+    }
+
+    /// Moves the server's output to the client and the client's output to the server.
+    fn exchange(client: &mut rustls::ClientConnection, sock: &mut Pipe) {
+        let out = std::mem::take(&mut sock.outbox);
+        let mut slice = &out[..];
+        while !slice.is_empty() {
+            client.read_tls(&mut slice).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        let mut to_server = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut to_server).unwrap();
+        }
+        sock.inbox.extend(to_server);
+    }
+
+    #[test]
+    fn a_response_through_a_socket_that_takes_little_at_a_time_arrives_whole() {
+        let (server_config, client_config) = pair();
+        let mut server = TlsConn::new(&server_config).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = rustls::ClientConnection::new(client_config, name).unwrap();
+        let mut sock = Pipe {
+            budget: usize::MAX,
+            ..Pipe::default()
+        };
+        let mut stats = TlsHandshakes::default();
+        let mut buf = [0u8; 4096];
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut request = Vec::new();
+        for _ in 0..10 {
+            exchange(&mut client, &mut sock);
+            match server.read(&mut sock, &mut buf, &mut stats) {
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+        }
+        assert_eq!(request, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(!server.handshaking());
+        assert_eq!(stats.completed, 1);
+        exchange(&mut client, &mut sock);
+
+        // 300 KB through a socket that takes 1000 bytes per turn, as `flush` drives it.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut pos = 0;
+        let mut received = Vec::new();
+        let mut turns = 0;
+        while pos < data.len() {
+            sock.budget = 1000;
+            loop {
+                match server.write(&mut sock, &data[pos..]) {
+                    Ok(n) => pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+                if pos == data.len() {
+                    break;
+                }
+            }
+            exchange(&mut client, &mut sock);
+            let _ = client.reader().read_to_end(&mut received);
+            turns += 1;
+            assert!(turns < 10_000);
+        }
+        // Every byte reported written is on the wire: nothing left inside rustls.
+        assert!(!server.conn.wants_write());
+        exchange(&mut client, &mut sock);
+        let _ = client.reader().read_to_end(&mut received);
+        assert_eq!(received.len(), data.len());
+        assert!(received == data);
+    }
+
     #[test]
     fn load_refuses_expired_mismatched_and_missing() {
         let dir = tempfile::tempdir().unwrap();

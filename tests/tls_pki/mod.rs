@@ -73,6 +73,14 @@ impl TestPki {
 
     /// A rustls client configuration trusting the CA (TLS 1.2 and 1.3, ALPN `http/1.1`).
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.client_config_for(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// As [`TestPki::client_config`], offering only `versions`.
+    pub fn client_config_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
@@ -81,7 +89,7 @@ impl TestPki {
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -91,8 +99,17 @@ impl TestPki {
 
     /// A TLS connection to `addr` (server name `localhost`), handshake done.
     pub fn connect(&self, addr: SocketAddr) -> TlsStream {
+        self.connect_with(addr, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// As [`TestPki::connect`], offering only `versions`.
+    pub fn connect_with(
+        &self,
+        addr: SocketAddr,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsStream {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let conn = rustls::ClientConnection::new(self.client_config(), name).unwrap();
+        let conn = rustls::ClientConnection::new(self.client_config_for(versions), name).unwrap();
         let sock = TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
@@ -127,7 +144,9 @@ pub fn pem_leaf(path: &Path) -> Vec<u8> {
 /// Sends a keep-alive GET of `target` on `s` and returns the status and body (by
 /// Content-Length).
 pub fn get_keep_alive(s: &mut TlsStream, target: &str) -> (u16, Vec<u8>) {
-    write!(s, "GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    // One write, so one TLS record and one segment (several would meet Nagle and delayed ACKs).
+    let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
     s.flush().unwrap();
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
