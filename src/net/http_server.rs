@@ -494,6 +494,10 @@ impl HttpServer {
                 return set_interest(conn, registry, token, true);
             }
         }
+        if conn.tls.as_ref().is_some_and(|t| t.wants_write()) {
+            // Handshake records the socket did not take: wait until it is writable.
+            return set_interest(conn, registry, token, true);
+        }
         if conn.closing || conn.waiting.is_some() {
             // Waiting: `deliver` puts the connection back on the pending list.
             return Ok(());
@@ -768,6 +772,14 @@ fn read(conn: &mut Conn, buf: &mut [u8], stats: &mut TlsHandshakes) -> io::Resul
 
 /// Writes as much of `wbuf` as the socket takes. `Err` on a write error.
 fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> Result<(), Close> {
+    if let Some(tls) = conn.tls.as_mut() {
+        // Records queued by a read (handshake) go first; the caller looks at `wants_write`.
+        match tls.flush(&mut conn.stream) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return Err(Close::ByClient),
+        }
+    }
     while conn.wpos < conn.wbuf.len() {
         let data = &conn.wbuf[conn.wpos..];
         let written = match conn.tls.as_mut() {

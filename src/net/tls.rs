@@ -193,10 +193,14 @@ impl TlsConn {
                 return Ok(0);
             }
             let processed = self.conn.process_new_packets();
-            // Handshake messages, tickets, alerts: written now, best effort. A socket that is
-            // full here (only a client that never reads) keeps them queued for the next write;
-            // the header deadline ends such a handshake.
-            let _ = self.flush_records(sock);
+            // Handshake messages, tickets, alerts: written now. What a full socket does not
+            // take stays queued ([`TlsConn::wants_write`]); the server then waits for
+            // writability and calls [`TlsConn::flush`].
+            match self.flush_records(sock) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
             if let Err(e) = processed {
                 if !self.handshaken {
                     log::debug!("TLS handshake failed: {e}");
@@ -233,6 +237,16 @@ impl TlsConn {
         self.flush_records(sock)?;
         self.in_flight = 0;
         Ok(n)
+    }
+
+    /// True when TLS records (handshake messages, alerts) wait for the socket.
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Writes the queued TLS records. `WouldBlock` when the socket is full.
+    pub fn flush(&mut self, sock: &mut impl ReadWrite) -> io::Result<()> {
+        self.flush_records(sock)
     }
 
     /// Sends `close_notify` (best effort: the connection is closed next).
