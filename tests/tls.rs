@@ -306,3 +306,80 @@ fn a_bad_pair_at_start_is_fatal_and_names_the_listener() {
     assert!(text.contains("# api.listen_tls"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A full scrape (a streamed response, chunked) over HTTPS to a client that reads late: the
+/// whole body arrives, and the connection ends with a TLS close_notify.
+#[test]
+fn full_scrape_streams_over_https_and_ends_with_close_notify() {
+    let dir = temp_dir("tls-fullscrape");
+    let pki = TestPki::new(&dir);
+    let t = tls_tracker("tls-fullscrape", &pki, "");
+    let addr = https(&t, false);
+    let mut s = pki.connect(addr);
+    let torrents = 3000;
+    for i in 0..torrents {
+        assert_eq!(
+            get_keep_alive(&mut s, &announce(&hash(i), 7000, 1, "")).0,
+            200
+        );
+    }
+    let mut s = pki.connect(addr);
+    s.write_all(b"GET /scrape HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("the body, then close_notify (no truncation)");
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains("transfer-encoding: chunked"));
+    let mut body = Vec::new();
+    let mut b = &raw[head_end..];
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap(), 16).unwrap();
+        b = &b[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+    let v = decode(&body).unwrap();
+    let files = v.get(b"files").unwrap();
+    for i in [0, torrents / 2, torrents - 1] {
+        assert!(
+            files.get(&hash(i)).is_some(),
+            "torrent {i} in the full scrape"
+        );
+    }
+    assert!(body.len() > 3000 * 50, "{} bytes", body.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `http.max_connections` counts HTTPS connections too: over the cap, a new one is closed at
+/// once, before any handshake.
+#[test]
+fn the_connection_cap_counts_https_connections() {
+    let dir = temp_dir("tls-cap");
+    let pki = TestPki::new(&dir);
+    let t = tls_tracker("tls-cap", &pki, "http.max_connections 2\n");
+    let addr = https(&t, false);
+    let mut first = pki.connect(addr);
+    let second = pki.connect(addr);
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(third.read(&mut buf).unwrap_or(0), 0, "closed at once");
+    // Room for the plain /metrics request (the cap counts every HTTP connection).
+    drop(second);
+    std::thread::sleep(Duration::from_millis(200));
+    wait_metric(&t, "opentracker_tcp_refused_total", 1);
+    assert_eq!(
+        get_keep_alive(&mut first, &announce(&hash(1), 7001, 0, "")).0,
+        200
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
