@@ -4,7 +4,8 @@
 # - python3-prometheus-client: the reference parser of the Prometheus text format, which
 #   tests/stats.rs runs over our /metrics output;
 # - chromium (with fonts-dejavu-core): the headless browser in which
-#   scripts/status-page-check.py renders the status page (/stats/html), in .ci/run.
+#   scripts/status-page-check.py renders the status page (/stats/html), in .ci/run;
+# - curl: the HTTPS client of tests/tls.rs (announces and the API over https://).
 # Idempotent and quiet when everything is present. As root it installs with
 # apt-get (running `apt-get update` only when a package is unknown to apt);
 # otherwise it says what to install and exits 1.
@@ -37,6 +38,9 @@ done
 if ! command -v chromium >/dev/null 2>&1; then
     missing+=(chromium fonts-dejavu-core)
 fi
+if ! command -v curl >/dev/null 2>&1; then
+    missing+=(curl)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 bash "$(dirname "$0")/apt-install.sh" install-test-deps "${missing[@]}"
@@ -50,5 +54,9 @@ for pair in "${NEEDED[@]}"; do
 done
 if ! command -v chromium >/dev/null 2>&1; then
     echo "install-test-deps: chromium installed but not in PATH" >&2
+    exit 1
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    echo "install-test-deps: curl installed but not in PATH" >&2
     exit 1
 fi

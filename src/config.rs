@@ -39,6 +39,7 @@ mod file;
 mod private;
 mod special;
 mod table;
+mod tls;
 mod value;
 
 pub use args::{parse_args, parse_args_with_env, usage, version};
@@ -46,6 +47,7 @@ pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
 pub use private::{ApiToken, DbUrl, TrackerMode};
 pub use table::{Directive, MASK, Syntax};
+pub use tls::TlsListen;
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
 /// default listeners: 6969, as opentracker.
@@ -84,6 +86,11 @@ table::directives! {
         /// UDP (BEP 15) listen addresses: `listen.udp`, `listen.tcp_udp`, `-i IP -P PORT`.
         /// Same default rule as `listen_tcp`.
         "listen.udp" => listen_udp: Vec<SocketAddr>, [DEFAULT_PORT, "UDP"];
+        /// `ADDRESS CERT KEY` (opentracker-rs's own, repeatable): an HTTPS tracker listener
+        /// (port 6969 when none is given) with its PEM certificate chain and private key; TLS
+        /// 1.2 and 1.3, ALPN `http/1.1`, the `http.*` limits. The files are read at start
+        /// (before the chroot) and again on SIGHUP; a bad new pair keeps the old one.
+        "listen.tls" => listen_tls: Vec<TlsListen>, [DEFAULT_PORT, "TLS"];
         /// `-w PATH`: file of hex info_hashes; only those may announce. Read after the chroot
         /// (relative to `rootdir`), as opentracker. Exclusive with `blacklist`.
         "access.whitelist" => whitelist: Option<PathBuf>, hook special::whitelist;
@@ -200,6 +207,9 @@ table::directives! {
         /// REST API listen addresses (torrust's v1 API, port 1212 when none is given); none = no
         /// API. Served by the event loop with the HTTP limits of `http.*`.
         "api.listen" => api_listen: Vec<SocketAddr>, [API_DEFAULT_PORT, "API"];
+        /// `ADDRESS CERT KEY`: REST API listeners over HTTPS (port 1212 when none is given),
+        /// as `listen.tls`.
+        "api.listen_tls" => api_listen_tls: Vec<TlsListen>, [API_DEFAULT_PORT, "API TLS"];
         /// `LABEL SECRET`: a token the API accepts (`?token=SECRET` or `Authorization: Bearer
         /// SECRET`); the secret is at least 16 characters and never printed or logged.
         [secret] "api.token" => api_tokens: Vec<ApiToken>;
@@ -319,11 +329,13 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Completes a parsed configuration; idempotent ([`parse_args`] already calls it).
     ///
-    /// - If neither `listen_tcp` nor `listen_udp` has an entry, both get `0.0.0.0:6969` and
+    /// - If none of `listen_tcp`, `listen_udp`, `listen_tls` has an entry, the first two get `0.0.0.0:6969` and
     ///   `[::]:6969` (opentracker binds `0.0.0.0:6969` TCP+UDP when nothing was bound; we add
     ///   IPv6). If only one protocol was bound, the other stays empty, as opentracker.
     /// - Pushes a warning when `peer_timeout < announce_interval` (peers would expire
     ///   between two announces), and when `api.listen` is set without an `api.token`.
+    /// - Refuses one address (port other than 0) in two TCP listeners (`listen.tcp`,
+    ///   `api.listen`, `listen.tls`, `api.listen_tls`).
     ///
     /// Errors: `configuration: tracker.numwant.default: N is larger than
     /// tracker.numwant.max (M)`; `configuration: api.listen: ADDR is also a tracker listener
@@ -350,7 +362,7 @@ impl Config {
                 ),
             });
         }
-        if self.listen_tcp.is_empty() && self.listen_udp.is_empty() {
+        if self.listen_tcp.is_empty() && self.listen_udp.is_empty() && self.listen_tls.is_empty() {
             let defaults = [
                 SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), DEFAULT_PORT),
                 SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), DEFAULT_PORT),
@@ -370,7 +382,32 @@ impl Config {
                 message: format!("{addr} is also a tracker listener (listen.tcp)"),
             });
         }
-        if !self.api_listen.is_empty() && self.api_tokens.is_empty() {
+        let plain = self
+            .listen_tcp
+            .iter()
+            .chain(&self.api_listen)
+            .map(|a| (a, "listen.tcp"));
+        let tls = (self.listen_tls.iter().chain(&self.api_listen_tls)).map(|t| (&t.addr, "TLS"));
+        let mut seen: Vec<&SocketAddr> = Vec::new();
+        for (addr, kind) in plain.chain(tls) {
+            if addr.port() != 0 && seen.contains(&addr) {
+                return Err(ConfigError {
+                    origin: "configuration".to_owned(),
+                    line: None,
+                    directive: if kind == "TLS" {
+                        "listen.tls"
+                    } else {
+                        "api.listen"
+                    }
+                    .to_owned(),
+                    message: format!("{addr} is configured for two TCP listeners"),
+                });
+            }
+            seen.push(addr);
+        }
+        if !(self.api_listen.is_empty() && self.api_listen_tls.is_empty())
+            && self.api_tokens.is_empty()
+        {
             let warning = "configuration: api.listen: no api.token is set; every /api/v1 \
                            request will be refused (401)"
                 .to_owned();

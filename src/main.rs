@@ -125,6 +125,10 @@ fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = net::bind_tls(&mut listeners, &cfg.listen_tls, &cfg.api_listen_tls) {
+        eprintln!("opentracker-rs: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(lc) = &livesync_cfg {
         match livesync::bind(lc) {
             Ok(sockets) => listeners.livesync = sockets,
@@ -280,6 +284,10 @@ fn run(cfg: Config) -> ExitCode {
             access,
             state_file: cfg.state_file.clone(),
             state_interval: cfg.state_interval,
+            tls: listeners
+                .identities
+                .as_ref()
+                .map_or_else(Vec::new, |ids| ids.files.clone()),
         },
         mode: cfg.mode,
         api: ApiSite {

@@ -12,8 +12,10 @@
 //! tests fail with a message that says so.
 
 mod common;
+mod tls_pki;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -60,13 +62,23 @@ fn announce_url(t: &Tracker, proto: &str, v6: bool, key: Option<&str>) -> String
 
 /// A seeder and a leecher download through `t`, announcing to `/announce[/KEY]`.
 fn run_swarm_on(t: &Tracker, proto: &str, v6: bool, key: Option<&str>) {
+    run_swarm_url(t, &announce_url(t, proto, v6, key), v6, key, None);
+}
+
+/// As [`run_swarm_on`] with the announce URL given; `ca`: the PEM file libtorrent trusts for
+/// an https:// tracker (OpenSSL's `SSL_CERT_FILE`).
+fn run_swarm_url(t: &Tracker, url: &str, v6: bool, key: Option<&str>, ca: Option<&Path>) {
     let python = python_with("libtorrent");
-    let url = announce_url(t, proto, v6, key);
+    let proto = url.split(':').next().unwrap();
     let work = temp_dir(&format!("e2e-{proto}-{}", if v6 { 6 } else { 4 }));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/libtorrent_swarm.py");
-    let mut child = Command::new(python)
+    let mut cmd = Command::new(python);
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    let mut child = cmd
         .arg(script)
-        .args(["--announce", &url, "--family", if v6 { "6" } else { "4" }])
+        .args(["--announce", url, "--family", if v6 { "6" } else { "4" }])
         .arg("--workdir")
         .arg(&work)
         .args(["--size-mib", "4", "--timeout", "90", "--hold"])
@@ -141,6 +153,80 @@ fn libtorrent_swarm_http_ipv4() {
 #[test]
 fn libtorrent_swarm_http_ipv6() {
     run_swarm("http", true);
+}
+
+/// Over `https://` with a certificate from a test CA that libtorrent is told to trust.
+fn run_swarm_https(v6: bool) {
+    let dir = temp_dir(&format!("e2e-https-{}", if v6 { 6 } else { 4 }));
+    let pki = tls_pki::TestPki::new(&dir);
+    let t = Tracker::start(
+        "e2e-https",
+        &format!(
+            "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\ntracker.announce_interval 30\n\
+             listen.tls 127.0.0.1:0 {c} {k}\nlisten.tls [::1]:0 {c} {k}\n",
+            c = pki.cert.display(),
+            k = pki.key.display()
+        ),
+    );
+    let addr = *t.https.iter().find(|a| a.is_ipv6() == v6).unwrap();
+    let url = format!("https://{addr}/announce");
+    run_swarm_url(&t, &url, v6, None, Some(&pki.ca));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn libtorrent_swarm_https_ipv4() {
+    run_swarm_https(false);
+}
+
+#[test]
+fn libtorrent_swarm_https_ipv6() {
+    run_swarm_https(true);
+}
+
+/// libtorrent refuses our certificate when it does not trust the CA: it does verify.
+#[test]
+fn libtorrent_https_untrusted_ca_refused() {
+    let dir = temp_dir("e2e-https-untrusted");
+    let pki = tls_pki::TestPki::new(&dir);
+    let other = tls_pki::TestPki::new(&dir.join("other"));
+    let t = Tracker::start(
+        "e2e-https-untrusted",
+        &format!(
+            "listen.tcp 127.0.0.1:0\nlisten.tls 127.0.0.1:0 {} {}\naccess.stats 127.0.0.1\n",
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    );
+    let url = format!("https://{}/announce", t.https[0]);
+    let python = python_with("libtorrent");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/libtorrent_swarm.py");
+    let out = Command::new(python)
+        .env("SSL_CERT_FILE", &other.ca)
+        .arg(script)
+        .args(["--announce", &url, "--family", "4"])
+        .arg("--workdir")
+        .arg(dir.join("work"))
+        .args(["--size-mib", "1", "--timeout", "30", "--expect-refusal", ""])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("REFUSED"),
+        "libtorrent should fail to announce to an untrusted certificate:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The tracker saw libtorrent abort the handshakes (after our certificate), never a request.
+    let metrics = String::from_utf8(get(t.http_addr(false), "/metrics").body).unwrap();
+    let sample = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap()
+    };
+    assert_eq!(sample("opentracker_tls_handshakes_total{result=\"ok\"}"), 0);
+    assert!(sample("opentracker_tls_handshakes_total{result=\"failed\"}") >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -131,6 +131,8 @@ listen.tcp_udp 127.0.0.1:0
 listen.tcp [::1]:8080
 listen.udp [fe80::1%3]:6881
 listen.udp 10.0.0.1
+listen.tls [::1]:8443 /etc/ot/fullchain.pem /etc/ot/privkey.pem
+listen.tls 127.0.0.1 cert.pem key.pem
 access.blacklist /etc/ot/black list.txt
 access.stats 127.0.0.1
 access.stats 10.0.0.0/8
@@ -215,6 +217,8 @@ fn to_config_text_exact() {
             "listen.udp 127.0.0.1:0",
             "listen.udp [fe80::1%3]:6881",
             "listen.udp 10.0.0.1:6969",
+            "listen.tls [::1]:8443 /etc/ot/fullchain.pem /etc/ot/privkey.pem",
+            "listen.tls 127.0.0.1:6969 cert.pem key.pem",
             "# access.whitelist (not set)",
             "access.blacklist /etc/ot/black list.txt",
             "access.stats 127.0.0.1",
@@ -250,6 +254,7 @@ fn to_config_text_exact() {
             "tracker.mode private_listed",
             "api.listen 127.0.0.1:1212",
             "api.listen [::1]:8081",
+            "# api.listen_tls (not set)",
             "# api.token (not set)",
             "db.path /var/lib/ot/sqlite3.db",
             "# db.url (not set)",
@@ -716,4 +721,30 @@ fn db_url_errors_and_exclusive_with_db_path() {
         "configuration: db.url: db.path and db.url are exclusive: one database, a SQLite file \
          or a MySQL / MariaDB server"
     );
+}
+
+#[test]
+fn tls_listeners_take_three_words_and_refuse_a_taken_address() {
+    let mut c = Config::default();
+    let e = parse_str("listen.tls 127.0.0.1:443 cert.pem\n", "t.conf", &mut c).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.conf:1: listen.tls: expected ADDRESS CERT KEY (three words), got 2 word(s)"
+    );
+    let mut c = Config::default();
+    let text = "listen.tls 127.0.0.1:443 c k\nlisten.tls 127.0.0.1:443 c2 k2\n";
+    let e = parse_str(text, "t.conf", &mut c).unwrap_err();
+    assert!(e.to_string().contains("already configured"), "{e}");
+    let mut c = Config::default();
+    let text = "listen.tcp 127.0.0.1:443\napi.listen_tls 127.0.0.1:443 c k\n";
+    parse_str(text, "t.conf", &mut c).unwrap();
+    let e = c.finish().unwrap_err();
+    assert!(e.to_string().contains("two TCP listeners"), "{e}");
+    // Only TLS listeners: no default plain listeners are added.
+    let mut c = Config::default();
+    parse_str("listen.tls [::]:443 c k\n", "t.conf", &mut c).unwrap();
+    c.finish().unwrap();
+    assert!(c.listen_tcp.is_empty() && c.listen_udp.is_empty());
+    assert_eq!(c.api_listen_tls, []);
+    assert_eq!(c.listen_tls[0].addr.port(), 443);
 }

@@ -11,6 +11,10 @@
 //!   thread ([`crate::state::Writer`]). At SIGTERM/SIGINT one full snapshot is written before
 //!   the process exits.
 //!
+//! - Certificates: SIGHUP also wakes the `tls-reload` thread ([`super::tls::Reloader`]) when
+//!   HTTPS listeners exist; it re-reads every certificate/key pair, and the loop installs each
+//!   good pair for new connections ([`Background::take_tls`]). A bad pair keeps the old one.
+//!
 //! While a purge or a snapshot runs, the loop polls without sleeping ([`Background::busy`]).
 
 use std::io;
@@ -44,6 +48,9 @@ pub struct BackgroundConfig {
     pub state_file: Option<PathBuf>,
     /// `tracker.state_interval`, seconds between periodic writes; 0 = only at exit.
     pub state_interval: u32,
+    /// The certificate/key pairs of the HTTPS listeners (`listen.tls`, `api.listen_tls`),
+    /// re-read on SIGHUP; empty = none.
+    pub tls: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Timing of work done in slices, for the log.
@@ -86,6 +93,7 @@ pub struct Background {
     access_path: Option<PathBuf>,
     purge: Option<Slices>,
     state: Option<StateFile>,
+    tls: Option<(super::tls::Reloader, Vec<(PathBuf, PathBuf)>)>,
 }
 
 impl Background {
@@ -104,7 +112,15 @@ impl Background {
             access_path: None,
             purge: None,
             state: None,
+            tls: None,
         };
+        if !cfg.tls.is_empty() {
+            let waker = Arc::clone(waker);
+            let reloader = super::tls::Reloader::spawn(cfg.tls.clone(), move || {
+                let _ = waker.wake();
+            })?;
+            bg.tls = Some((reloader, cfg.tls.clone()));
+        }
         if let Some((access, path)) = &cfg.access {
             tracker.set_access(Some(access.clone()));
             let waker = Arc::clone(waker);
@@ -130,11 +146,19 @@ impl Background {
 
     /// SIGHUP: asks the reload thread for a fresh list.
     pub fn on_sighup(&self) {
+        if let Some((r, files)) = &self.tls {
+            log::info!(
+                "SIGHUP received: reloading {} TLS certificate/key pair(s)",
+                files.len()
+            );
+            r.request();
+        }
         match &self.reloader {
             Some(r) => {
                 log::info!("SIGHUP received: reloading the access list");
                 r.request();
             }
+            None if self.tls.is_some() => {}
             None => log::info!("SIGHUP received: no access list configured, nothing to reload"),
         }
     }
@@ -173,6 +197,37 @@ impl Background {
                 log::warn!("{directive}: {e}; keeping the previous list ({n} info_hashes)");
             }
         }
+    }
+
+    /// The waker fired: takes a finished certificate reload. Returns the pairs to install, by
+    /// index ([`super::tls::Identities`]); logs each refused pair (and counts it in
+    /// `tracker.stats.tls.reload_failed`), which keeps the previous one.
+    pub fn take_tls(&mut self, tracker: &mut Tracker) -> Vec<(usize, Arc<rustls::ServerConfig>)> {
+        let Some((reloader, files)) = &self.tls else {
+            return Vec::new();
+        };
+        let Some(results) = reloader.try_take() else {
+            return Vec::new();
+        };
+        let mut good = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            let (cert, key) = &files[i];
+            match result {
+                Ok(config) => {
+                    log::info!(
+                        "TLS certificate {} reloaded (key {}); new connections use it",
+                        cert.display(),
+                        key.display()
+                    );
+                    good.push((i, config));
+                }
+                Err(e) => {
+                    tracker.stats.tls.reload_failed += 1;
+                    log::warn!("TLS reload refused: {e}; keeping the previous certificate");
+                }
+            }
+        }
+        good
     }
 
     /// True while a purge or a snapshot is running: the loop should poll without sleeping.

@@ -143,17 +143,30 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         None => None,
     };
     let mut events = Events::with_capacity(1024);
+    for (_, addr, _) in &listeners.tls {
+        log::info!("listening: https {addr}");
+    }
+    for (_, addr, _) in &listeners.api_tls {
+        log::info!("listening: api https {addr}");
+    }
     let mut http = HttpServer::new(
         listeners.tcp.into_iter().map(|(l, _)| l).collect(),
         cfg.http,
         CONN_BASE,
     )?;
-    http.register(poll.registry(), 0)?;
     let mut api = HttpServer::new(
         listeners.api.into_iter().map(|(l, _)| l).collect(),
         cfg.http,
         API_CONN_BASE,
     )?;
+    if let Some(ids) = &listeners.identities {
+        let tls = |list: Vec<(std::net::TcpListener, _, usize)>| {
+            list.into_iter().map(|(l, _, i)| (l, i)).collect()
+        };
+        http.add_tls_listeners(tls(listeners.tls), &ids.configs);
+        api.add_tls_listeners(tls(listeners.api_tls), &ids.configs);
+    }
+    http.register(poll.registry(), 0)?;
     api.register(poll.registry(), API_LISTEN_BASE)?;
     let mut udp: Vec<UdpServer> = listeners
         .udp
@@ -243,6 +256,10 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                 }
             } else if token == WAKER {
                 background.on_wake(&mut tracker);
+                for (i, config) in background.take_tls(&mut tracker) {
+                    http.set_tls_config(i, Arc::clone(&config));
+                    api.set_tls_config(i, config);
+                }
                 if let Some(p) = persist.as_mut() {
                     for (waiter, reply) in p.on_wake(&mut tracker) {
                         api.deliver(waiter, &reply, poll.registry(), &mut tracker, now);

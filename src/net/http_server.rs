@@ -29,9 +29,15 @@
 //! and many full scrapes share the loop with everything else slice by slice. A streamed
 //! response is the last one on its connection (it is closed once the body is sent), and its
 //! connection reads nothing more, so `http.max_write_buffer` does not apply to it.
+//!
+//! HTTPS: a connection accepted on a TLS listener (`listen.tls`, `api.listen_tls`) reads and
+//! writes through its [`TlsConn`] (see [`super::tls`]); all of the above applies to its
+//! plaintext unchanged. Its handshake counts against `http.header_timeout` from accept. A plain
+//! connection pays one branch per read and write for this.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -40,6 +46,9 @@ use crate::front::api::{Reply, Waiter, write_reply};
 use crate::front::http::walk::{SLICE_TORRENTS, Walk};
 use crate::front::http::{Outcome, Scratch};
 use crate::service::Tracker;
+use crate::stats::TlsHandshakes;
+
+use super::tls::TlsConn;
 
 mod front;
 pub use front::{ApiFront, Front};
@@ -102,6 +111,8 @@ struct Conn {
     /// Waiting for a deferred answer ([`Outcome::Deferred`]); `Some(keep_alive)`. Nothing is
     /// read or served meanwhile.
     waiting: Option<bool>,
+    /// The TLS session of an HTTPS connection; `None` for plain HTTP.
+    tls: Option<Box<TlsConn>>,
 }
 
 /// Why a connection is closed (counted in [`crate::stats::TcpClosed`]).
@@ -132,6 +143,10 @@ pub struct HttpServer {
     streaming: Vec<usize>,
     /// Serial number of the next connection accepted.
     next_serial: u64,
+    /// Per listener: the index in `tls_configs` of its certificate, `None` for plain HTTP.
+    listener_tls: Vec<Option<usize>>,
+    /// TLS server configurations (certificate/key pairs), replaced on reload.
+    tls_configs: Vec<Arc<rustls::ServerConfig>>,
 }
 
 impl HttpServer {
@@ -141,8 +156,11 @@ impl HttpServer {
         limits: HttpLimits,
         token_base: usize,
     ) -> io::Result<Self> {
-        let listeners = listeners.into_iter().map(TcpListener::from_std).collect();
+        let listeners: Vec<TcpListener> =
+            listeners.into_iter().map(TcpListener::from_std).collect();
         Ok(HttpServer {
+            listener_tls: vec![None; listeners.len()],
+            tls_configs: Vec::new(),
             listeners,
             conns: Vec::new(),
             free: Vec::new(),
@@ -156,6 +174,29 @@ impl HttpServer {
             streaming: Vec::new(),
             next_serial: 0,
         })
+    }
+
+    /// Adds HTTPS listeners after the plain ones (call before [`HttpServer::register`]): each
+    /// with the index of its certificate/key pair in `configs`
+    /// ([`super::tls::Identities::configs`]), which this server keeps.
+    pub fn add_tls_listeners(
+        &mut self,
+        listeners: Vec<(std::net::TcpListener, usize)>,
+        configs: &[Arc<rustls::ServerConfig>],
+    ) {
+        for (l, index) in listeners {
+            self.listeners.push(TcpListener::from_std(l));
+            self.listener_tls.push(Some(index));
+        }
+        self.tls_configs = configs.to_vec();
+    }
+
+    /// Replaces certificate/key pair `index` (a reload): new connections use `config`, open ones
+    /// keep theirs. An unknown index is ignored.
+    pub fn set_tls_config(&mut self, index: usize, config: Arc<rustls::ServerConfig>) {
+        if let Some(c) = self.tls_configs.get_mut(index) {
+            *c = config;
+        }
     }
 
     /// Registers the listeners with tokens `first..first + n`.
@@ -207,6 +248,16 @@ impl HttpServer {
                 drop(stream);
                 continue;
             }
+            let tls = match self.listener_tls[index] {
+                None => None,
+                Some(i) => match TlsConn::new(&self.tls_configs[i]) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        log::warn!("cannot start a TLS session: {e}");
+                        continue;
+                    }
+                },
+            };
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -222,12 +273,14 @@ impl HttpServer {
                 closing: false,
                 want_write: false,
                 eof: false,
-                head_since: None,
+                // The handshake counts against the header deadline.
+                head_since: tls.as_ref().map(|_| now),
                 queued: false,
                 producer: None,
                 registered: false,
                 serial: self.next_serial,
                 waiting: None,
+                tls,
             });
             self.next_serial += 1;
             self.open += 1;
@@ -380,7 +433,7 @@ impl HttpServer {
             if conn.closing || budget == 0 || !conn.wbuf.is_empty() || conn.waiting.is_some() {
                 break;
             }
-            let n = match conn.stream.read(&mut self.read_buf) {
+            let n = match read(conn, &mut self.read_buf, &mut tracker.stats.tls) {
                 Ok(0) => {
                     // The client half-closed: answer what it sent, then close.
                     conn.closing = true;
@@ -440,6 +493,10 @@ impl HttpServer {
                 }
                 return set_interest(conn, registry, token, true);
             }
+        }
+        if conn.tls.as_ref().is_some_and(|t| t.wants_write()) {
+            // Handshake records the socket did not take: wait until it is writable.
+            return set_interest(conn, registry, token, true);
         }
         if conn.closing || conn.waiting.is_some() {
             // Waiting: `deliver` puts the connection back on the pending list.
@@ -579,7 +636,16 @@ impl HttpServer {
         // No epoll_ctl(DEL): closing the socket (dropping `conn`) removes it from the epoll set,
         // and mio keeps no state per registration on Linux. One system call less per connection.
         let _ = registry;
-        if let Some(conn) = self.conns[slot].take() {
+        if let Some(mut conn) = self.conns[slot].take() {
+            if let Some(tls) = conn.tls.as_mut() {
+                let t = &mut tracker.stats.tls;
+                match (tls.handshaking(), why) {
+                    (true, Close::HeaderTimeout) => t.timed_out += 1,
+                    (true, _) => t.failed += 1,
+                    (false, Close::ByClient) => {}
+                    (false, _) => tls.close_notify(&mut conn.stream),
+                }
+            }
             if conn.producer.is_some() {
                 self.streaming.retain(|&s| s != slot);
             }
@@ -695,10 +761,32 @@ fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     };
 }
 
+/// Reads from the connection's socket, through its TLS session if it has one (plaintext out).
+#[inline]
+fn read(conn: &mut Conn, buf: &mut [u8], stats: &mut TlsHandshakes) -> io::Result<usize> {
+    match conn.tls.as_mut() {
+        None => conn.stream.read(buf),
+        Some(tls) => tls.read(&mut conn.stream, buf, stats),
+    }
+}
+
 /// Writes as much of `wbuf` as the socket takes. `Err` on a write error.
 fn flush(conn: &mut Conn, tracker: &mut Tracker, now: u32) -> Result<(), Close> {
+    if let Some(tls) = conn.tls.as_mut() {
+        // Records queued by a read (handshake) go first; the caller looks at `wants_write`.
+        match tls.flush(&mut conn.stream) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return Err(Close::ByClient),
+        }
+    }
     while conn.wpos < conn.wbuf.len() {
-        match conn.stream.write(&conn.wbuf[conn.wpos..]) {
+        let data = &conn.wbuf[conn.wpos..];
+        let written = match conn.tls.as_mut() {
+            None => conn.stream.write(data),
+            Some(tls) => tls.write(&mut conn.stream, data),
+        };
+        match written {
             Ok(0) => return Err(Close::ByClient),
             Ok(n) => {
                 conn.wpos += n;

@@ -11,6 +11,7 @@ pub mod event_loop;
 pub mod http_server;
 pub mod livesync;
 pub mod persist;
+pub mod tls;
 pub mod udp_server;
 
 use std::io;
@@ -28,6 +29,13 @@ pub struct Listeners {
     pub api: Vec<(std::net::TcpListener, SocketAddr)>,
     /// Live sync sockets with their bound address ([`livesync::bind`]; empty when off).
     pub livesync: Vec<(std::net::UdpSocket, SocketAddr)>,
+    /// HTTPS tracker listeners (`listen.tls`; [`bind_tls`]) with their bound address and the
+    /// index of their certificate/key pair in `identities`.
+    pub tls: Vec<(std::net::TcpListener, SocketAddr, usize)>,
+    /// HTTPS REST API listeners (`api.listen_tls`), as `tls`.
+    pub api_tls: Vec<(std::net::TcpListener, SocketAddr, usize)>,
+    /// The certificate/key pairs of `tls` and `api_tls`, loaded; `None` when there are none.
+    pub identities: Option<tls::Identities>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -52,6 +60,9 @@ pub fn bind(
         udp: Vec::new(),
         api: Vec::new(),
         livesync: Vec::new(),
+        tls: Vec::new(),
+        api_tls: Vec::new(),
+        identities: None,
     };
     for addr in api {
         let l = bind_tcp(*addr).map_err(|e| annotate(e, "api", addr))?;
@@ -69,6 +80,36 @@ pub fn bind(
         out.udp.push((s, local));
     }
     Ok(out)
+}
+
+/// Loads the certificate/key pairs of the HTTPS listeners (`listen.tls` for the tracker,
+/// `api.listen_tls` for the API) and binds them, as [`bind`] binds the plain ones. Call it
+/// before the chroot and the privilege drop: the files are read with the starting user's rights.
+///
+/// Errors: a pair that cannot be loaded ([`tls::load_identity`]), an address that cannot be bound;
+/// the text names the listener.
+pub fn bind_tls(
+    out: &mut Listeners,
+    tracker: &[crate::config::TlsListen],
+    api: &[crate::config::TlsListen],
+) -> Result<(), String> {
+    if tracker.is_empty() && api.is_empty() {
+        return Ok(());
+    }
+    let (identities, index) = tls::Identities::load(tracker.iter().chain(api))?;
+    for (i, l) in tracker.iter().chain(api).enumerate() {
+        let kind = if i < tracker.len() { "tls" } else { "api tls" };
+        let socket = bind_tcp(l.addr).map_err(|e| annotate(e, kind, &l.addr).to_string())?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        let list = if i < tracker.len() {
+            &mut out.tls
+        } else {
+            &mut out.api_tls
+        };
+        list.push((socket, local, index[i]));
+    }
+    out.identities = Some(identities);
+    Ok(())
 }
 
 fn annotate(e: io::Error, kind: &str, addr: &SocketAddr) -> io::Error {

@@ -71,6 +71,8 @@ pub struct Stats {
     pub auth_refused: AuthRefused,
     /// Live sync (cluster) packets and records sent, received and refused.
     pub livesync: Livesync,
+    /// TLS handshakes of the HTTPS listeners (`listen.tls`, `api.listen_tls`).
+    pub tls: TlsHandshakes,
     /// Requests per protocol and family over the last minutes ([`Stats::sample`]).
     pub history: history::History,
 }
@@ -88,6 +90,24 @@ pub struct AuthRefused {
     /// An info_hash the access list refuses: not on the whitelist (listed modes, or an
     /// `access.whitelist` file), or on the blacklist.
     pub not_authorized: u64,
+}
+
+/// TLS handshakes on HTTPS connections (`net::tls`), by outcome, and the time they took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsHandshakes {
+    /// Handshakes completed.
+    pub completed: u64,
+    /// Handshakes that failed: a protocol error or alert (an untrusted certificate, no common
+    /// version or cipher suite, not TLS at all), or the client closed before the end.
+    pub failed: u64,
+    /// Handshakes not complete `http.header_timeout` seconds after the connection was accepted
+    /// (the connection is closed; also counted in `tcp_closed.header_timeout`).
+    pub timed_out: u64,
+    /// Wall-clock time from accept to the end of each completed handshake, summed, in
+    /// microseconds (mostly the client's round trips, not the tracker's CPU).
+    pub micros: u64,
+    /// Certificate reloads (SIGHUP) that failed and kept the previous certificate.
+    pub reload_failed: u64,
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the

@@ -22,6 +22,10 @@ pub struct Tracker {
     pub udp: Vec<SocketAddr>,
     /// REST API listeners (`api.listen`), in the order logged.
     pub api: Vec<SocketAddr>,
+    /// HTTPS tracker listeners (`listen.tls`), in the order logged.
+    pub https: Vec<SocketAddr>,
+    /// HTTPS REST API listeners (`api.listen_tls`), in the order logged.
+    pub api_https: Vec<SocketAddr>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -83,7 +87,15 @@ impl Tracker {
             .count();
         let expected_api = config
             .lines()
-            .filter(|l| l.starts_with("api.listen"))
+            .filter(|l| l.starts_with("api.listen "))
+            .count();
+        let expected_https = config
+            .lines()
+            .filter(|l| l.starts_with("listen.tls"))
+            .count();
+        let expected_api_https = config
+            .lines()
+            .filter(|l| l.starts_with("api.listen_tls"))
             .count();
         let mut child = Command::new(binary())
             .arg("-f")
@@ -110,8 +122,15 @@ impl Tracker {
         let mut http = Vec::new();
         let mut udp = Vec::new();
         let mut api = Vec::new();
+        let mut https = Vec::new();
+        let mut api_https = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http.len() < expected_http || udp.len() < expected_udp || api.len() < expected_api {
+        while http.len() < expected_http
+            || udp.len() < expected_udp
+            || api.len() < expected_api
+            || https.len() < expected_https
+            || api_https.len() < expected_api_https
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -124,6 +143,10 @@ impl Tracker {
                 http.push(addr.trim().parse().unwrap());
             } else if let Some(addr) = line.split("listening: udp ").nth(1) {
                 udp.push(addr.trim().parse().unwrap());
+            } else if let Some(addr) = line.split("listening: https ").nth(1) {
+                https.push(addr.trim().parse().unwrap());
+            } else if let Some(addr) = line.split("listening: api https ").nth(1) {
+                api_https.push(addr.trim().parse().unwrap());
             } else if let Some(addr) = line.split("listening: api ").nth(1) {
                 api.push(addr.trim().parse().unwrap());
             }
@@ -133,6 +156,8 @@ impl Tracker {
             http,
             udp,
             api,
+            https,
+            api_https,
             dir,
             log,
         }

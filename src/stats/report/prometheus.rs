@@ -194,6 +194,42 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
     }
     family(
         s,
+        "opentracker_tls_handshakes_total",
+        "counter",
+        "TLS handshakes of HTTPS listeners, by result (ok, failed, timeout).",
+    );
+    let t = &st.tls;
+    for (result, n) in [
+        ("ok", t.completed),
+        ("failed", t.failed),
+        ("timeout", t.timed_out),
+    ] {
+        let _ = writeln!(
+            s,
+            "opentracker_tls_handshakes_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    family(
+        s,
+        "opentracker_tls_handshake_seconds_total",
+        "counter",
+        "Time from accept to the end of each completed TLS handshake, summed.",
+    );
+    let _ = writeln!(
+        s,
+        "opentracker_tls_handshake_seconds_total {}.{:06}",
+        t.micros / 1_000_000,
+        t.micros % 1_000_000
+    );
+    family(
+        s,
+        "opentracker_tls_reload_failed_total",
+        "counter",
+        "Certificate reloads (SIGHUP) refused; the previous certificate stays.",
+    );
+    let _ = writeln!(s, "opentracker_tls_reload_failed_total {}", t.reload_failed);
+    family(
+        s,
         "opentracker_http_connections",
         "gauge",
         "HTTP connections open.",
