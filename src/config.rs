@@ -37,6 +37,7 @@ mod args;
 mod env;
 mod file;
 mod private;
+mod proxy;
 mod special;
 mod table;
 mod value;
@@ -45,6 +46,7 @@ pub use args::{parse_args, parse_args_with_env, usage, version};
 pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
 pub use private::{ApiToken, TrackerMode};
+pub use proxy::ProxyHeader;
 pub use table::{Directive, MASK, Syntax};
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
@@ -97,8 +99,13 @@ table::directives! {
         /// holds `?`.
         "access.stats_path" => stats_path: String = String::from("stats"),
             hook special::stats_path;
-        /// Repeatable: peers whose `X-Forwarded-For` is believed.
+        /// Repeatable: proxies whose `access.proxy_header` is believed. The header's list is
+        /// walked right to left past these addresses; the first one not among them is the
+        /// peer.
         "access.proxy" => proxies: Vec<IpNet>;
+        /// Opentracker-rs's own: the header a trusted proxy names the client in,
+        /// `X-Forwarded-For` (the default) or `X-Real-IP`; the other one is ignored.
+        "access.proxy_header" => proxy_header: ProxyHeader;
         /// `-d DIR`: chroot target (as root) or chdir target, after binding.
         "tracker.rootdir" => rootdir: Option<PathBuf>;
         /// `-u NAME`: user to switch to after binding (opentracker defaults to `nobody` when run

@@ -255,6 +255,7 @@ fn run(cfg: Config) -> ExitCode {
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),
             proxies: cfg.proxies.clone(),
+            proxy_header: cfg.proxy_header,
             keepalive: cfg.http.keepalive,
             stats: StatsAccess {
                 path: cfg.stats_path.clone(),

@@ -109,7 +109,7 @@ fn http_non_compact_lists_random_dicts() {
     let addr = t.http_addr(false);
     let h = hash(42);
     get(addr, &announce(&h, 3001, 0, ""));
-    let r = get(addr, &announce(&h, 3002, 5, "&compact=0"));
+    let r = get(addr, &announce(&h, 3002, 5, "&compact=0&no_peer_id=1"));
     let v = r.bencode();
     let list = v.get(b"peers").and_then(|p| p.as_list()).expect("list");
     assert_eq!(list.len(), 1 + 5);

@@ -22,6 +22,7 @@ use crate::stats::{RequestCounts, Stats};
 use crate::swarm::peer::{peer_v4, peer_v6};
 use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
 use crate::types::{Event, Family, InfoHash};
+use crate::wire::query::QueryError;
 
 /// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
 /// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment
@@ -90,7 +91,8 @@ pub enum Proto {
 pub struct Announce {
     /// The torrent.
     pub info_hash: InfoHash,
-    /// The port the peer listens on (host order), 1..=65535.
+    /// The port the peer listens on (host order), 1..=65535; 0 is refused by
+    /// [`Tracker::serve_announce`] ([`AnnounceError::InvalidPort`]).
     pub port: u16,
     /// Bytes the peer still has to download; `Some(0)` makes it a seeder, `None` (HTTP without
     /// `left`) a leecher, as opentracker.
@@ -125,15 +127,21 @@ pub enum AnnounceError {
     Auth(private::AuthError),
     /// `tracker.max_torrents` / `tracker.max_peers` reached ([`capacity`]).
     Capacity(capacity::Refusal),
+    /// Port 0 (BEP 3 and BEP 15 name the port the peer listens on; nobody listens on 0). The
+    /// HTTP query parser refuses it first, with the same text ([`QueryError::InvalidPort`]);
+    /// this is the same rule for UDP, whose packet has no invalid port value otherwise.
+    InvalidPort,
 }
 
 impl AnnounceError {
     /// The text sent to the client: [`private::AuthError::reason`] (for an info_hash not
-    /// listed, opentracker's [`access::NOT_AUTHORIZED`]) or [`capacity::Refusal::reason`].
+    /// listed, opentracker's [`access::NOT_AUTHORIZED`]), [`capacity::Refusal::reason`], or for
+    /// port 0 the HTTP parser's text (`invalid port (must be 1-65535)`).
     pub fn reason(self) -> &'static str {
         match self {
             AnnounceError::Auth(e) => e.reason(),
             AnnounceError::Capacity(r) => r.reason(),
+            AnnounceError::InvalidPort => QueryError::InvalidPort.reason(),
         }
     }
 }
@@ -357,6 +365,7 @@ impl Tracker {
         peers: &mut Vec<u8>,
     ) -> Result<AnnounceReply, AnnounceError> {
         let result = match self.authorize(&a.info_hash, key, now) {
+            Ok(()) if a.port == 0 => Err(AnnounceError::InvalidPort),
             Ok(()) => self
                 .announce(a, ip, proto, now, peers)
                 .map_err(AnnounceError::Capacity),
