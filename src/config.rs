@@ -103,6 +103,11 @@ table::directives! {
         /// walked right to left past these addresses; the first one not among them is the
         /// peer.
         "access.proxy" => proxies: Vec<IpNet>;
+        /// Opentracker-rs's own: a reload (SIGHUP) that would drop more than this share of the
+        /// access list's hashes is refused and the old list kept (a file caught half-written),
+        /// unless the file's last non-blank line is `# end` (`access::END_MARKER`); 100 turns
+        /// the check off.
+        "access.reload_max_drop" => reload_max_drop: u32 = 50, [0..=100], "percent";
         /// Opentracker-rs's own: the header a trusted proxy names the client in,
         /// `X-Forwarded-For` (the default) or `X-Real-IP`; the other one is ignored.
         "access.proxy_header" => proxy_header: ProxyHeader;

@@ -251,6 +251,7 @@ fn run(cfg: Config) -> ExitCode {
             random_peers: cfg.random_peers,
             max_torrents: cfg.max_torrents,
             max_peers: cfg.max_peers,
+            reload_max_drop: cfg.reload_max_drop,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),

@@ -222,6 +222,8 @@ fn to_config_text_exact() {
             "access.stats ::1",
             "access.stats_path my/stats",
             "access.proxy fd00::/8",
+            "access.reload_max_drop 50",
+            "access.proxy_header X-Forwarded-For",
             "tracker.rootdir /var/lib/ot",
             "tracker.user _ot",
             "tracker.redirect_url https://example.org/#top",

@@ -242,7 +242,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                     }
                 }
             } else if token == WAKER {
-                background.on_wake(&mut tracker);
+                background.on_wake(&mut tracker, now);
                 if let Some(p) = persist.as_mut() {
                     for (waiter, reply) in p.on_wake(&mut tracker) {
                         api.deliver(waiter, &reply, poll.registry(), &mut tracker, now);

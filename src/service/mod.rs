@@ -57,6 +57,9 @@ pub struct Policy {
     pub max_torrents: u64,
     /// Most peers held over both families, 0 = no bound (`tracker.max_peers`).
     pub max_peers: u64,
+    /// Largest share of the access list a reload may drop, in percent (`access.reload_max_drop`,
+    /// default 50; 100 = no check); see [`Tracker::reload_access_list`].
+    pub reload_max_drop: u32,
 }
 
 impl Default for Policy {
@@ -73,6 +76,7 @@ impl Default for Policy {
             random_peers: c.random_peers,
             max_torrents: c.max_torrents,
             max_peers: c.max_peers,
+            reload_max_drop: c.reload_max_drop,
         }
     }
 }
@@ -170,6 +174,10 @@ pub struct Tracker {
     /// Live sync: the records of announces served, waiting for `net::livesync` to send them
     /// (`None`: live sync off, and the hook in [`Tracker::change_peer`] costs one branch).
     pub sync: Option<Box<sync::Outbox>>,
+    /// The `downloaded` counts (IPv4, IPv6) of torrents an access-list reload refused, kept so
+    /// they come back when the hash is listed again ([`Tracker::reload_access_list`]). RAM
+    /// only: a restart forgets them.
+    purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
 }
 
 impl Tracker {
@@ -190,6 +198,7 @@ impl Tracker {
             private: private::Private::default(),
             completed_marks: None,
             sync: None,
+            purged_downloads: Default::default(),
         }
     }
 
