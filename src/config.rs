@@ -172,9 +172,10 @@ table::directives! {
         "tracker.announce_interval" => announce_interval: u32 = 1800, [1..=86_400], "seconds";
         /// Peers returned when the client sends no numwant (as opentracker). Must not exceed
         /// `numwant_max`.
-        "tracker.numwant.default" => numwant_default: u32 = 50, [0..=512], "peers";
-        /// Cap on numwant (as opentracker).
-        "tracker.numwant.max" => numwant_max: u32 = 200, [1..=512], "peers";
+        "tracker.numwant.default" => numwant_default: u32 = 50, [0..=256], "peers";
+        /// Cap on numwant (as opentracker). The bound is the selection's
+        /// (`service::caps::NUMWANT_MAX`); UDP replies are capped lower, to one datagram.
+        "tracker.numwant.max" => numwant_max: u32 = 200, [1..=256], "peers";
         /// A peer that has not announced for this long is dropped (at most a quarter of it
         /// later, see `swarm::clean`; 45 min, as opentracker).
         "tracker.peer_timeout" => peer_timeout: u32 = 2700, [1..=86_400], "seconds";
@@ -185,7 +186,7 @@ table::directives! {
         "tracker.scrape.max_info_hashes" => max_scrape_hashes: u32 = 64, [1..=1024],
             "info_hashes";
         /// Made-up peers with random public addresses mixed into each announce reply that
-        /// carries peers; 0 = off. The bound is `service::deniability::MAX_RANDOM_PEERS`.
+        /// carries peers; 0 = off. The bound is `service::caps::MAX_RANDOM_PEERS`.
         "tracker.random_peers" => random_peers: u32 = 0, [0..=200], "peers";
         /// Seconds between two full scrapes (`GET /scrape` without info_hash) from one address
         /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429

@@ -69,7 +69,7 @@ fn finish_checks_numwant_in_any_order() {
     let mut c = Config::default();
     // Order in the file does not matter: the check runs on the final values.
     parse_str(
-        "tracker.numwant.default 300\ntracker.numwant.max 400\n",
+        "tracker.numwant.default 230\ntracker.numwant.max 240\n",
         "o.conf",
         &mut c,
     )

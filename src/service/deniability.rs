@@ -11,11 +11,11 @@
 //! connect to such an address: at worst a SYN to an unused or unrelated public host, which is
 //! what any stale peer in any swarm already causes.
 //!
-//! Sizes (a decision; see also [`super::UDP_V6_MAX_PEERS`]): a reply holds at most
-//! [`super::NUMWANT_HARD_MAX`] (512) peers in all, and a UDP reply over IPv6 at most 66. The
-//! random peers take at most half of that limit (so at most 33 over UDP/IPv6) and the real
-//! peers are capped to the rest; with the defaults (numwant.max 200, `N` <= 200) every reply
-//! but UDP/IPv6 carries exactly `real + N` peers. A `stopped` announce and `numwant=0` get no
+//! Sizes are decided in the caps table ([`super::caps`]): a reply holds at most 512 peers in
+//! all over HTTP, 242 over UDP/IPv4 and 66 over UDP/IPv6 (one unfragmented datagram). The
+//! random peers take at most half of that limit (so at most 121 over UDP/IPv4 and 33 over
+//! UDP/IPv6) and the real peers are capped to the rest; with the defaults (numwant.max 200,
+//! `N` <= 200) every HTTP reply carries exactly `real + N` peers. A `stopped` announce and `numwant=0` get no
 //! peers at all, random ones included.
 //!
 //! Not an opentracker feature: opentracker has no such option. The idea comes from tracker
@@ -23,33 +23,24 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{NUMWANT_HARD_MAX, Proto, UDP_V6_MAX_PEERS};
+use super::{Proto, caps};
 use crate::types::Family;
 
-/// Largest `tracker.random_peers` value.
-pub const MAX_RANDOM_PEERS: u32 = 200;
+pub use super::caps::MAX_RANDOM_PEERS;
 
 /// Lowest port of a made-up peer (ports below are privileged and would look odd).
 pub const MIN_PORT: u16 = 1024;
 
-/// Most peers, real and made-up, one reply may carry over `proto` to `family`: 66 for UDP over
-/// IPv6 (one unfragmented datagram at the IPv6 minimum MTU), else [`NUMWANT_HARD_MAX`] (512).
+/// Most peers, real and made-up, one reply may carry over `proto` to `family`:
+/// [`caps::reply_peers`] (512 over HTTP, 242 over UDP/IPv4, 66 over UDP/IPv6).
 pub fn reply_limit(proto: Proto, family: Family) -> usize {
-    if proto == Proto::Udp && family == Family::V6 {
-        UDP_V6_MAX_PEERS
-    } else {
-        NUMWANT_HARD_MAX as usize
-    }
+    caps::reply_peers(proto, family)
 }
 
-/// How many made-up peers go into one reply: `configured` (`tracker.random_peers`, capped at
-/// [`MAX_RANDOM_PEERS`]) and at most half of [`reply_limit`]; 0 when `numwant` is 0 (the
-/// client asked for no peers, or sent `stopped`).
+/// How many made-up peers go into one reply: [`caps::random_peers`] (`configured`, capped at
+/// [`MAX_RANDOM_PEERS`] and at half of [`reply_limit`]; 0 when `numwant` is 0).
 pub fn random_count(configured: u32, numwant: usize, proto: Proto, family: Family) -> usize {
-    if configured == 0 || numwant == 0 {
-        return 0;
-    }
-    (configured.min(MAX_RANDOM_PEERS) as usize).min(reply_limit(proto, family) / 2)
+    caps::random_peers(configured, numwant, proto, family)
 }
 
 /// IPv4 blocks that are not public unicast, as (first address, prefix length): IANA's
@@ -413,11 +404,11 @@ mod tests {
         assert_eq!(random_count(10, 0, Http, V4), 0);
         assert_eq!(random_count(10, 1, Http, V4), 10);
         assert_eq!(random_count(200, 50, Http, V6), 200);
-        assert_eq!(random_count(5000, 50, Udp, V4), 200);
+        assert_eq!(random_count(5000, 50, Udp, V4), 121);
         assert_eq!(random_count(10, 50, Udp, V6), 10);
         assert_eq!(random_count(100, 50, Udp, V6), 33);
         assert_eq!(reply_limit(Udp, V6), 66);
-        assert_eq!(reply_limit(Udp, V4), 512);
+        assert_eq!(reply_limit(Udp, V4), 242);
     }
 
     fn records(peers: &[u8], len: usize) -> Vec<Vec<u8>> {

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod capacity;
+pub mod caps;
 pub mod deniability;
 pub mod private;
 pub mod scan;
@@ -24,13 +25,7 @@ use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
 use crate::types::{Event, Family, InfoHash};
 use crate::wire::query::QueryError;
 
-/// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
-/// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment
-/// (as opentracker since 2024). IPv4 replies hold up to `numwant.max` peers (200 x 6 + 20 bytes).
-pub const UDP_V6_MAX_PEERS: usize = 66;
-
-/// Most peers any reply may hold, whatever the configuration says (keeps buffers bounded).
-pub const NUMWANT_HARD_MAX: u32 = 512;
+pub use caps::{UDP_V4_MAX_PEERS, UDP_V6_MAX_PEERS};
 
 /// The tracker's policy values, from the config file.
 #[derive(Clone, Debug)]
@@ -202,20 +197,11 @@ impl Tracker {
         }
     }
 
-    /// How many peers to return: `requested` if given and not negative, else the default; never
-    /// more than `numwant.max`, and for UDP over IPv6 never more than [`UDP_V6_MAX_PEERS`].
+    /// How many peers to return: [`caps::numwant`] (`requested` if given and not negative, else
+    /// the default; never more than `numwant.max` nor what one reply of `proto` to `family`
+    /// carries).
     pub fn numwant(&self, requested: Option<i32>, proto: Proto, family: Family) -> usize {
-        let max = self.policy.numwant_max.min(NUMWANT_HARD_MAX) as usize;
-        let want = match requested {
-            Some(n) if n >= 0 => n as usize,
-            _ => self.policy.numwant_default as usize,
-        };
-        let want = want.min(max);
-        if proto == Proto::Udp && family == Family::V6 {
-            want.min(UDP_V6_MAX_PEERS)
-        } else {
-            want
-        }
+        caps::numwant(&self.policy, requested, proto, family)
     }
 
     /// The interval to send: `announce_interval` +-10%, and `min interval` = half of it.
@@ -251,9 +237,9 @@ impl Tracker {
         let numwant = self.numwant(a.numwant, proto, family);
         let random = match a.event {
             Event::Stopped => 0,
-            _ => deniability::random_count(self.policy.random_peers, numwant, proto, family),
+            _ => caps::random_peers(self.policy.random_peers, numwant, proto, family),
         };
-        let numwant = numwant.min(deniability::reply_limit(proto, family) - random);
+        let numwant = numwant.min(caps::reply_peers(proto, family) - random);
         let start = peers.len();
         let counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
         if random > 0 {

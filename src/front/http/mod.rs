@@ -30,7 +30,7 @@ use crate::access::keys::key_in_path;
 use crate::config::ProxyHeader;
 use crate::service::scan::FullScrapeLimiter;
 use crate::service::stats::StatsAccess;
-use crate::service::{Announce, Proto, Tracker, family_of};
+use crate::service::{Announce, Proto, Tracker, caps, family_of};
 use crate::swarm::store::SwarmCounts;
 use crate::types::{Family, InfoHash};
 use crate::wire::bencode;
@@ -441,7 +441,7 @@ fn scrape(
     scratch: &mut Scratch,
 ) {
     let keyed = tracker.scrape_key_ok(key, now);
-    let max = tracker.policy.max_scrape_hashes.max(1);
+    let max = caps::scrape_hashes(&tracker.policy, Proto::Http);
     scratch.hashes.resize(max, [0; 20]);
     let n = match parse_scrape(query, &mut scratch.hashes) {
         Ok(0) => {
