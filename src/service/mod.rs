@@ -173,6 +173,8 @@ pub struct Tracker {
     /// they come back when the hash is listed again ([`Tracker::reload_access_list`]). RAM
     /// only: a restart forgets them.
     purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
+    /// The made-up peers of `tracker.random_peers` ([`deniability`]).
+    fakes: deniability::Fakes,
 }
 
 impl Tracker {
@@ -182,6 +184,7 @@ impl Tracker {
             peer_timeout: policy.peer_timeout.max(1),
             torrent_timeout: policy.torrent_timeout,
         };
+        let fakes = deniability::Fakes::new(policy.peer_timeout);
         Tracker {
             v4: Store::new(store_cfg),
             v6: Store::new(store_cfg),
@@ -194,6 +197,7 @@ impl Tracker {
             completed_marks: None,
             sync: None,
             purged_downloads: Default::default(),
+            fakes,
         }
     }
 
@@ -215,9 +219,10 @@ impl Tracker {
     /// Handles an announce from `ip` (the peer's address: the packet's source, or the proxy's
     /// forwarded address): `stopped` removes the peer, anything else inserts or refreshes it and
     /// appends up to numwant peers of the same family to `peers` (compact form). The counts in the
-    /// reply include the requester. With `tracker.random_peers N`, N made-up peers are mixed in
-    /// at random positions ([`deniability`]; the real peers may then be capped lower so the reply
-    /// stays within its size limit).
+    /// reply include the requester. With `tracker.random_peers N` the torrent's made-up peers of
+    /// the requester's family are mixed in at random positions and counted in the reply's
+    /// counts ([`deniability`]; the real peers may then be capped lower so the reply stays
+    /// within its size limit).
     ///
     /// No access check (whitelist/blacklist, [`Tracker::allowed`]): fronts call
     /// [`Tracker::serve_announce`], which checks first.
@@ -235,15 +240,56 @@ impl Tracker {
         self.check_capacity(a, ip)?;
         let family = family_of(ip);
         let numwant = self.numwant(a.numwant, proto, family);
-        let random = match a.event {
-            Event::Stopped => 0,
-            _ => caps::random_peers(self.policy.random_peers, numwant, proto, family),
+        let n = self.policy.random_peers;
+        let seeder = a.left == Some(0);
+        // The made-up peers: their split follows the swarm before this announce.
+        let fake = (n > 0).then(|| {
+            let v4 = self.v4.scrape(&a.info_hash, now).unwrap_or_default();
+            let v6 = self.v6.scrape(&a.info_hash, now).unwrap_or_default();
+            let mix = deniability::Mix::of(v4, v6, family);
+            let counts = self.fakes.counts(&a.info_hash, now, n, mix);
+            let other = match family {
+                Family::V4 => v6,
+                Family::V6 => v4,
+            };
+            (mix, counts, other.seeders + other.leechers > 0)
+        });
+        let random = match (a.event, fake) {
+            (Event::Stopped, _) | (_, None) => 0,
+            (_, Some((_, counts, _))) => {
+                let c = counts.of(family);
+                let listed = if seeder {
+                    c.leechers
+                } else {
+                    c.seeders + c.leechers
+                };
+                (listed as usize).min(caps::random_peers(n, numwant, proto, family))
+            }
         };
         let numwant = numwant.min(caps::reply_peers(proto, family) - random);
         let start = peers.len();
-        let counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
-        if random > 0 {
-            deniability::mix_in(peers, start, random, family, &mut self.rng);
+        let mut counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
+        if let Some((mix, fake_counts, other_family_real)) = fake {
+            // A torrent without real peers has no made-up ones.
+            if counts.seeders + counts.leechers > 0 || other_family_real {
+                let c = fake_counts.of(family);
+                counts.seeders += c.seeders;
+                counts.leechers += c.leechers;
+            }
+            if random > 0 {
+                self.fakes.write(
+                    &a.info_hash,
+                    now,
+                    n,
+                    mix,
+                    family,
+                    seeder,
+                    random,
+                    &mut self.rng,
+                    peers,
+                    start,
+                );
+            }
         }
         let (interval, min_interval) = self.interval();
         self.requests(proto, family).announce += 1;
@@ -376,7 +422,9 @@ impl Tracker {
     /// leaves it out, UDP, whose replies are positional, answers zeros); zeros when `keyed` is
     /// false (a private mode's scrape without a valid key, [`Tracker::scrape_key_ok`]; as
     /// torrust) or the tracker does not know the torrent, so a client can tell "no peers" from a
-    /// failed request; else its counts over both families ([`Tracker::scrape_one`]).
+    /// failed request; else its counts over both families ([`Tracker::scrape_one`]), plus, with
+    /// `tracker.random_peers`, the made-up peers of both families when it has real peers
+    /// ([`deniability`]; the same ones announce replies list and count).
     pub fn scrape_entry(
         &mut self,
         info_hash: &InfoHash,
@@ -389,7 +437,21 @@ impl Tracker {
         if !keyed {
             return Some(SwarmCounts::default());
         }
-        Some(self.scrape_one(info_hash, now).unwrap_or_default())
+        let c = self.scrape_one(info_hash, now).unwrap_or_default();
+        Some(match self.fake_peers(now) {
+            Some(f) => f.inflate(info_hash, c),
+            None => c,
+        })
+    }
+
+    /// The made-up peers scrapes count at `now` (`None` without `tracker.random_peers`); a full
+    /// scrape takes them along ([`deniability::FakePeers`]).
+    pub fn fake_peers(&self, now: u32) -> Option<deniability::FakePeers> {
+        (self.policy.random_peers > 0).then(|| deniability::FakePeers {
+            fakes: self.fakes.clone(),
+            n: self.policy.random_peers,
+            now,
+        })
     }
 
     /// The request counters of `proto` for requests from `family`: fronts count a scrape

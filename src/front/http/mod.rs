@@ -420,7 +420,9 @@ fn full_scrape(
     tracker.stats.fullscrapes_gzip += u64::from(gzip);
     let framing = stats::framing_for(req.version);
     write_stream_head(out, "text/plain", framing, gzip);
-    scratch.stream = Some(Box::new(Walk::new(WalkFormat::Bencode, framing, gzip)));
+    scratch.stream = Some(Box::new(
+        Walk::new(WalkFormat::Bencode, framing, gzip).count_fakes(tracker.fake_peers(now)),
+    ));
     false
 }
 
