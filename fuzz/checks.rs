@@ -160,6 +160,7 @@ pub fn http_handle(data: &[u8]) {
         keepalive: true,
         stats: Default::default(),
         fullscrape_interval: 0,
+        proxy_header: Default::default(),
     };
     let mut scratch = Scratch::default();
     let mut out = Vec::new();

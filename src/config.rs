@@ -37,6 +37,7 @@ mod args;
 mod env;
 mod file;
 mod private;
+mod proxy;
 mod special;
 mod table;
 mod tls;
@@ -46,6 +47,7 @@ pub use args::{parse_args, parse_args_with_env, usage, version};
 pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
 pub use file::{MAX_FILE_SIZE, parse_file, parse_str};
 pub use private::{ApiToken, DbUrl, TrackerMode};
+pub use proxy::ProxyHeader;
 pub use table::{Directive, MASK, Syntax};
 pub use tls::TlsListen;
 
@@ -104,8 +106,18 @@ table::directives! {
         /// holds `?`.
         "access.stats_path" => stats_path: String = String::from("stats"),
             hook special::stats_path;
-        /// Repeatable: peers whose `X-Forwarded-For` is believed.
+        /// Repeatable: proxies whose `access.proxy_header` is believed. The header's list is
+        /// walked right to left past these addresses; the first one not among them is the
+        /// peer.
         "access.proxy" => proxies: Vec<IpNet>;
+        /// Opentracker-rs's own: a reload (SIGHUP) that would drop more than this share of the
+        /// access list's hashes is refused and the old list kept (a file caught half-written),
+        /// unless the file's last non-blank line is `# end` (`access::END_MARKER`); 100 turns
+        /// the check off.
+        "access.reload_max_drop" => reload_max_drop: u32 = 50, [0..=100], "percent";
+        /// Opentracker-rs's own: the header a trusted proxy names the client in,
+        /// `X-Forwarded-For` (the default) or `X-Real-IP`; the other one is ignored.
+        "access.proxy_header" => proxy_header: ProxyHeader;
         /// `-d DIR`: chroot target (as root) or chdir target, after binding.
         "tracker.rootdir" => rootdir: Option<PathBuf>;
         /// `-u NAME`: user to switch to after binding (opentracker defaults to `nobody` when run
@@ -167,9 +179,10 @@ table::directives! {
         "tracker.announce_interval" => announce_interval: u32 = 1800, [1..=86_400], "seconds";
         /// Peers returned when the client sends no numwant (as opentracker). Must not exceed
         /// `numwant_max`.
-        "tracker.numwant.default" => numwant_default: u32 = 50, [0..=512], "peers";
-        /// Cap on numwant (as opentracker).
-        "tracker.numwant.max" => numwant_max: u32 = 200, [1..=512], "peers";
+        "tracker.numwant.default" => numwant_default: u32 = 50, [0..=256], "peers";
+        /// Cap on numwant (as opentracker). The bound is the selection's
+        /// (`service::caps::NUMWANT_MAX`); UDP replies are capped lower, to one datagram.
+        "tracker.numwant.max" => numwant_max: u32 = 200, [1..=256], "peers";
         /// A peer that has not announced for this long is dropped (at most a quarter of it
         /// later, see `swarm::clean`; 45 min, as opentracker).
         "tracker.peer_timeout" => peer_timeout: u32 = 2700, [1..=86_400], "seconds";
@@ -180,7 +193,7 @@ table::directives! {
         "tracker.scrape.max_info_hashes" => max_scrape_hashes: u32 = 64, [1..=1024],
             "info_hashes";
         /// Made-up peers with random public addresses mixed into each announce reply that
-        /// carries peers; 0 = off. The bound is `service::deniability::MAX_RANDOM_PEERS`.
+        /// carries peers; 0 = off. The bound is `service::caps::MAX_RANDOM_PEERS`.
         "tracker.random_peers" => random_peers: u32 = 0, [0..=200], "peers";
         /// Seconds between two full scrapes (`GET /scrape` without info_hash) from one address
         /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429

@@ -10,8 +10,12 @@
 //!
 //! Logs go to stderr. With `tracker.log_file` / `--log-file`, stderr is appended to that file
 //! from the moment the tracker is ready (the file is opened before the chroot); with `-D` and no
-//! log file, stdout and stderr go to `/dev/null`. The file is not reopened on SIGHUP: rotate it
-//! with `copytruncate`.
+//! log file, stdout and stderr go to `/dev/null`. On SIGHUP the file is reopened by its path
+//! ([`reopen_log`]), so logrotate can move it away and have a new one created (no
+//! `copytruncate` needed); not inside a chroot, where the path names another file.
+//!
+//! The pid file is locked (`flock`) for the life of the process: a second instance started with
+//! the same pid file refuses to start, and leaves the file alone.
 //!
 //! Must run before any thread starts (a fork copies only the calling thread): `main` calls
 //! [`detach`] after binding and before the event loop.
@@ -21,8 +25,9 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::unistd::{self, ForkResult};
 
 /// The child's side of a detached start: reports to the waiting parent exactly once.
@@ -103,6 +108,31 @@ pub fn open_log(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file \"{}\": {e}", path.display()))
 }
 
+/// The log file's absolute path, once [`reopen_log_on_sighup`] was called.
+static LOG_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`reopen_log`] reopen `path` (absolute, or made absolute against the working directory
+/// now). Call before any change of directory; not when chrooted (the path names another file
+/// there).
+pub fn reopen_log_on_sighup(path: &Path) {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let _ = LOG_PATH.set(path);
+}
+
+/// SIGHUP: reopens the log file by its path and points stdout and stderr at it (created with mode
+/// 0640 if logrotate moved the old one away without creating a new one). Does nothing without
+/// [`reopen_log_on_sighup`]. A file that cannot be opened (e.g. a directory the dropped user may
+/// not write) is logged as a warning, and the log goes on to the previous file.
+pub fn reopen_log() {
+    let Some(path) = LOG_PATH.get() else {
+        return;
+    };
+    match open_log(path).and_then(|f| redirect_output(&f, None)) {
+        Ok(()) => log::info!("SIGHUP: log file {} reopened", path.display()),
+        Err(e) => log::warn!("SIGHUP: {e}; logging on to the previous file"),
+    }
+}
+
 /// Points stdout and stderr at `out`, and stdin at `stdin` if given (`dup2`).
 ///
 /// Errors: `cannot redirect standard streams: OS ERROR`.
@@ -116,34 +146,58 @@ pub fn redirect_output(out: &File, stdin: Option<&File>) -> Result<(), String> {
     Ok(())
 }
 
-/// A pid file this process wrote: `PID\n` in decimal.
+/// A pid file this process wrote: `PID\n` in decimal, locked (`flock`, exclusive) until the
+/// process exits, so a second instance with the same pid file refuses to start.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
     pid: u32,
+    /// The open, locked file; the lock goes with the process.
+    _lock: Flock<File>,
 }
 
 impl PidFile {
-    /// Writes this process's id to `path` (created with mode 0644 or truncated; a symlink at
-    /// `path` is refused). Written after the fork of `-D`, before the privilege drop, so it may
-    /// live in a root-only directory such as `/run`.
+    /// Locks `path` (created with mode 0644 if missing; a symlink at `path` is refused) and
+    /// writes this process's id into it, replacing what it held. Written after the fork of
+    /// `-D`, before the privilege drop, so it may live in a root-only directory such as `/run`.
+    /// The lock is taken before anything is written: a running instance's pid stays.
     ///
-    /// Errors: `cannot write pid file "PATH": OS ERROR`.
+    /// Errors: `cannot write pid file "PATH": OS ERROR`; `pid file "PATH" is locked by another
+    /// running instance (pid N)` when another process holds the lock.
     pub fn create(path: &Path) -> Result<PidFile, String> {
         let pid = std::process::id();
         let fail = |e: io::Error| format!("cannot write pid file \"{}\": {e}", path.display());
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(fail)?;
+        let mut f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut f, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = f.read_to_string(&mut text);
+                return Err(format!(
+                    "pid file \"{}\" is locked by another running instance (pid {})",
+                    path.display(),
+                    text.trim()
+                ));
+            }
+            Err((_, e)) => return Err(fail(e.into())),
+        };
+        f.set_len(0).map_err(fail)?;
         f.write_all(format!("{pid}\n").as_bytes()).map_err(fail)?;
         // Kept absolute: `-D` changes the working directory afterwards.
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        Ok(PidFile { path, pid })
+        Ok(PidFile {
+            path,
+            pid,
+            _lock: f,
+        })
     }
 
     /// The path, made absolute against the working directory at creation.
@@ -190,6 +244,27 @@ mod tests {
         assert!(pid.remove().unwrap());
         assert!(!path.exists());
         assert!(!pid.remove().unwrap()); // already gone
+    }
+
+    /// The lock: a second pid file on the same path is refused while the first lives, and
+    /// the first one's pid stays in the file.
+    #[test]
+    fn pid_file_is_locked() {
+        let path = temp("locked");
+        let first = PidFile::create(&path).unwrap();
+        std::fs::write(&path, "4242\n").unwrap();
+        let e = PidFile::create(&path).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "pid file \"{}\" is locked by another running instance (pid 4242)",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4242\n");
+        drop(first);
+        let again = PidFile::create(&path).unwrap();
+        assert!(again.remove().unwrap());
     }
 
     #[test]

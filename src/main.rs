@@ -84,6 +84,12 @@ fn init_logging(cfg: &Config) {
 /// 8. redirect stderr to the log file (or `/dev/null` with `-D`), report ready, serve.
 fn run(cfg: Config) -> ExitCode {
     init_logging(&cfg);
+    // A SIGTERM from now until the loop's own handlers are in place stops cleanly once the loop
+    // starts (also in the child of -D, which inherits the handler).
+    if let Err(e) = event_loop::catch_early_stop() {
+        eprintln!("opentracker-rs: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
@@ -138,7 +144,12 @@ fn run(cfg: Config) -> ExitCode {
             }
         }
     }
-    // Step 3: files that live outside the chroot.
+    // Step 3: files that live outside the chroot. The log file's path is kept absolute (the
+    // working directory changes below) for the reopen on SIGHUP.
+    let log_path = cfg
+        .log_file
+        .as_deref()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
     let opened = (|| -> Result<_, String> {
         let log = cfg.log_file.as_deref().map(daemon::open_log).transpose()?;
         let null = if cfg.daemon {
@@ -213,6 +224,19 @@ fn run(cfg: Config) -> ExitCode {
         Some(Ok(place)) => place == privileges::Rootdir::Chrooted,
         Some(Err(e)) => return fail(detached, false, &e),
     };
+    // SIGHUP reopens the log file by its path (logrotate without copytruncate), unless a chroot
+    // makes the path name another file.
+    if let Some(path) = &log_path {
+        if chrooted {
+            log::info!(
+                "log file {} is not reopened on SIGHUP (outside the chroot): rotate it with \
+                 copytruncate",
+                path.display()
+            );
+        } else {
+            daemon::reopen_log_on_sighup(path);
+        }
+    }
     if let Some(id) = &user {
         if let Err(e) = privileges::switch_user(id) {
             return fail(detached, chrooted, &e);
@@ -261,10 +285,12 @@ fn run(cfg: Config) -> ExitCode {
             random_peers: cfg.random_peers,
             max_torrents: cfg.max_torrents,
             max_peers: cfg.max_peers,
+            reload_max_drop: cfg.reload_max_drop,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),
             proxies: cfg.proxies.clone(),
+            proxy_header: cfg.proxy_header,
             keepalive: cfg.http.keepalive,
             stats: StatsAccess {
                 path: cfg.stats_path.clone(),
@@ -295,7 +321,16 @@ fn run(cfg: Config) -> ExitCode {
             keepalive: cfg.http.keepalive,
         },
         livesync: livesync_cfg,
+        on_sighup: Some(daemon::reopen_log),
     };
+    // Tests widen the start-up window a stop signal may hit (debug builds only).
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("OTRS_TEST_DELAY_BEFORE_LOOP_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let status = match event_loop::run(listeners, loop_cfg, db) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

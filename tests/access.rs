@@ -385,6 +385,45 @@ fn sighup_with_the_file_deleted_keeps_the_old_list() {
     assert_eq!(get(a, &announce(&other, 7002, 10, "")).failure(), None);
 }
 
+/// A SIGHUP that reads a half-written whitelist (3 of 4 hashes gone) is refused and the old list
+/// stays; the same file ending in `# end` is taken, and the `downloaded` count of a torrent it
+/// purged comes back when the hash is listed again.
+#[test]
+fn sighup_refuses_a_big_drop_without_the_end_marker_and_keeps_counts() {
+    let hashes = [hash(11), hash(12), hash(13), hash(14)];
+    let (_dir, path) = list_file("reload-drop", &hashes);
+    let t = start("reloaddrop", "access.whitelist", &path);
+    let a = t.http_addr(false);
+    assert_eq!(
+        get(a, &announce(&hashes[1], 7001, 0, "&event=completed")).failure(),
+        None
+    );
+    // Written in place and caught early: only the first hash.
+    std::fs::write(&path, format!("{}\n", hex(&hashes[0]))).unwrap();
+    t.signal(libc::SIGHUP);
+    wait_log(&t, "reload refused", 1);
+    assert!(
+        t.log_text()
+            .contains("drops 3 of 4 info_hashes, more than access.reload_max_drop 50%"),
+        "{}",
+        t.log_text()
+    );
+    assert_eq!(get(a, &announce(&hashes[1], 7002, 10, "")).failure(), None);
+    // The operator means it: the marker line.
+    std::fs::write(&path, format!("{}\n# end\n", hex(&hashes[0]))).unwrap();
+    t.signal(libc::SIGHUP);
+    wait_log(&t, "access purge done", 1);
+    assert_eq!(
+        get(a, &announce(&hashes[1], 7003, 10, "")).body,
+        REFUSED_BODY
+    );
+    // Listed again: its count is back.
+    write_list(&path, &hashes);
+    t.signal(libc::SIGHUP);
+    wait_log(&t, "1 restored", 1);
+    assert_eq!(scrape_files(a, &[hashes[1]]), [(hashes[1].to_vec(), 0, 1)]);
+}
+
 #[test]
 fn missing_list_at_start_is_fatal() {
     let dir = temp_dir("wl-missing");

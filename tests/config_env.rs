@@ -120,7 +120,7 @@ fn environment_errors_name_the_variable_and_bind_nothing() {
         (
             &[("OPENTRACKER_RS_TRACKER__NUMWANT__MAX", "0")],
             "opentracker-rs: OPENTRACKER_RS_TRACKER__NUMWANT__MAX: tracker.numwant.max: value 0 \
-             is out of range 1..=512",
+             is out of range 1..=256",
         ),
         (
             &[("OPENTRACKER_RS_LISTEN__TCP", "127.0.0.1:0\n1.2.3.4:99999")],

@@ -90,7 +90,7 @@ fn announce_non_compact_lists_ip_and_port() {
     let a = t.http_addr(false);
     let h = hash(2);
     get(a, &announce(&h, 7001, 5, ""));
-    let r = get(a, &announce(&h, 7002, 5, "&compact=0"));
+    let r = get(a, &announce(&h, 7002, 5, "&compact=0&no_peer_id=1"));
     let v = r.bencode();
     let list = v
         .get(b"peers")
@@ -103,6 +103,29 @@ fn announce_non_compact_lists_ip_and_port() {
     );
     assert_eq!(list[0].get(b"port").unwrap().as_int(), Some(7001));
     assert!(list[0].get(b"peer id").is_none());
+}
+
+/// `compact=0` alone gets the compact form (BEP 23: a tracker may answer compact whatever was
+/// asked; we store no peer ids, so dicts would lack the `peer id` BEP 3 promises); with
+/// `no_peer_id=1` the dicts stay.
+#[test]
+fn announce_compact_0_without_no_peer_id_gets_compact() {
+    let t = start();
+    let a = t.http_addr(false);
+    let h = hash(4);
+    get(a, &announce(&h, 7101, 5, ""));
+    let r = get(a, &announce(&h, 7102, 5, "&compact=0"));
+    let mut expect = vec![127, 0, 0, 1];
+    expect.extend_from_slice(&7101u16.to_be_bytes());
+    assert_eq!(
+        r.bencode().get(b"peers").unwrap().as_bytes(),
+        Some(&expect[..])
+    );
+    let r = get(a, &announce(&h, 7102, 5, "&compact=0&no_peer_id=0"));
+    assert_eq!(
+        r.bencode().get(b"peers").unwrap().as_bytes(),
+        Some(&expect[..])
+    );
 }
 
 #[test]
@@ -458,6 +481,83 @@ fn forwarded_address_only_from_configured_proxies() {
     read_response(&mut s).unwrap();
     let r = get(a, &announce(&h, 7780, 1, "&numwant=10"));
     assert!(!peers4(&r.bencode()).iter().any(|p| p.0 == "198.51.100.1"));
+}
+
+/// Sends one announce for `h` on `port` with `headers` (each ending in CRLF), then returns the
+/// peers a plain announce on `port + 1` sees.
+fn announce_via_proxy(
+    a: std::net::SocketAddr,
+    h: &[u8; 20],
+    port: u16,
+    headers: &str,
+) -> Vec<(String, u16)> {
+    let mut s = connect(a);
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n",
+        announce(h, port, 1, "")
+    )
+    .unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.failure(), None);
+    peers4(&get(a, &announce(h, port + 1, 1, "")).bencode())
+        .into_iter()
+        .filter(|p| p.1 == port)
+        .collect()
+}
+
+/// `access.proxy_header`: only the configured header counts, its list (all its lines) is
+/// walked right to left past trusted proxies, and the first untrusted address is the peer.
+#[test]
+fn proxy_header_walk_right_to_left() {
+    let t = Tracker::start(
+        "proxywalk",
+        &config_loopback("access.proxy 127.0.0.0/8\naccess.proxy 10.0.0.0/8"),
+    );
+    let a = t.http_addr(false);
+    // Behind two proxies (10.1.1.1 saw the client, loopback saw 10.1.1.1); the client's own
+    // forged entry (6.6.6.6) is further left and never believed.
+    let got = announce_via_proxy(
+        a,
+        &hash(71),
+        7000,
+        "X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.1.1.1\r\n",
+    );
+    assert_eq!(got, vec![("203.0.113.9".to_string(), 7000)]);
+    // A proxy that adds its own header line (HAProxy): the lines are one list.
+    let got = announce_via_proxy(
+        a,
+        &hash(72),
+        7010,
+        "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.10, 10.2.2.2\r\n",
+    );
+    assert_eq!(got, vec![("203.0.113.10".to_string(), 7010)]);
+    // X-Real-IP is not the configured header: ignored, the proxy is the client.
+    let got = announce_via_proxy(a, &hash(73), 7020, "X-Real-IP: 198.51.100.7\r\n");
+    assert_eq!(got, vec![("127.0.0.1".to_string(), 7020)]);
+    // Only trusted proxies in the list: the leftmost.
+    let got = announce_via_proxy(
+        a,
+        &hash(74),
+        7030,
+        "X-Forwarded-For: 10.3.3.3, 10.4.4.4\r\n",
+    );
+    assert_eq!(got, vec![("10.3.3.3".to_string(), 7030)]);
+
+    // nginx with `proxy_set_header X-Real-IP $remote_addr`: the client's X-Forwarded-For is
+    // passed through and must not win.
+    let t = Tracker::start(
+        "proxyrealip",
+        &config_loopback("access.proxy 127.0.0.1\naccess.proxy_header X-Real-IP"),
+    );
+    let a = t.http_addr(false);
+    let got = announce_via_proxy(
+        a,
+        &hash(75),
+        7040,
+        "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 198.51.100.8\r\n",
+    );
+    assert_eq!(got, vec![("198.51.100.8".to_string(), 7040)]);
 }
 
 #[test]

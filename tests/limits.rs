@@ -156,7 +156,7 @@ fn a_client_that_does_not_read_is_dropped_at_max_write_buffer() {
         .unwrap();
     let one = format!(
         "GET {} HTTP/1.1\r\n\r\n",
-        announce(&h, 30000, 1, "&numwant=200&compact=0")
+        announce(&h, 30000, 1, "&numwant=200&compact=0&no_peer_id=1")
     );
     let start = Instant::now();
     let mut dropped = false;

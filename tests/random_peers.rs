@@ -97,8 +97,9 @@ fn http_compact_and_peers6_carry_real_plus_random() {
             let mut ports: Vec<u16> = real.iter().map(|&(_, p)| p).collect();
             ports.sort_unstable();
             assert_eq!(ports, [1001, 1002, 1003]);
-            // Counts are the real swarm's.
-            assert_eq!(v.get(b"incomplete").and_then(|c| c.as_int()), Some(4));
+            // Counts include the made-up peers: the 3 others, the requester and the 7.
+            let count = |k: &[u8]| v.get(k).and_then(|c| c.as_int()).unwrap();
+            assert_eq!(count(b"complete") + count(b"incomplete"), 4 + 7);
         }
     }
 }
@@ -109,7 +110,7 @@ fn http_non_compact_lists_random_dicts() {
     let addr = t.http_addr(false);
     let h = hash(42);
     get(addr, &announce(&h, 3001, 0, ""));
-    let r = get(addr, &announce(&h, 3002, 5, "&compact=0"));
+    let r = get(addr, &announce(&h, 3002, 5, "&compact=0&no_peer_id=1"));
     let v = r.bencode();
     let list = v.get(b"peers").and_then(|p| p.as_list()).expect("list");
     assert_eq!(list.len(), 1 + 5);
@@ -233,4 +234,71 @@ fn udp_over_ipv6_stays_within_66_peers() {
         true,
     );
     assert_eq!((real.len(), random), (41, 200));
+}
+
+/// The made-up peers of a torrent are the same in every reply of a window, over HTTP and UDP,
+/// and the counts of announce replies, of a scrape and of the full scrape agree with the lists.
+#[test]
+fn made_up_peers_are_stable_and_counted_everywhere() {
+    let t = start(12);
+    let addr = t.http_addr(false);
+    let h = hash(47);
+    for port in 1001..=1002 {
+        get(addr, &announce(&h, port, 5, ""));
+    }
+    let fakes = |peers: &[u8]| {
+        let mut f: Vec<Vec<u8>> = peers
+            .chunks_exact(6)
+            .filter(|p| p[0] != 127)
+            .map(<[u8]>::to_vec)
+            .collect();
+        f.sort();
+        f
+    };
+    let r = get(addr, &announce(&h, 2000, 5, ""));
+    let v = r.bencode();
+    let first = v.get(b"peers").and_then(|p| p.as_bytes()).unwrap();
+    split(first, false);
+    let count = |k: &[u8]| v.get(k).and_then(|c| c.as_int()).unwrap();
+    let (complete, incomplete) = (count(b"complete"), count(b"incomplete"));
+    assert_eq!(
+        complete + incomplete,
+        3 + 12,
+        "two others, the requester, 12 made up"
+    );
+    assert_eq!(first.len() / 6, 2 + 12);
+    let again = get(addr, &announce(&h, 2000, 5, ""));
+    let again = again.bencode();
+    assert_eq!(
+        fakes(first),
+        fakes(again.get(b"peers").and_then(|p| p.as_bytes()).unwrap())
+    );
+    let udp = udp_announce(t.udp_addr(false), &h, -1);
+    assert_eq!(fakes(first), fakes(&udp));
+    // The UDP announce added a real leecher: two more announces settle the split.
+    get(addr, &announce(&h, 2000, 5, ""));
+    let r = get(addr, &announce(&h, 2000, 5, ""));
+    let v = r.bencode();
+    let count = |k: &[u8]| v.get(k).and_then(|c| c.as_int()).unwrap();
+    let (complete, incomplete) = (count(b"complete"), count(b"incomplete"));
+    let s = get(addr, &format!("/scrape?info_hash={}", pct(&h)));
+    let s = s.bencode();
+    let entry = s.get(b"files").unwrap().get(&h).unwrap();
+    assert_eq!(entry.get(b"complete").unwrap().as_int(), Some(complete));
+    assert_eq!(entry.get(b"incomplete").unwrap().as_int(), Some(incomplete));
+    // The full scrape, over HTTP/1.0: the body ends at close.
+    let full = {
+        use std::io::{Read, Write};
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET /scrape HTTP/1.0\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        let head = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        all[head + 4..].to_vec()
+    };
+    let full = opentracker_rs::wire::bencode::decode(&full).expect("bencode");
+    let entry = full.get(b"files").unwrap().get(&h).unwrap();
+    assert_eq!(entry.get(b"complete").unwrap().as_int(), Some(complete));
+    assert_eq!(entry.get(b"incomplete").unwrap().as_int(), Some(incomplete));
 }

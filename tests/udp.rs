@@ -194,3 +194,19 @@ fn connection_id_is_bound_to_the_address() {
     assert_ne!(id, id_b);
     b.announce(id_b, &hash(140), 1, 1, Event::None, 0);
 }
+
+/// Port 0 is refused over UDP as over HTTP, with the same text, and changes nothing.
+#[test]
+fn port_zero_is_refused_as_over_http() {
+    let t = Tracker::start(
+        "udpport0",
+        "listen.udp 127.0.0.1:0\nlisten.tcp 127.0.0.1:0\n",
+    );
+    let c = Client::new(t.udp_addr(false));
+    let id = c.connect();
+    let h = hash(150);
+    let msg = c.expect_error(&c.announce_bytes(id, &h, 0, 1, Event::Started, -1));
+    let http = get(t.http_addr(false), &announce(&h, 0, 1, ""));
+    assert_eq!(Some(msg), http.failure());
+    assert_eq!(c.scrape(id, &[h]), vec![(0, 0, 0)]);
+}

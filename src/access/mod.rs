@@ -168,6 +168,10 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// Lines skipped as bad.
     pub bad_lines: usize,
+    /// True when the file's last non-blank line is [`END_MARKER`]: whoever wrote it says it is
+    /// complete, so a reload may drop any share of the list (see
+    /// `service::access::Tracker::reload_access_list`).
+    pub end_marker: bool,
     /// Time spent reading and parsing (wall clock).
     pub elapsed: Duration,
 }
@@ -202,21 +206,33 @@ fn check_line(line: &[u8]) -> Result<Option<InfoHash>, String> {
     Err(format!("{why}: {}", quote(line)))
 }
 
-/// Parses a list from `reader`; `origin` (the file name) prefixes warnings.
+/// The line that marks a list file as complete when it is the file's last non-blank line
+/// (spaces around it ignored). A reload of a file that ends with it may drop any share of the
+/// list; without it, `access.reload_max_drop` applies (a file caught half-written by a SIGHUP).
+pub const END_MARKER: &str = "# end";
+
+/// Parses a list from `reader`; `origin` (the file name) prefixes warnings. Notes whether the
+/// last non-blank line is [`END_MARKER`] ([`Loaded::end_marker`]).
 ///
 /// Errors: only the reader's I/O errors; bad lines are warnings (see [`Loaded`]).
 pub fn parse(reader: impl BufRead, origin: &str) -> io::Result<Loaded> {
     let start = Instant::now();
     let mut hashes = Vec::new();
     let mut warnings = Warnings::default();
+    let mut end_marker = false;
     for_each_line(reader, |number, line| {
         let bytes = match line {
             Line::Full(b) | Line::Unterminated(b) => b,
             Line::TooLong => {
                 warnings.bad_line(origin, number, format!("longer than {MAX_LINE} bytes"));
+                end_marker = false;
                 return;
             }
         };
+        let trimmed = bytes.trim_ascii();
+        if !trimmed.is_empty() {
+            end_marker = trimmed == END_MARKER.as_bytes();
+        }
         match check_line(bytes) {
             Ok(Some(h)) => hashes.push(h),
             Ok(None) => {}
@@ -229,6 +245,7 @@ pub fn parse(reader: impl BufRead, origin: &str) -> io::Result<Loaded> {
         list,
         warnings,
         bad_lines,
+        end_marker,
         elapsed: start.elapsed(),
     })
 }
@@ -426,5 +443,16 @@ mod tests {
             )]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn end_marker_only_as_the_last_non_blank_line() {
+        assert!(parse_str(&format!("{A}\n# end\n")).end_marker);
+        assert!(parse_str(&format!("{A}\n  # end  \r\n\n\n")).end_marker);
+        assert!(parse_str("# end").end_marker);
+        assert!(!parse_str(&format!("# end\n{A}\n")).end_marker);
+        assert!(!parse_str(&format!("{A}\n# ending\n")).end_marker);
+        assert!(!parse_str(&format!("{A}\n")).end_marker);
+        assert!(!parse_str("").end_marker);
     }
 }

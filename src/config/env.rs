@@ -22,7 +22,7 @@
 //! Every problem is fatal, as in files: a variable with the prefix that names no directive
 //! (a typo must not be silently ignored), a value that is not UTF-8, and each directive's own
 //! value errors. Errors name the variable as the origin: `OPENTRACKER_RS_TRACKER__NUMWANT__MAX:
-//! tracker.numwant.max: value 0 is out of range 1..=512`, with the line for a repeatable
+//! tracker.numwant.max: value 0 is out of range 1..=256`, with the line for a repeatable
 //! directive's values (`OPENTRACKER_RS_ACCESS__STATS:2: access.stats: ...`) and for
 //! `OPENTRACKER_RS_CONFIG`'s text.
 
@@ -324,7 +324,7 @@ mod tests {
             (
                 &[("OPENTRACKER_RS_TRACKER__NUMWANT__MAX", "0")],
                 "OPENTRACKER_RS_TRACKER__NUMWANT__MAX: tracker.numwant.max: value 0 is out of \
-                 range 1..=512",
+                 range 1..=256",
             ),
             (
                 &[("OPENTRACKER_RS_TRACKER__USER", "")],

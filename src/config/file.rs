@@ -341,11 +341,11 @@ batchsync.cluster.admin_ip 10.1.1.1
             ),
             (
                 "tracker.numwant.max 0\n",
-                "opentracker.conf:1: tracker.numwant.max: value 0 is out of range 1..=512",
+                "opentracker.conf:1: tracker.numwant.max: value 0 is out of range 1..=256",
             ),
             (
                 "tracker.numwant.max 513\n",
-                "opentracker.conf:1: tracker.numwant.max: value 513 is out of range 1..=512",
+                "opentracker.conf:1: tracker.numwant.max: value 513 is out of range 1..=256",
             ),
             (
                 "tracker.peer_timeout 0\n",

@@ -130,9 +130,9 @@ impl<C> std::fmt::Debug for Directive<C> {
 ///
 /// `set` is called once per occurrence of the directive, in order: a scalar is replaced, a
 /// `Vec` appended to (then [`Field::REPEATABLE`] is true). Errors are the reason only
-/// (`value 0 is out of range 1..=512`); the caller names file, line and directive.
+/// (`value 0 is out of range 1..=256`); the caller names file, line and directive.
 pub(crate) trait Field {
-    /// Parameters of the syntax written in the entry: bounds of a number (`1..=512`), the
+    /// Parameters of the syntax written in the entry: bounds of a number (`1..=256`), the
     /// default port of an address; `()` when there are none.
     type Spec;
     /// Each occurrence adds a value.

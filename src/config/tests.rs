@@ -69,7 +69,7 @@ fn finish_checks_numwant_in_any_order() {
     let mut c = Config::default();
     // Order in the file does not matter: the check runs on the final values.
     parse_str(
-        "tracker.numwant.default 300\ntracker.numwant.max 400\n",
+        "tracker.numwant.default 230\ntracker.numwant.max 240\n",
         "o.conf",
         &mut c,
     )
@@ -226,6 +226,8 @@ fn to_config_text_exact() {
             "access.stats ::1",
             "access.stats_path my/stats",
             "access.proxy fd00::/8",
+            "access.reload_max_drop 50",
+            "access.proxy_header X-Forwarded-For",
             "tracker.rootdir /var/lib/ot",
             "tracker.user _ot",
             "tracker.redirect_url https://example.org/#top",

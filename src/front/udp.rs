@@ -9,17 +9,15 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use super::conn_id::ConnectionIds;
-use crate::service::{Announce, Proto, Tracker, family_of};
+use crate::service::{Announce, Proto, Tracker, caps, family_of};
 use crate::wire::udp::{
-    self, AnnounceRequest, AnnounceResponse, ConnectResponse, ErrorResponse,
-    MAX_SCRAPE_HASHES_PER_DATAGRAM, Request, ScrapeEntries, ScrapeEntry, ScrapeRequest,
-    ScrapeResponse,
+    self, AnnounceRequest, AnnounceResponse, ConnectResponse, ErrorResponse, Request,
+    ScrapeEntries, ScrapeEntry, ScrapeRequest, ScrapeResponse,
 };
 
-/// Most bytes one reply takes: the largest is an IPv4 announce with 512 peers
-/// ([`crate::service::NUMWANT_HARD_MAX`]; 20 + 512 x 6 = 3092 bytes) when `tracker.numwant.max`
-/// is raised that far. The server reserves this much per reply slot.
-pub const REPLY_CAPACITY: usize = 4096;
+/// Most bytes one reply takes: [`caps::UDP_REPLY_MAX`], an IPv4 announce with 242 peers (1472
+/// bytes, one unfragmented datagram). The server reserves this much per reply slot.
+pub const REPLY_CAPACITY: usize = caps::UDP_REPLY_MAX;
 
 /// The BEP 15 request policy: connect, connection_id checks, and which bad datagram gets an error
 /// packet and which gets silence.
@@ -204,9 +202,8 @@ const URL_DATA_MAX: usize = 256;
 /// Appends the scrape reply to `out`: action 2, transaction_id, then (seeders, completed,
 /// leechers) for each info_hash in REQUEST order (BEP 15), zeros for unknown torrents and for
 /// those the access list refuses, and every count zero in a private `tracker.mode` (a BEP 15
-/// scrape has no room for a key). At most
-/// [`MAX_SCRAPE_HASHES_PER_DATAGRAM`] (120) hashes are answered, so the reply fits one datagram
-/// even over IPv6; the rest are ignored.
+/// scrape has no room for a key). At most [`caps::scrape_hashes`] (120) hashes are answered;
+/// the rest are ignored.
 pub fn scrape(
     tracker: &mut Tracker,
     req: &ScrapeRequest<'_>,
@@ -224,7 +221,7 @@ pub fn scrape(
     head.emit(out);
     for h in req
         .info_hashes
-        .truncated(MAX_SCRAPE_HASHES_PER_DATAGRAM)
+        .truncated(caps::scrape_hashes(&tracker.policy, Proto::Udp))
         .iter()
     {
         let c = tracker.scrape_entry(h, keyed, now).unwrap_or_default();

@@ -165,7 +165,7 @@ impl Background {
 
     /// The waker fired: takes a finished reload, swaps the list in and starts the purge; or logs
     /// why the file could not be read and keeps the old list.
-    pub fn on_wake(&mut self, tracker: &mut Tracker) {
+    pub fn on_wake(&mut self, tracker: &mut Tracker, now: u32) {
         let Some(result) = self.reloader.as_ref().and_then(Reloader::try_take) else {
             return;
         };
@@ -179,14 +179,25 @@ impl Background {
                 }
                 let n = loaded.list.len();
                 let swap = Instant::now();
-                tracker.replace_access_list(loaded.list);
+                let path = self
+                    .access_path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display();
+                let reloaded = match tracker.reload_access_list(loaded.list, loaded.end_marker, now)
+                {
+                    Ok(r) => r,
+                    Err(refused) => {
+                        log::warn!("{directive} {path}: reload refused: {refused}");
+                        return;
+                    }
+                };
                 log::info!(
-                    "{directive} {} reloaded: {n} info_hashes (read in {} ms, swapped in {} us); \
-                     purging refused torrents",
-                    self.access_path
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new("?"))
-                        .display(),
+                    "{directive} {path} reloaded: {n} info_hashes, {} dropped, {} restored with \
+                     their downloaded counts (read in {} ms, swapped in {} us); purging refused \
+                     torrents",
+                    reloaded.dropped,
+                    reloaded.restored,
                     loaded.elapsed.as_millis(),
                     swap.elapsed().as_micros()
                 );

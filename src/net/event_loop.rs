@@ -51,6 +51,25 @@ pub const KEYS_PURGED_PER_SECOND: usize = 1024;
 /// Milliseconds between two cleaning slices.
 pub const CLEAN_SLICE_MS: u64 = 100;
 
+/// SIGTERM/SIGINT caught before [`run`] installed its own handlers ([`catch_early_stop`]).
+static EARLY_STOP: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+/// Catches SIGTERM and SIGINT from now until [`run`] takes over, so a stop asked for during the
+/// start-up (after the fork of `-D`, while files load) is honoured cleanly once the loop
+/// starts (pid file removed, state written) instead of killing the process half-started.
+/// Call early in `main`, before the fork.
+///
+/// Errors: the handlers cannot be installed.
+pub fn catch_early_stop() -> io::Result<()> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&flag))?;
+    }
+    let _ = EARLY_STOP.set(flag);
+    Ok(())
+}
+
 /// Everything the loop needs besides the sockets.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
@@ -68,6 +87,8 @@ pub struct LoopConfig {
     pub api: ApiSite,
     /// Live sync (`livesync.cluster.*`), when on; its sockets are in [`Listeners::livesync`].
     pub livesync: Option<LivesyncConfig>,
+    /// Called on SIGHUP besides the access-list reload (`main` reopens the log file).
+    pub on_sighup: Option<fn()>,
 }
 
 /// Seconds since the Unix epoch, by the wall clock (0 before 1970).
@@ -97,6 +118,10 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
 pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> io::Result<()> {
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    // From here on `signals` sees every stop; one that came earlier was caught by the flag.
+    let stopped_early = EARLY_STOP
+        .get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
     let mut poll = Poll::new()?;
     let mut tracker = Tracker::new(cfg.policy.clone());
     tracker.private.mode = cfg.mode;
@@ -187,6 +212,10 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
     let mut next_clean = start + Duration::from_millis(CLEAN_SLICE_MS);
     let mut next_idle = start + Duration::from_secs(1);
     let mut running = true;
+    if stopped_early {
+        log::info!("stop signal received during start-up: stopping");
+        running = false;
+    }
 
     while running {
         let wake = next_clean.min(next_idle);
@@ -241,6 +270,9 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                 for sig in signals.pending() {
                     match sig {
                         SIGHUP => {
+                            if let Some(f) = cfg.on_sighup {
+                                f();
+                            }
                             background.on_sighup();
                             if tracker.listed_only() {
                                 if let Some(p) = persist.as_mut() {
@@ -255,7 +287,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                     }
                 }
             } else if token == WAKER {
-                background.on_wake(&mut tracker);
+                background.on_wake(&mut tracker, now);
                 for (i, config) in background.take_tls(&mut tracker) {
                     http.set_tls_config(i, Arc::clone(&config));
                     api.set_tls_config(i, config);

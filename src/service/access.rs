@@ -51,6 +51,8 @@ impl Tracker {
     /// Swaps in a reloaded list (same mode) and starts a purge of the torrents it refuses, from the
     /// first bucket (a purge already running restarts). The old list is freed when the last
     /// reference goes. Returns false, changing nothing, when no access list is configured.
+    /// [`Tracker::reload_access_list`] is the checked form a SIGHUP uses, which keeps the
+    /// `downloaded` counts of the torrents purged.
     pub fn replace_access_list(&mut self, list: AccessList) -> bool {
         let Some(access) = self.access.as_mut() else {
             return false;
@@ -58,6 +60,87 @@ impl Tracker {
         access.list = std::sync::Arc::new(list);
         self.purge_next = Some(0);
         true
+    }
+
+    /// Swaps in a list read on a reload (SIGHUP), unless it would drop more than
+    /// `access.reload_max_drop` percent of the hashes of the list in force (a file caught while
+    /// being rewritten) and the file does not end with [`crate::access::END_MARKER`]
+    /// (`end_marker`); 100 percent turns the check off. Then as
+    /// [`Tracker::replace_access_list`], keeping the `downloaded` counts of the torrents the
+    /// new list refuses (before the purge drops them) and restoring the kept counts of
+    /// torrents it serves again (as torrents without peers, from `now`).
+    ///
+    /// Errors: [`ReloadRefused`] (nothing changed); no access list configured is
+    /// `Ok` with nothing done.
+    pub fn reload_access_list(
+        &mut self,
+        list: AccessList,
+        end_marker: bool,
+        now: u32,
+    ) -> Result<Reloaded, ReloadRefused> {
+        let Some(access) = self.access.as_ref() else {
+            return Ok(Reloaded::default());
+        };
+        let old = access.list.hashes();
+        let dropped = Difference::new(old, list.hashes()).count();
+        let max_percent = self.policy.reload_max_drop;
+        if !end_marker
+            && max_percent < 100
+            && dropped as u64 * 100 > u64::from(max_percent) * old.len() as u64
+        {
+            return Err(ReloadRefused {
+                dropped,
+                of: old.len(),
+                max_percent,
+            });
+        }
+        let old = access.list.clone();
+        self.replace_access_list(list);
+        // Keep the counts of the torrents the new list refuses. A hash whose verdict may have
+        // changed is in exactly one of the two lists.
+        let new = self
+            .access
+            .as_ref()
+            .map(|a| a.list.clone())
+            .unwrap_or(old.clone());
+        for h in SymmetricDifference::new(old.hashes(), new.hashes()) {
+            if self.allowed(h) {
+                continue;
+            }
+            let counts = [
+                self.v4.scrape(h, now).map_or(0, |c| c.downloaded),
+                self.v6.scrape(h, now).map_or(0, |c| c.downloaded),
+            ];
+            if counts != [0, 0] {
+                self.purged_downloads.insert(*h, counts);
+            }
+        }
+        let mut restored = 0;
+        let back: Vec<InfoHash> = self
+            .purged_downloads
+            .keys()
+            .filter(|h| self.allowed(h))
+            .copied()
+            .collect();
+        for h in back {
+            let Some([d4, d6]) = self.purged_downloads.remove(&h) else {
+                continue;
+            };
+            if d4 > self.v4.scrape(&h, now).map_or(0, |c| c.downloaded) {
+                self.v4.set_downloaded(&h, d4, now);
+            }
+            if d6 > self.v6.scrape(&h, now).map_or(0, |c| c.downloaded) {
+                self.v6.set_downloaded(&h, d6, now);
+            }
+            restored += 1;
+        }
+        Ok(Reloaded { dropped, restored })
+    }
+
+    /// Torrents whose `downloaded` counts are kept aside because the access list refuses them
+    /// (see [`Tracker::reload_access_list`]).
+    pub fn purged_downloads(&self) -> usize {
+        self.purged_downloads.len()
     }
 
     /// Starts (or restarts) a purge of the torrents [`Tracker::allowed`] refuses, from the first
@@ -93,6 +176,92 @@ impl Tracker {
         let done = end >= BUCKETS;
         self.purge_next = (!done).then_some(end);
         PurgeStep { dropped, done }
+    }
+}
+
+/// What [`Tracker::reload_access_list`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Hashes of the old list not in the new one.
+    pub dropped: usize,
+    /// Torrents served again whose kept `downloaded` counts were restored.
+    pub restored: usize,
+}
+
+/// A reload refused by `access.reload_max_drop`: the list in force stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadRefused {
+    /// Hashes of the list in force the new file lacks.
+    pub dropped: usize,
+    /// Hashes of the list in force.
+    pub of: usize,
+    /// `access.reload_max_drop`, percent.
+    pub max_percent: u32,
+}
+
+impl std::fmt::Display for ReloadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the new file drops {} of {} info_hashes, more than access.reload_max_drop {}%; \
+             keeping the previous list (a file written in place may have been read half-written: \
+             write it to a temporary file and rename it, end it with a line \"{}\" to confirm a \
+             large drop, or raise access.reload_max_drop)",
+            self.dropped,
+            self.of,
+            self.max_percent,
+            crate::access::END_MARKER
+        )
+    }
+}
+
+/// The hashes of sorted `a` that are not in sorted `b`, in order (a merge walk).
+struct Difference<'a> {
+    a: std::slice::Iter<'a, InfoHash>,
+    b: std::iter::Peekable<std::slice::Iter<'a, InfoHash>>,
+}
+
+impl<'a> Difference<'a> {
+    fn new(a: &'a [InfoHash], b: &'a [InfoHash]) -> Self {
+        Difference {
+            a: a.iter(),
+            b: b.iter().peekable(),
+        }
+    }
+}
+
+impl<'a> Iterator for Difference<'a> {
+    type Item = &'a InfoHash;
+    fn next(&mut self) -> Option<&'a InfoHash> {
+        'outer: for x in self.a.by_ref() {
+            while let Some(y) = self.b.peek() {
+                match (*y).cmp(x) {
+                    std::cmp::Ordering::Less => {
+                        self.b.next();
+                    }
+                    std::cmp::Ordering::Equal => continue 'outer,
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            return Some(x);
+        }
+        None
+    }
+}
+
+/// The hashes in exactly one of two sorted lists.
+struct SymmetricDifference<'a>(std::iter::Chain<Difference<'a>, Difference<'a>>);
+
+impl<'a> SymmetricDifference<'a> {
+    fn new(a: &'a [InfoHash], b: &'a [InfoHash]) -> Self {
+        SymmetricDifference(Difference::new(a, b).chain(Difference::new(b, a)))
+    }
+}
+
+impl<'a> Iterator for SymmetricDifference<'a> {
+    type Item = &'a InfoHash;
+    fn next(&mut self) -> Option<&'a InfoHash> {
+        self.0.next()
     }
 }
 
@@ -181,6 +350,82 @@ mod tests {
         assert_eq!(t.v4.torrents() + t.v6.torrents(), 4);
         assert!(t.scrape_one(&h(0x80), 0).is_none());
         assert_eq!(t.scrape_one(&h(1), 0).unwrap().leechers, 2);
+        t.v4.check_invariants();
+        t.v6.check_invariants();
+    }
+
+    fn completed(t: &mut Tracker, hash: InfoHash, ip: &str) {
+        let a = Announce {
+            info_hash: hash,
+            port: 6881,
+            left: Some(0),
+            event: Event::Completed,
+            numwant: None,
+        };
+        t.announce(&a, ip.parse().unwrap(), Proto::Http, 0, &mut Vec::new())
+            .expect("no limits set");
+    }
+
+    fn purge(t: &mut Tracker) {
+        while !t.purge_step(BUCKETS).done {}
+    }
+
+    /// A reload that races a rewrite: a big drop is refused unless the file says it is complete;
+    /// the counts of purged torrents come back when they are listed again.
+    #[test]
+    fn reload_refuses_big_drops_and_keeps_purged_counts() {
+        let mut t = Tracker::new(Policy::default());
+        let all: Vec<InfoHash> = (1..=10).map(h).collect();
+        t.set_access(Some(Access::new(
+            Mode::Whitelist,
+            AccessList::from_hashes(all.clone()),
+        )));
+        completed(&mut t, h(1), "10.0.0.1");
+        completed(&mut t, h(1), "2001:db8::1");
+        completed(&mut t, h(2), "10.0.0.2");
+        // A half-written file: 3 of 10 hashes (7 dropped, over 50%): refused, nothing changes.
+        let e = t
+            .reload_access_list(AccessList::from_hashes(all[7..].to_vec()), false, 5)
+            .unwrap_err();
+        assert_eq!((e.dropped, e.of, e.max_percent), (7, 10, 50));
+        assert!(e.to_string().contains("# end"), "{e}");
+        assert!(t.allowed(&h(1)) && !t.purge_pending());
+        // The same file with the marker: accepted, h(1) and h(2) purged, their counts kept.
+        let r = t
+            .reload_access_list(AccessList::from_hashes(all[7..].to_vec()), true, 5)
+            .unwrap();
+        assert_eq!(
+            r,
+            Reloaded {
+                dropped: 7,
+                restored: 0
+            }
+        );
+        purge(&mut t);
+        assert!(t.scrape_one(&h(1), 5).is_none());
+        assert_eq!(t.purged_downloads(), 2);
+        // A drop within the share needs no marker; listing h(1) and h(2) again restores them.
+        let mut back = all[7..].to_vec();
+        back.extend([h(1), h(2)]);
+        let r = t
+            .reload_access_list(AccessList::from_hashes(back), false, 9)
+            .unwrap();
+        assert_eq!(
+            r,
+            Reloaded {
+                dropped: 0,
+                restored: 2
+            }
+        );
+        assert_eq!(t.scrape_one(&h(1), 9).unwrap().downloaded, 2);
+        assert_eq!(t.v4.get(&h(1)).unwrap().downloaded(), 1);
+        assert_eq!(t.v6.get(&h(1)).unwrap().downloaded(), 1);
+        assert_eq!(t.scrape_one(&h(2), 9).unwrap().downloaded, 1);
+        assert_eq!(t.purged_downloads(), 0);
+        // 100% turns the check off: an empty file is taken.
+        t.policy.reload_max_drop = 100;
+        assert!(t.reload_access_list(AccessList::empty(), false, 9).is_ok());
+        assert!(!t.allowed(&h(1)));
         t.v4.check_invariants();
         t.v6.check_invariants();
     }

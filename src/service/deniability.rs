@@ -1,55 +1,65 @@
-//! Deniability (`tracker.random_peers N`): every announce reply that carries peers also carries
-//! `N` made-up peers at random positions, so a peer list proves nobody's presence in a swarm.
+//! Deniability (`tracker.random_peers N`): every torrent with real peers also has `N` made-up
+//! peers, listed in announce replies among the real ones and counted in `complete`/`incomplete`
+//! and in scrapes, so a peer list proves nobody's presence in a swarm.
 //!
-//! A made-up peer has a random PUBLIC unicast address of the requester's family and a random port
-//! in 1024..=65535. Public means: never private (10/8, 172.16/12, 192.168/16, fc00::/7), loopback,
-//! link-local, multicast, broadcast, unspecified, CGNAT (100.64/10), `0/8`, `240/4`, benchmarking
-//! (198.18/15, 2001:2::/48), documentation (192.0.2/24, 198.51.100/24, 203.0.113/24,
-//! 2001:db8::/32, 3fff::/20), or another IANA special-purpose block (192.0.0/24, AS112, AMT,
-//! 6to4 relay 192.88.99/24, 6to4 2002::/16, Teredo and the rest of 2001::/23). IPv6 addresses
-//! are drawn from global unicast 2000::/3 only. Nobody is harmed by a client that tries to
-//! connect to such an address: at worst a SYN to an unused or unrelated public host, which is
-//! what any stale peer in any swarm already causes.
+//! Made-up peers that hold up ([`Fakes`]):
+//! - Stable: the made-up peers of a torrent are derived from a keyed hash (a random key per
+//!   process) of the info_hash and a time window of `tracker.peer_timeout` seconds (how long a
+//!   real peer stays listed without announcing), with a phase per torrent so that torrents do
+//!   not all change at once. Within a window every reply, HTTP or UDP, lists the same ones:
+//!   intersecting replies does not remove them.
+//! - Counted: a reply's `complete`/`incomplete` include the made-up seeders and leechers of the
+//!   requester's family, and a scrape (per info_hash, HTTP and UDP) those of both families, so
+//!   a swarm of 3 does not list 53 peers. The counts are inflated on purpose: an operator who
+//!   turns this on accepts that.
+//! - Alike: the made-up peers follow the real swarm's address-family mix (an IPv4-only swarm
+//!   gets IPv4 ones only) and its seeder share (smoothed: (S + 1) / (T + 2)), a seeder requester
+//!   is sent made-up leechers only (as real seeders get only leechers), and their ports follow
+//!   what clients use (Transmission's 51413, the classic 6881-6889, else any port from 1024).
+//! - Public: a made-up peer has a random PUBLIC unicast address. Public means: never private
+//!   (10/8, 172.16/12, 192.168/16, fc00::/7), loopback, link-local, multicast, broadcast,
+//!   unspecified, CGNAT (100.64/10), `0/8`, `240/4`, benchmarking (198.18/15, 2001:2::/48),
+//!   documentation (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20), or
+//!   another IANA special-purpose block (192.0.0/24, AS112, AMT, 6to4 relay 192.88.99/24, 6to4
+//!   2002::/16, Teredo and the rest of 2001::/23). IPv6 addresses are drawn from global unicast
+//!   2000::/3 only. Nobody is harmed by a client that tries to connect to such an address: at
+//!   worst a SYN to an unused or unrelated public host, which is what any stale peer in any
+//!   swarm already causes.
 //!
-//! Sizes (a decision; see also [`super::UDP_V6_MAX_PEERS`]): a reply holds at most
-//! [`super::NUMWANT_HARD_MAX`] (512) peers in all, and a UDP reply over IPv6 at most 66. The
-//! random peers take at most half of that limit (so at most 33 over UDP/IPv6) and the real
-//! peers are capped to the rest; with the defaults (numwant.max 200, `N` <= 200) every reply
-//! but UDP/IPv6 carries exactly `real + N` peers. A `stopped` announce and `numwant=0` get no
-//! peers at all, random ones included.
+//! A torrent without real peers has no made-up ones (a scrape of it stays true). A change of
+//! window replaces all made-up peers of a torrent at once; the key changes at restart.
+//!
+//! Sizes are decided in the caps table ([`super::caps`]): a reply holds at most 512 peers in
+//! all over HTTP, 242 over UDP/IPv4 and 66 over UDP/IPv6 (one unfragmented datagram). The
+//! made-up peers take at most half of that limit (so at most 121 over UDP/IPv4 and 33 over
+//! UDP/IPv6; a random subset of them when there are more) and the real peers are capped to the
+//! rest. A `stopped` announce and `numwant=0` get no peers at all, made-up ones included.
 //!
 //! Not an opentracker feature: opentracker has no such option. The idea comes from tracker
 //! operators who want to deny that a given address was listed.
 
+use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{NUMWANT_HARD_MAX, Proto, UDP_V6_MAX_PEERS};
-use crate::types::Family;
+use super::{Proto, caps};
+use crate::swarm::store::SwarmCounts;
+use crate::types::{Family, InfoHash};
 
-/// Largest `tracker.random_peers` value.
-pub const MAX_RANDOM_PEERS: u32 = 200;
+pub use super::caps::MAX_RANDOM_PEERS;
 
 /// Lowest port of a made-up peer (ports below are privileged and would look odd).
 pub const MIN_PORT: u16 = 1024;
 
-/// Most peers, real and made-up, one reply may carry over `proto` to `family`: 66 for UDP over
-/// IPv6 (one unfragmented datagram at the IPv6 minimum MTU), else [`NUMWANT_HARD_MAX`] (512).
+/// Most peers, real and made-up, one reply may carry over `proto` to `family`:
+/// [`caps::reply_peers`] (512 over HTTP, 242 over UDP/IPv4, 66 over UDP/IPv6).
 pub fn reply_limit(proto: Proto, family: Family) -> usize {
-    if proto == Proto::Udp && family == Family::V6 {
-        UDP_V6_MAX_PEERS
-    } else {
-        NUMWANT_HARD_MAX as usize
-    }
+    caps::reply_peers(proto, family)
 }
 
-/// How many made-up peers go into one reply: `configured` (`tracker.random_peers`, capped at
-/// [`MAX_RANDOM_PEERS`]) and at most half of [`reply_limit`]; 0 when `numwant` is 0 (the
-/// client asked for no peers, or sent `stopped`).
+/// How many made-up peers go into one reply: [`caps::random_peers`] (`configured`, capped at
+/// [`MAX_RANDOM_PEERS`] and at half of [`reply_limit`]; 0 when `numwant` is 0).
 pub fn random_count(configured: u32, numwant: usize, proto: Proto, family: Family) -> usize {
-    if configured == 0 || numwant == 0 {
-        return 0;
-    }
-    (configured.min(MAX_RANDOM_PEERS) as usize).min(reply_limit(proto, family) / 2)
+    caps::random_peers(configured, numwant, proto, family)
 }
 
 /// IPv4 blocks that are not public unicast, as (first address, prefix length): IANA's
@@ -175,6 +185,257 @@ pub fn mix_in(
             head[j * record..(j + 1) * record].swap_with_slice(&mut last[..record]);
         }
     }
+}
+
+/// A made-up peer's port, the way clients pick theirs: Transmission's default 51413 (15%), the
+/// classic 6881-6889 (10%), else any port from [`MIN_PORT`] (random-at-install clients such as
+/// qBittorrent and libtorrent's).
+pub fn fake_port(rng: &mut fastrand::Rng) -> u16 {
+    match rng.u32(0..100) {
+        0..15 => 51413,
+        15..25 => rng.u16(6881..=6889),
+        _ => rng.u16(MIN_PORT..),
+    }
+}
+
+/// How the made-up peers of one torrent split, from its real peers: the share of IPv6 ones and
+/// of seeders, as thresholds out of 2^32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mix {
+    v6: u64,
+    seeders: u64,
+}
+
+impl Mix {
+    /// The mix of a swarm whose real peers are `v4` and `v6`: IPv6 ones in proportion to the
+    /// real IPv6 peers (all of `requester`'s family when there are none), seeders in
+    /// proportion (S + 1) / (T + 2).
+    pub fn of(v4: SwarmCounts, v6: SwarmCounts, requester: Family) -> Mix {
+        let n4 = u64::from(v4.seeders) + u64::from(v4.leechers);
+        let n6 = u64::from(v6.seeders) + u64::from(v6.leechers);
+        let v6_share = match (n4 + n6, requester) {
+            (0, Family::V4) => 0,
+            (0, Family::V6) => 1 << 32,
+            (total, _) => (n6 << 32) / total,
+        };
+        let seeders = u64::from(v4.seeders) + u64::from(v6.seeders);
+        Mix {
+            v6: v6_share,
+            seeders: ((seeders + 1) << 32) / (n4 + n6 + 2),
+        }
+    }
+}
+
+/// Made-up seeders and leechers of one torrent, per family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FakeCounts {
+    /// IPv4 (seeders, leechers).
+    pub v4: (u32, u32),
+    /// IPv6 (seeders, leechers).
+    pub v6: (u32, u32),
+}
+
+impl FakeCounts {
+    /// The counts of `family`, as swarm counts (`downloaded` 0).
+    pub fn of(&self, family: Family) -> SwarmCounts {
+        let (seeders, leechers) = match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        };
+        SwarmCounts {
+            seeders,
+            leechers,
+            downloaded: 0,
+        }
+    }
+
+    /// Both families together.
+    pub fn total(&self) -> SwarmCounts {
+        SwarmCounts {
+            seeders: self.v4.0 + self.v6.0,
+            leechers: self.v4.1 + self.v6.1,
+            downloaded: 0,
+        }
+    }
+}
+
+/// One made-up peer before its address is drawn: its family, whether it seeds, and the seed of
+/// its address and port.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    family: Family,
+    seeder: bool,
+    seed: u64,
+}
+
+/// The made-up peers of every torrent: a random key per process and the window length. See the
+/// module doc. No allocation: a torrent's made-up peers are drawn again from the key whenever
+/// needed (two 32-bit draws per peer to count them, an address and a port to list one).
+#[derive(Clone, Debug)]
+pub struct Fakes {
+    key: std::hash::RandomState,
+    window: u32,
+}
+
+impl Fakes {
+    /// Made-up peers that change every `window` seconds (at least 1), under a fresh random key.
+    pub fn new(window: u32) -> Self {
+        Fakes {
+            key: std::hash::RandomState::new(),
+            window: window.max(1),
+        }
+    }
+
+    /// The `n` made-up peers of `info_hash` at `now` (seconds), split by `mix`.
+    fn draws(
+        &self,
+        info_hash: &InfoHash,
+        now: u32,
+        n: u32,
+        mix: Mix,
+    ) -> impl Iterator<Item = Draw> + use<> {
+        let w = u64::from(self.window);
+        let phase = self.key.hash_one((0u8, info_hash)) % w;
+        let window = (u64::from(now) + phase) / w;
+        let base = self.key.hash_one((1u8, info_hash, window));
+        (0..u64::from(n.min(MAX_RANDOM_PEERS))).map(move |i| {
+            let mut r = fastrand::Rng::with_seed(base ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let family = if u64::from(r.u32(..)) < mix.v6 {
+                Family::V6
+            } else {
+                Family::V4
+            };
+            let seeder = u64::from(r.u32(..)) < mix.seeders;
+            Draw {
+                family,
+                seeder,
+                seed: r.u64(..),
+            }
+        })
+    }
+
+    /// How many of the `n` made-up peers of `info_hash` at `now` seed and leech, per family.
+    pub fn counts(&self, info_hash: &InfoHash, now: u32, n: u32, mix: Mix) -> FakeCounts {
+        let mut c = FakeCounts::default();
+        for d in self.draws(info_hash, now, n, mix) {
+            let slot = match d.family {
+                Family::V4 => &mut c.v4,
+                Family::V6 => &mut c.v6,
+            };
+            if d.seeder {
+                slot.0 += 1;
+            } else {
+                slot.1 += 1;
+            }
+        }
+        c
+    }
+
+    /// Appends up to `max` of the made-up peers of `info_hash` of `family` (leechers only when
+    /// `leechers_only`, for a seeder requester) to `peers` in compact form, each at a random
+    /// position among the records from byte `start` on (the real peers of this reply). All of
+    /// them when they are `max` or fewer, else a uniform random subset (drawn with `rng`).
+    /// Returns how many were written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &self,
+        info_hash: &InfoHash,
+        now: u32,
+        n: u32,
+        mix: Mix,
+        family: Family,
+        leechers_only: bool,
+        max: usize,
+        rng: &mut fastrand::Rng,
+        peers: &mut Vec<u8>,
+        start: usize,
+    ) -> usize {
+        let fits = |d: &Draw| d.family == family && !(leechers_only && d.seeder);
+        let mut candidates = self.draws(info_hash, now, n, mix).filter(fits).count();
+        let mut need = max.min(candidates);
+        let record = match family {
+            Family::V4 => 6,
+            Family::V6 => 18,
+        };
+        let Some(tail) = peers.len().checked_sub(start) else {
+            return 0;
+        };
+        let real = tail / record;
+        peers.truncate(start + real * record);
+        let mut written = 0;
+        for d in self.draws(info_hash, now, n, mix).filter(fits) {
+            if need == 0 {
+                break;
+            }
+            // Selection sampling (Knuth's algorithm S): each of the remaining candidates is
+            // taken with probability need / candidates.
+            let take = rng.usize(..candidates) < need;
+            candidates -= 1;
+            if !take {
+                continue;
+            }
+            need -= 1;
+            peers.extend_from_slice(&fake_record(d.seed, family)[..record]);
+            // Inside-out shuffle step: the new record swaps with a uniform slot in 0..=i.
+            let i = real + written;
+            let j = rng.usize(..=i);
+            if j != i {
+                let (head, last) = peers[start..].split_at_mut(i * record);
+                head[j * record..(j + 1) * record].swap_with_slice(&mut last[..record]);
+            }
+            written += 1;
+        }
+        written
+    }
+}
+
+/// The made-up peers as a whole-store scan counts them: [`Fakes`] with `tracker.random_peers`
+/// and the time of the scan's start ([`super::Tracker::fake_peers`]).
+#[derive(Clone, Debug)]
+pub struct FakePeers {
+    /// The key and window.
+    pub fakes: Fakes,
+    /// `tracker.random_peers`.
+    pub n: u32,
+    /// Seconds since start, at the scan's start.
+    pub now: u32,
+}
+
+impl FakePeers {
+    /// `c` (a torrent's real counts over both families) plus its made-up seeders and leechers of
+    /// both families; unchanged without real peers. The split by family plays no part in a sum,
+    /// so the summed counts decide it as the per-family ones would.
+    pub fn inflate(&self, info_hash: &InfoHash, c: SwarmCounts) -> SwarmCounts {
+        if c.seeders + c.leechers == 0 {
+            return c;
+        }
+        let mix = Mix::of(c, SwarmCounts::default(), Family::V4);
+        let f = self.fakes.counts(info_hash, self.now, self.n, mix).total();
+        SwarmCounts {
+            seeders: c.seeders + f.seeders,
+            leechers: c.leechers + f.leechers,
+            downloaded: c.downloaded,
+        }
+    }
+}
+
+/// The compact form of a made-up peer of `family` drawn from `seed` (the first 6 or 18 bytes
+/// count).
+fn fake_record(seed: u64, family: Family) -> [u8; 18] {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut rec = [0u8; 18];
+    let len = match family {
+        Family::V4 => {
+            rec[..4].copy_from_slice(&random_v4(&mut rng).octets());
+            6
+        }
+        Family::V6 => {
+            rec[..16].copy_from_slice(&random_v6(&mut rng).octets());
+            18
+        }
+    };
+    rec[len - 2..len].copy_from_slice(&fake_port(&mut rng).to_be_bytes());
+    rec
 }
 
 #[cfg(test)]
@@ -413,11 +674,11 @@ mod tests {
         assert_eq!(random_count(10, 0, Http, V4), 0);
         assert_eq!(random_count(10, 1, Http, V4), 10);
         assert_eq!(random_count(200, 50, Http, V6), 200);
-        assert_eq!(random_count(5000, 50, Udp, V4), 200);
+        assert_eq!(random_count(5000, 50, Udp, V4), 121);
         assert_eq!(random_count(10, 50, Udp, V6), 10);
         assert_eq!(random_count(100, 50, Udp, V6), 33);
         assert_eq!(reply_limit(Udp, V6), 66);
-        assert_eq!(reply_limit(Udp, V4), 512);
+        assert_eq!(reply_limit(Udp, V4), 242);
     }
 
     fn records(peers: &[u8], len: usize) -> Vec<Vec<u8>> {
@@ -503,7 +764,7 @@ mod tests {
 
 #[cfg(test)]
 mod tracker_tests {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::super::{Announce, Policy, Proto, Tracker};
     use crate::types::Event;
@@ -560,5 +821,136 @@ mod tracker_tests {
         assert_eq!(real, 33);
         let http = announce(&mut t, "fd00::fffe", Some(200), Proto::Http);
         assert_eq!(http.len(), (81 + 200) * 18);
+    }
+
+    fn announce_at(
+        t: &mut Tracker,
+        ip: &str,
+        left: u64,
+        numwant: Option<i32>,
+        proto: Proto,
+        now: u32,
+    ) -> (Vec<u8>, crate::swarm::store::SwarmCounts) {
+        let a = Announce {
+            info_hash: [8; 20],
+            port: 6881,
+            left: Some(left),
+            event: Event::None,
+            numwant,
+        };
+        let mut peers = Vec::new();
+        let r = t
+            .announce(&a, ip.parse::<IpAddr>().unwrap(), proto, now, &mut peers)
+            .expect("no limits set");
+        (peers, r.counts)
+    }
+
+    fn fakes_of(peers: &[u8], len: usize) -> Vec<Vec<u8>> {
+        let mut f: Vec<Vec<u8>> = peers
+            .chunks_exact(len)
+            .filter(|p| p[0] != 10 && p[0] != 0xfd)
+            .map(<[u8]>::to_vec)
+            .collect();
+        f.sort();
+        f
+    }
+
+    /// Two announces in one window, over HTTP and over UDP, list the same made-up peers; every
+    /// one is public; the counts match the peer list; a scrape counts the same ones.
+    #[test]
+    fn made_up_peers_are_stable_counted_and_public() {
+        use super::{is_public_v4, is_public_v6};
+        let mut t = Tracker::new(Policy {
+            random_peers: 20,
+            ..Policy::default()
+        });
+        for i in 1..=3 {
+            announce_at(
+                &mut t,
+                &format!("10.0.0.{i}"),
+                i % 2,
+                None,
+                Proto::Http,
+                100,
+            );
+        }
+        let (first, counts) = announce_at(&mut t, "10.0.0.9", 5, None, Proto::Http, 100);
+        let (again, _) = announce_at(&mut t, "10.0.0.9", 5, None, Proto::Udp, 101);
+        let fakes = fakes_of(&first, 6);
+        assert_eq!(
+            fakes.len(),
+            20,
+            "an IPv4-only swarm gets IPv4 made-up peers only"
+        );
+        assert_eq!(fakes, fakes_of(&again, 6));
+        for f in &fakes {
+            assert!(is_public_v4(Ipv4Addr::new(f[0], f[1], f[2], f[3])), "{f:?}");
+            assert!(u16::from_be_bytes([f[4], f[5]]) >= super::MIN_PORT);
+        }
+        // Every peer is listed: the others and the made-up ones, and the requester counts.
+        assert_eq!(
+            (counts.seeders + counts.leechers) as usize,
+            first.len() / 6 + 1
+        );
+        // A scrape counts the same made-up peers (the swarm did not change since).
+        let (_, counts) = announce_at(&mut t, "10.0.0.9", 5, None, Proto::Http, 102);
+        let s = t.scrape_entry(&[8; 20], true, 102).unwrap();
+        assert_eq!((s.seeders, s.leechers), (counts.seeders, counts.leechers));
+        // The real counts stay in the store.
+        assert_eq!(t.scrape_one(&[8; 20], 102).unwrap().leechers, 3);
+        // Another window: other made-up peers.
+        let (later, _) = announce_at(&mut t, "10.0.0.9", 5, None, Proto::Http, 100 + 2 * 2700);
+        assert_ne!(fakes, fakes_of(&later, 6));
+        // A torrent nobody announced has none: a scrape of it stays zeros.
+        assert_eq!(
+            t.scrape_entry(&[1; 20], true, 102).unwrap(),
+            crate::swarm::store::SwarmCounts::default()
+        );
+
+        // A dual-stack swarm: made-up peers of both families, each listed to its family.
+        for i in 1..=3 {
+            announce_at(&mut t, &format!("fd00::{i}"), 5, None, Proto::Http, 102);
+        }
+        announce_at(&mut t, "fd00::9", 5, None, Proto::Http, 102);
+        // Steady state (the split follows the swarm as it was before each announce).
+        let (v6, c6) = announce_at(&mut t, "fd00::9", 5, None, Proto::Http, 102);
+        let (v4, c4) = announce_at(&mut t, "10.0.0.9", 5, None, Proto::Http, 102);
+        let (f6, f4) = (fakes_of(&v6, 18), fakes_of(&v4, 6));
+        assert_eq!(f6.len() + f4.len(), 20);
+        assert!(
+            !f6.is_empty() && !f4.is_empty(),
+            "{} {}",
+            f6.len(),
+            f4.len()
+        );
+        for f in &f6 {
+            let a: [u8; 16] = f[..16].try_into().unwrap();
+            assert!(is_public_v6(Ipv6Addr::from(a)), "{f:?}");
+        }
+        assert_eq!((c6.seeders + c6.leechers) as usize, v6.len() / 18 + 1);
+        assert_eq!((c4.seeders + c4.leechers) as usize, v4.len() / 6 + 1);
+        let s = t.scrape_entry(&[8; 20], true, 102).unwrap();
+        assert_eq!(
+            (s.seeders, s.leechers),
+            (c4.seeders + c6.seeders, c4.leechers + c6.leechers)
+        );
+    }
+
+    /// A seeder is sent made-up leechers only, as it is sent real leechers only.
+    #[test]
+    fn a_seeder_gets_made_up_leechers_only() {
+        let mut t = Tracker::new(Policy {
+            random_peers: 50,
+            ..Policy::default()
+        });
+        for i in 1..=4 {
+            announce_at(&mut t, &format!("10.0.0.{i}"), 0, None, Proto::Http, 7);
+        }
+        announce_at(&mut t, "10.0.0.5", 5, None, Proto::Http, 7);
+        let (peers, counts) = announce_at(&mut t, "10.0.0.6", 0, None, Proto::Http, 7);
+        let real_leechers = 1;
+        let fake_leechers = counts.leechers as usize - real_leechers;
+        assert!(fake_leechers > 0 && fake_leechers < 50);
+        assert_eq!(peers.len() / 6, real_leechers + fake_leechers);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod capacity;
+pub mod caps;
 pub mod deniability;
 pub mod private;
 pub mod scan;
@@ -22,14 +23,9 @@ use crate::stats::{RequestCounts, Stats};
 use crate::swarm::peer::{peer_v4, peer_v6};
 use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
 use crate::types::{Event, Family, InfoHash};
+use crate::wire::query::QueryError;
 
-/// Most peers one UDP announce reply over IPv6 carries: 20 + 66 x 18 = 1208 bytes, which fits the
-/// IPv6 minimum MTU of 1280 bytes with IPv6 and UDP headers, so replies never fragment
-/// (as opentracker since 2024). IPv4 replies hold up to `numwant.max` peers (200 x 6 + 20 bytes).
-pub const UDP_V6_MAX_PEERS: usize = 66;
-
-/// Most peers any reply may hold, whatever the configuration says (keeps buffers bounded).
-pub const NUMWANT_HARD_MAX: u32 = 512;
+pub use caps::{UDP_V4_MAX_PEERS, UDP_V6_MAX_PEERS};
 
 /// The tracker's policy values, from the config file.
 #[derive(Clone, Debug)]
@@ -56,6 +52,9 @@ pub struct Policy {
     pub max_torrents: u64,
     /// Most peers held over both families, 0 = no bound (`tracker.max_peers`).
     pub max_peers: u64,
+    /// Largest share of the access list a reload may drop, in percent (`access.reload_max_drop`,
+    /// default 50; 100 = no check); see [`Tracker::reload_access_list`].
+    pub reload_max_drop: u32,
 }
 
 impl Default for Policy {
@@ -72,6 +71,7 @@ impl Default for Policy {
             random_peers: c.random_peers,
             max_torrents: c.max_torrents,
             max_peers: c.max_peers,
+            reload_max_drop: c.reload_max_drop,
         }
     }
 }
@@ -90,7 +90,8 @@ pub enum Proto {
 pub struct Announce {
     /// The torrent.
     pub info_hash: InfoHash,
-    /// The port the peer listens on (host order), 1..=65535.
+    /// The port the peer listens on (host order), 1..=65535; 0 is refused by
+    /// [`Tracker::serve_announce`] ([`AnnounceError::InvalidPort`]).
     pub port: u16,
     /// Bytes the peer still has to download; `Some(0)` makes it a seeder, `None` (HTTP without
     /// `left`) a leecher, as opentracker.
@@ -125,15 +126,21 @@ pub enum AnnounceError {
     Auth(private::AuthError),
     /// `tracker.max_torrents` / `tracker.max_peers` reached ([`capacity`]).
     Capacity(capacity::Refusal),
+    /// Port 0 (BEP 3 and BEP 15 name the port the peer listens on; nobody listens on 0). The
+    /// HTTP query parser refuses it first, with the same text ([`QueryError::InvalidPort`]);
+    /// this is the same rule for UDP, whose packet has no invalid port value otherwise.
+    InvalidPort,
 }
 
 impl AnnounceError {
     /// The text sent to the client: [`private::AuthError::reason`] (for an info_hash not
-    /// listed, opentracker's [`access::NOT_AUTHORIZED`]) or [`capacity::Refusal::reason`].
+    /// listed, opentracker's [`access::NOT_AUTHORIZED`]), [`capacity::Refusal::reason`], or for
+    /// port 0 the HTTP parser's text (`invalid port (must be 1-65535)`).
     pub fn reason(self) -> &'static str {
         match self {
             AnnounceError::Auth(e) => e.reason(),
             AnnounceError::Capacity(r) => r.reason(),
+            AnnounceError::InvalidPort => QueryError::InvalidPort.reason(),
         }
     }
 }
@@ -162,6 +169,12 @@ pub struct Tracker {
     /// Live sync: the records of announces served, waiting for `net::livesync` to send them
     /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch).
     pub sync: Option<Box<sync::Outbox>>,
+    /// The `downloaded` counts (IPv4, IPv6) of torrents an access-list reload refused, kept so
+    /// they come back when the hash is listed again ([`Tracker::reload_access_list`]). RAM
+    /// only: a restart forgets them.
+    purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
+    /// The made-up peers of `tracker.random_peers` ([`deniability`]).
+    fakes: deniability::Fakes,
 }
 
 impl Tracker {
@@ -171,6 +184,7 @@ impl Tracker {
             peer_timeout: policy.peer_timeout.max(1),
             torrent_timeout: policy.torrent_timeout,
         };
+        let fakes = deniability::Fakes::new(policy.peer_timeout);
         Tracker {
             v4: Store::new(store_cfg),
             v6: Store::new(store_cfg),
@@ -182,23 +196,16 @@ impl Tracker {
             private: private::Private::default(),
             completed_marks: None,
             sync: None,
+            purged_downloads: Default::default(),
+            fakes,
         }
     }
 
-    /// How many peers to return: `requested` if given and not negative, else the default; never
-    /// more than `numwant.max`, and for UDP over IPv6 never more than [`UDP_V6_MAX_PEERS`].
+    /// How many peers to return: [`caps::numwant`] (`requested` if given and not negative, else
+    /// the default; never more than `numwant.max` nor what one reply of `proto` to `family`
+    /// carries).
     pub fn numwant(&self, requested: Option<i32>, proto: Proto, family: Family) -> usize {
-        let max = self.policy.numwant_max.min(NUMWANT_HARD_MAX) as usize;
-        let want = match requested {
-            Some(n) if n >= 0 => n as usize,
-            _ => self.policy.numwant_default as usize,
-        };
-        let want = want.min(max);
-        if proto == Proto::Udp && family == Family::V6 {
-            want.min(UDP_V6_MAX_PEERS)
-        } else {
-            want
-        }
+        caps::numwant(&self.policy, requested, proto, family)
     }
 
     /// The interval to send: `announce_interval` +-10%, and `min interval` = half of it.
@@ -212,9 +219,10 @@ impl Tracker {
     /// Handles an announce from `ip` (the peer's address: the packet's source, or the proxy's
     /// forwarded address): `stopped` removes the peer, anything else inserts or refreshes it and
     /// appends up to numwant peers of the same family to `peers` (compact form). The counts in the
-    /// reply include the requester. With `tracker.random_peers N`, N made-up peers are mixed in
-    /// at random positions ([`deniability`]; the real peers may then be capped lower so the reply
-    /// stays within its size limit).
+    /// reply include the requester. With `tracker.random_peers N` the torrent's made-up peers of
+    /// the requester's family are mixed in at random positions and counted in the reply's
+    /// counts ([`deniability`]; the real peers may then be capped lower so the reply stays
+    /// within its size limit).
     ///
     /// No access check (whitelist/blacklist, [`Tracker::allowed`]): fronts call
     /// [`Tracker::serve_announce`], which checks first.
@@ -232,15 +240,56 @@ impl Tracker {
         self.check_capacity(a, ip)?;
         let family = family_of(ip);
         let numwant = self.numwant(a.numwant, proto, family);
-        let random = match a.event {
-            Event::Stopped => 0,
-            _ => deniability::random_count(self.policy.random_peers, numwant, proto, family),
+        let n = self.policy.random_peers;
+        let seeder = a.left == Some(0);
+        // The made-up peers: their split follows the swarm before this announce.
+        let fake = (n > 0).then(|| {
+            let v4 = self.v4.scrape(&a.info_hash, now).unwrap_or_default();
+            let v6 = self.v6.scrape(&a.info_hash, now).unwrap_or_default();
+            let mix = deniability::Mix::of(v4, v6, family);
+            let counts = self.fakes.counts(&a.info_hash, now, n, mix);
+            let other = match family {
+                Family::V4 => v6,
+                Family::V6 => v4,
+            };
+            (mix, counts, other.seeders + other.leechers > 0)
+        });
+        let random = match (a.event, fake) {
+            (Event::Stopped, _) | (_, None) => 0,
+            (_, Some((_, counts, _))) => {
+                let c = counts.of(family);
+                let listed = if seeder {
+                    c.leechers
+                } else {
+                    c.seeders + c.leechers
+                };
+                (listed as usize).min(caps::random_peers(n, numwant, proto, family))
+            }
         };
-        let numwant = numwant.min(deniability::reply_limit(proto, family) - random);
+        let numwant = numwant.min(caps::reply_peers(proto, family) - random);
         let start = peers.len();
-        let counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
-        if random > 0 {
-            deniability::mix_in(peers, start, random, family, &mut self.rng);
+        let mut counts = self.change_peer(a, ip, numwant, now, peers, sync::Origin::Client);
+        if let Some((mix, fake_counts, other_family_real)) = fake {
+            // A torrent without real peers has no made-up ones.
+            if counts.seeders + counts.leechers > 0 || other_family_real {
+                let c = fake_counts.of(family);
+                counts.seeders += c.seeders;
+                counts.leechers += c.leechers;
+            }
+            if random > 0 {
+                self.fakes.write(
+                    &a.info_hash,
+                    now,
+                    n,
+                    mix,
+                    family,
+                    seeder,
+                    random,
+                    &mut self.rng,
+                    peers,
+                    start,
+                );
+            }
         }
         let (interval, min_interval) = self.interval();
         self.requests(proto, family).announce += 1;
@@ -357,6 +406,7 @@ impl Tracker {
         peers: &mut Vec<u8>,
     ) -> Result<AnnounceReply, AnnounceError> {
         let result = match self.authorize(&a.info_hash, key, now) {
+            Ok(()) if a.port == 0 => Err(AnnounceError::InvalidPort),
             Ok(()) => self
                 .announce(a, ip, proto, now, peers)
                 .map_err(AnnounceError::Capacity),
@@ -372,7 +422,9 @@ impl Tracker {
     /// leaves it out, UDP, whose replies are positional, answers zeros); zeros when `keyed` is
     /// false (a private mode's scrape without a valid key, [`Tracker::scrape_key_ok`]; as
     /// torrust) or the tracker does not know the torrent, so a client can tell "no peers" from a
-    /// failed request; else its counts over both families ([`Tracker::scrape_one`]).
+    /// failed request; else its counts over both families ([`Tracker::scrape_one`]), plus, with
+    /// `tracker.random_peers`, the made-up peers of both families when it has real peers
+    /// ([`deniability`]; the same ones announce replies list and count).
     pub fn scrape_entry(
         &mut self,
         info_hash: &InfoHash,
@@ -385,7 +437,21 @@ impl Tracker {
         if !keyed {
             return Some(SwarmCounts::default());
         }
-        Some(self.scrape_one(info_hash, now).unwrap_or_default())
+        let c = self.scrape_one(info_hash, now).unwrap_or_default();
+        Some(match self.fake_peers(now) {
+            Some(f) => f.inflate(info_hash, c),
+            None => c,
+        })
+    }
+
+    /// The made-up peers scrapes count at `now` (`None` without `tracker.random_peers`); a full
+    /// scrape takes them along ([`deniability::FakePeers`]).
+    pub fn fake_peers(&self, now: u32) -> Option<deniability::FakePeers> {
+        (self.policy.random_peers > 0).then(|| deniability::FakePeers {
+            fakes: self.fakes.clone(),
+            n: self.policy.random_peers,
+            now,
+        })
     }
 
     /// The request counters of `proto` for requests from `family`: fronts count a scrape

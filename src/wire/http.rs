@@ -17,6 +17,9 @@ use memchr::memchr;
 
 use super::bencode::write_decimal;
 
+/// How many `X-Forwarded-For` header lines before the last one a [`Request`] keeps.
+pub const EARLIER_FORWARDED: usize = 3;
+
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -35,7 +38,9 @@ pub struct Request<'a> {
     /// The raw request target, not decoded. With the space-before-`?` quirk (see
     /// [`parse_request`]) it spans both tokens, e.g. `/announce ?info_hash=...`.
     pub target: &'a [u8],
-    /// The target up to the first `?` (all of it when there is none), not decoded.
+    /// The target up to the first `?` (all of it when there is none), not decoded. For an
+    /// absolute-form target (`http://host/announce?...`, RFC 9112 §3.2.2) the scheme and
+    /// authority are left out, so it routes like the origin form (`/announce`).
     pub path: &'a [u8],
     /// The bytes after the first `?` (empty when there is none), not decoded.
     pub query: &'a [u8],
@@ -48,6 +53,12 @@ pub struct Request<'a> {
     /// The value of the last `X-Forwarded-For` header, trimmed of spaces/tabs (the header is a
     /// list; the caller picks the element it trusts).
     pub x_forwarded_for: Option<&'a [u8]>,
+    /// The values of the up to [`EARLIER_FORWARDED`] `X-Forwarded-For` headers before the last,
+    /// most recent last, empty where there are fewer (a proxy that adds its own header line,
+    /// as HAProxy does, instead of appending to the list). Read together with
+    /// [`Request::x_forwarded_for`] they are one list (RFC 9110 §5.3); more lines lose the
+    /// earliest ones.
+    pub x_forwarded_for_earlier: [&'a [u8]; EARLIER_FORWARDED],
     /// The value of the last `X-Real-IP` header, trimmed.
     pub x_real_ip: Option<&'a [u8]>,
     /// The value of the last `Accept-Encoding` header, trimmed; see [`accepts_gzip`].
@@ -242,6 +253,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
             conn_close |= header_list_contains_token(value, b"close");
             conn_keep_alive |= header_list_contains_token(value, b"keep-alive");
         } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            if let Some(previous) = req.x_forwarded_for {
+                req.x_forwarded_for_earlier.rotate_left(1);
+                req.x_forwarded_for_earlier[EARLIER_FORWARDED - 1] = previous;
+            }
             req.x_forwarded_for = Some(value);
         } else if name.eq_ignore_ascii_case(b"x-real-ip") {
             req.x_real_ip = Some(value);
@@ -306,8 +321,11 @@ fn parse_request_line(line: &[u8]) -> Result<Request<'_>, HttpError> {
         return Err(HttpError::BadRequestLine);
     }
     let target_token = tokens[1];
+    // The absolute form (`http://host:port/announce?...`, RFC 9112 §3.2.2) routes like the
+    // origin form: the scheme and authority are dropped from the path.
+    let origin = origin_form(target_token);
 
-    let quirk = count >= 3 && tokens[2].starts_with(b"?") && !target_token.contains(&b'?');
+    let quirk = count >= 3 && tokens[2].starts_with(b"?") && !origin.contains(&b'?');
     let (target, path, query, version_token) = if quirk {
         if count > 4 {
             return Err(HttpError::BadRequestLine);
@@ -316,14 +334,14 @@ fn parse_request_line(line: &[u8]) -> Result<Request<'_>, HttpError> {
         let start = subslice_offset(line, target_token);
         let end = subslice_offset(line, tokens[2]) + tokens[2].len();
         let version = (count == 4).then_some(tokens[3]);
-        (&line[start..end], target_token, &tokens[2][1..], version)
+        (&line[start..end], origin, &tokens[2][1..], version)
     } else {
         if count > 3 {
             return Err(HttpError::BadRequestLine);
         }
-        let (path, query) = match memchr(b'?', target_token) {
-            Some(q) => (&target_token[..q], &target_token[q + 1..]),
-            None => (target_token, &target_token[target_token.len()..]),
+        let (path, query) = match memchr(b'?', origin) {
+            Some(q) => (&origin[..q], &origin[q + 1..]),
+            None => (origin, &origin[origin.len()..]),
         };
         let version = (count == 3).then_some(tokens[2]);
         (target_token, path, query, version)
@@ -342,6 +360,7 @@ fn parse_request_line(line: &[u8]) -> Result<Request<'_>, HttpError> {
         version,
         keep_alive: false,
         x_forwarded_for: None,
+        x_forwarded_for_earlier: [&[]; EARLIER_FORWARDED],
         x_real_ip: None,
         accept_encoding: None,
         has_body: false,
@@ -349,6 +368,24 @@ fn parse_request_line(line: &[u8]) -> Result<Request<'_>, HttpError> {
         transfer_encoding: false,
         authorization: None,
     })
+}
+
+/// The origin-form part of a request target: for an absolute-form target (`http://` or
+/// `https://`, any case, RFC 9112 §3.2.2) what follows its authority (from the first `/` or `?`
+/// after `://`; empty when there is neither), otherwise the target itself.
+fn origin_form(target: &[u8]) -> &[u8] {
+    let rest = if target.len() >= 7 && target[..7].eq_ignore_ascii_case(b"http://") {
+        &target[7..]
+    } else if target.len() >= 8 && target[..8].eq_ignore_ascii_case(b"https://") {
+        &target[8..]
+    } else {
+        return target;
+    };
+    let start = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    &rest[start..]
 }
 
 /// Byte offset of `sub` inside `outer`; `sub` must be a sub-slice of `outer` (it is, at every

@@ -260,8 +260,7 @@ fn decode_integer_is_nonzero(raw: &[u8]) -> Option<bool> {
 }
 
 /// The parameters of an HTTP announce that the tracker uses (BEP 3 "Trackers").
-/// `uploaded`, `downloaded`, `key`, `ip`, `corrupt`, `no_peer_id`, `supportcrypto`, ... are
-/// ignored.
+/// `uploaded`, `downloaded`, `key`, `ip`, `corrupt`, `supportcrypto`, ... are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnnounceQuery {
     /// The torrent, 20 raw bytes (required).
@@ -281,6 +280,10 @@ pub struct AnnounceQuery {
     pub numwant: Option<i32>,
     /// Whether the client accepts the compact peer list (BEP 23). True when absent.
     pub compact: bool,
+    /// Whether the client sent `no_peer_id` with a non-zero integer (or an empty value): it
+    /// accepts peer dicts without `peer id`. False when absent or not an integer (the
+    /// parameter is advisory, so a bad value is no error).
+    pub no_peer_id: bool,
 }
 
 /// Parses an announce query (raw bytes after `?`). Unknown parameters are ignored; a repeated
@@ -303,6 +306,7 @@ pub struct AnnounceQuery {
 ///   (BEP 3 optional; clamping is the service's).
 /// * `compact`: absent -> true (BEP 23); `0` -> false; any other integer -> true; a
 ///   non-integer -> [`QueryError::InvalidCompact`].
+/// * `no_peer_id`: any non-zero integer, or an empty value -> true; else false, never an error.
 ///
 /// The first error met, in parameter order, is returned; the missing checks come last.
 pub fn parse_announce(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
@@ -313,6 +317,7 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
     let mut event = Event::None;
     let mut numwant = None;
     let mut compact = true;
+    let mut no_peer_id = false;
 
     for (name, value) in pairs(query) {
         if name_is(name, b"info_hash") {
@@ -339,6 +344,8 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
             numwant = Some(n);
         } else if name_is(name, b"compact") {
             compact = decode_integer_is_nonzero(value).ok_or(QueryError::InvalidCompact)?;
+        } else if name_is(name, b"no_peer_id") {
+            no_peer_id = value.is_empty() || decode_integer_is_nonzero(value).unwrap_or(false);
         }
     }
 
@@ -350,6 +357,7 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceQuery, QueryError> {
         event,
         numwant,
         compact,
+        no_peer_id,
     })
 }
 

@@ -27,9 +27,10 @@ use ipnet::IpNet;
 
 use self::walk::{Walk, WalkFormat};
 use crate::access::keys::key_in_path;
+use crate::config::ProxyHeader;
 use crate::service::scan::FullScrapeLimiter;
 use crate::service::stats::StatsAccess;
-use crate::service::{Announce, Proto, Tracker, family_of};
+use crate::service::{Announce, Proto, Tracker, caps, family_of};
 use crate::swarm::store::SwarmCounts;
 use crate::types::{Family, InfoHash};
 use crate::wire::bencode;
@@ -44,8 +45,10 @@ use crate::wire::stream::write_stream_head;
 pub struct HttpSite {
     /// `tracker.redirect_url`: where `GET /` goes (302); `None` answers 404.
     pub redirect_url: Option<String>,
-    /// `access.proxy`: addresses whose `X-Forwarded-For` / `X-Real-IP` header names the peer.
+    /// `access.proxy`: addresses whose `proxy_header` names the peer.
     pub proxies: Vec<IpNet>,
+    /// `access.proxy_header`: the header a trusted proxy names the peer in.
+    pub proxy_header: ProxyHeader,
     /// `http.keepalive`: whether connections may stay open for more requests.
     pub keepalive: bool,
     /// `access.stats`, `access.stats_path`: who may read `/stats` and `/metrics`.
@@ -259,30 +262,49 @@ fn trim_slashes(mut path: &[u8]) -> &[u8] {
     path
 }
 
-/// The peer's address: the TCP source, unless that source is a trusted proxy (`access.proxy`) that
-/// names the client in `X-Forwarded-For` (its last entry: the address the proxy saw) or
-/// `X-Real-IP`. A trusted proxy that sends neither header is itself the client.
+/// The peer's address: the TCP source, unless that source is a trusted proxy (`access.proxy`)
+/// that names the client in `access.proxy_header` (`X-Forwarded-For` by default, or
+/// `X-Real-IP`; the other header is ignored). The header's list (every line of it, in order) is
+/// walked right to left past trusted proxies, and the first address that is not one is the
+/// peer: what the client wrote itself, further left, is never believed. A list of trusted
+/// proxies only names its leftmost; a trusted proxy that sends no header is itself the client.
+///
+/// Errors: the entry the walk stops at is no IP address.
 fn peer_address(
     site: &HttpSite,
     req: &http::Request<'_>,
     remote: IpAddr,
 ) -> Result<IpAddr, &'static str> {
     let remote = remote.to_canonical();
-    if site.proxies.is_empty() || !site.proxies.iter().any(|net| net.contains(&remote)) {
+    let trusted = |ip: &IpAddr| site.proxies.iter().any(|net| net.contains(ip));
+    if site.proxies.is_empty() || !trusted(&remote) {
         return Ok(remote);
     }
-    let value = if let Some(xff) = req.x_forwarded_for {
-        xff.rsplit(|&b| b == b',').next().unwrap_or(xff)
-    } else if let Some(real) = req.x_real_ip {
-        real
-    } else {
+    let (last, earlier): (_, &[&[u8]]) = match site.proxy_header {
+        ProxyHeader::XForwardedFor => (req.x_forwarded_for, &req.x_forwarded_for_earlier),
+        ProxyHeader::XRealIp => (req.x_real_ip, &[]),
+    };
+    let Some(last) = last else {
         return Ok(remote);
     };
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
-        .ok_or("the proxy's X-Forwarded-For / X-Real-IP header holds no valid address")
+    let entries = std::iter::once(last)
+        .chain(earlier.iter().rev().copied())
+        .flat_map(|line| line.rsplit(|&b| b == b','))
+        .map(|entry| entry.trim_ascii())
+        .filter(|entry| !entry.is_empty());
+    let mut leftmost = None;
+    for entry in entries {
+        let ip = std::str::from_utf8(entry)
+            .ok()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .ok_or("the proxy's forwarded-address header holds no valid address")?;
+        if !trusted(&ip) {
+            return Ok(ip);
+        }
+        leftmost = Some(ip);
+    }
+    Ok(leftmost.unwrap_or(remote))
 }
 
 fn fail(tracker: &mut Tracker, family: Family, body: &mut Vec<u8>, err: QueryError) {
@@ -324,9 +346,12 @@ fn announce(
     bencode::put_bytes(body, b"min interval");
     bencode::put_int(body, i64::from(reply.min_interval));
     bencode::put_bytes(body, b"peers");
-    if !q.compact {
-        // BEP 3's original form; we store no peer ids, so the dicts carry `ip` and `port` only
-        // (what `no_peer_id` asks for). Both families go in `peers`.
+    if !q.compact && q.no_peer_id {
+        // BEP 3's original form, without `peer id` as `no_peer_id` allows (we store no peer
+        // ids): the dicts carry `ip` and `port` only. Both families go in `peers`. A
+        // `compact=0` without `no_peer_id` gets the compact form (BEP 23 lets a tracker answer
+        // compact whatever was asked), since dicts without the `peer id` BEP 3 promises would
+        // break a client that reads it.
         body.push(b'l');
         for p in scratch.peers.chunks_exact(peer_len) {
             let (ip, port) = decode_peer(p);
@@ -395,7 +420,9 @@ fn full_scrape(
     tracker.stats.fullscrapes_gzip += u64::from(gzip);
     let framing = stats::framing_for(req.version);
     write_stream_head(out, "text/plain", framing, gzip);
-    scratch.stream = Some(Box::new(Walk::new(WalkFormat::Bencode, framing, gzip)));
+    scratch.stream = Some(Box::new(
+        Walk::new(WalkFormat::Bencode, framing, gzip).count_fakes(tracker.fake_peers(now)),
+    ));
     false
 }
 
@@ -416,7 +443,7 @@ fn scrape(
     scratch: &mut Scratch,
 ) {
     let keyed = tracker.scrape_key_ok(key, now);
-    let max = tracker.policy.max_scrape_hashes.max(1);
+    let max = caps::scrape_hashes(&tracker.policy, Proto::Http);
     scratch.hashes.resize(max, [0; 20]);
     let n = match parse_scrape(query, &mut scratch.hashes) {
         Ok(0) => {

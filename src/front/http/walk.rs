@@ -12,6 +12,7 @@
 //! makes us buffer the whole response: the server only asks for the next slice once the socket
 //! took the previous one.
 
+use crate::service::deniability::FakePeers;
 use std::io::Write;
 
 use flate2::Compression;
@@ -109,6 +110,8 @@ pub struct Walk {
     started: bool,
     finished: bool,
     body: Body,
+    /// The made-up peers a full scrape counts (`tracker.random_peers`), see [`Walk::count_fakes`].
+    fakes: Option<FakePeers>,
 }
 
 /// The plain (not yet compressed or framed) body of a walk, written entry by entry.
@@ -156,7 +159,15 @@ impl Walk {
                 preamble: Vec::new(),
                 stats_path: String::new(),
             },
+            fakes: None,
         }
+    }
+
+    /// Counts the made-up peers of each torrent (`tracker.random_peers`), as a scrape of one
+    /// info_hash does: the full scrape's counts then agree with announce replies and scrapes.
+    pub fn count_fakes(mut self, fakes: Option<FakePeers>) -> Self {
+        self.fakes = fakes;
+        self
     }
 
     /// A walk that writes the status page ([`WalkFormat::Html`], never compressed): `head`
@@ -206,7 +217,10 @@ impl Walk {
             self.body.plain.extend_from_slice(&preamble);
         }
         let body = &mut self.body;
-        let done = self.scan.step(v4, v6, keep, max, |h, c| body.entry(h, c));
+        let fakes = &self.fakes;
+        let done = self.scan.step(v4, v6, keep, max, |h, c| {
+            body.entry(h, fakes.as_ref().map_or(c, |f| f.inflate(h, c)))
+        });
         if done {
             self.body.end();
         }

@@ -510,3 +510,32 @@ mod props {
         }
     }
 }
+
+/// RFC 9112 §3.2.2: a server must accept the absolute form; it routes like the origin form.
+#[test]
+fn absolute_form_routes_like_origin_form() {
+    let head = b"GET http://tracker.example.org:6969/announce?info_hash=x&port=1 HTTP/1.1\r\n\r\n";
+    let (req, _) = parse_ok(head);
+    assert_eq!(req.path, b"/announce");
+    assert_eq!(req.query, b"info_hash=x&port=1");
+    assert_eq!(
+        req.target,
+        &b"http://tracker.example.org:6969/announce?info_hash=x&port=1"[..]
+    );
+    let (req, _) = parse_ok(b"GET HTTPS://[::1]:443/scrape HTTP/1.1\r\n\r\n");
+    assert_eq!((req.path, req.query), (&b"/scrape"[..], &b""[..]));
+    // No path at all: the root (RFC 9112 §3.2.2 says "/").
+    let (req, _) = parse_ok(b"GET http://tracker.example.org HTTP/1.1\r\n\r\n");
+    assert_eq!(req.path, b"");
+    let (req, _) = parse_ok(b"GET http://tracker.example.org?a=1 HTTP/1.0\r\n\r\n");
+    assert_eq!((req.path, req.query), (&b""[..], &b"a=1"[..]));
+    // opentracker's space-before-`?` quirk works after an absolute target too.
+    let (req, _) = parse_ok(b"GET http://h/announce ?info_hash=x HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        (req.path, req.query),
+        (&b"/announce"[..], &b"info_hash=x"[..])
+    );
+    // A path that merely looks like a scheme stays a path.
+    let (req, _) = parse_ok(b"GET /http://h/announce HTTP/1.1\r\n\r\n");
+    assert_eq!(req.path, b"/http://h/announce");
+}

@@ -104,6 +104,7 @@ fn libtorrent_qbittorrent_announce() {
             event: Event::Started,
             numwant: Some(200),
             compact: true,
+            no_peer_id: true,
         })
     );
 }
@@ -165,6 +166,7 @@ fn minimal_announce_defaults() {
             event: Event::None,
             numwant: None,
             compact: true,
+            no_peer_id: false,
         }
     );
 }
@@ -511,4 +513,28 @@ mod props {
             let _ = parse_scrape(&bytes, &mut out);
         }
     }
+}
+
+/// `no_peer_id`: advisory, so any value parses; only a non-zero integer or an empty value is
+/// true.
+#[test]
+fn no_peer_id_values() {
+    for (v, want) in [
+        ("1", true),
+        ("", true),
+        ("0", false),
+        ("x", false),
+        ("2", true),
+    ] {
+        let a = announce(&format!(
+            "info_hash={H1_UPPER}&port=1&compact=0&no_peer_id={v}"
+        ))
+        .unwrap();
+        assert_eq!(a.no_peer_id, want, "no_peer_id={v}");
+    }
+    assert!(
+        !announce(&format!("info_hash={H1_UPPER}&port=1"))
+            .unwrap()
+            .no_peer_id
+    );
 }
