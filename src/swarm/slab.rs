@@ -140,6 +140,7 @@ impl Move {
     pub(crate) const NONE: Move = Move(None);
 
     /// True when no block moved (nothing to apply).
+    #[inline]
     pub(crate) fn is_none(&self) -> bool {
         self.0.is_none()
     }

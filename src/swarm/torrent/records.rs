@@ -322,11 +322,13 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// Number of peers.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
     /// True when there is no peer.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -345,6 +347,16 @@ impl<const N: usize> PeerVec<N> {
             Kind::Inline
         } else {
             Kind::Slab
+        }
+    }
+
+    /// The capacity of the block of a slab or own swarm (records).
+    #[inline]
+    fn block_cap(&self) -> usize {
+        if self.aux & OWN != 0 {
+            (self.aux & LOW) as usize
+        } else {
+            slab::class_cap(self.len())
         }
     }
 
@@ -411,7 +423,7 @@ impl<const N: usize> PeerVec<N> {
                 b.split_at(N.min(7))
             }
             Kind::Slab | Kind::Own => {
-                let cap = self.capacity();
+                let cap = self.block_cap();
                 // SAFETY: invariants 2 and 3: ptr is a live block of block_bytes(N, cap)
                 // initialized bytes used only by self, borrowed immutably for &self's lifetime.
                 let all = unsafe { std::slice::from_raw_parts(self.data.ptr, block_bytes(N, cap)) };
@@ -421,6 +433,7 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// Mutable view of [`Self::parts`].
+    #[inline]
     fn parts_mut(&mut self) -> (&mut [u8], &mut [u8]) {
         match self.kind() {
             Kind::Empty | Kind::Chunked => (&mut [], &mut []),
@@ -430,7 +443,7 @@ impl<const N: usize> PeerVec<N> {
                 b.split_at_mut(N.min(7))
             }
             Kind::Slab | Kind::Own => {
-                let cap = self.capacity();
+                let cap = self.block_cap();
                 // SAFETY: as in `parts`; &mut self gives exclusive access to the block.
                 let all =
                     unsafe { std::slice::from_raw_parts_mut(self.data.ptr, block_bytes(N, cap)) };
@@ -440,6 +453,7 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// The chunk directory of a chunked swarm.
+    #[inline]
     fn dir(&self) -> Option<&Dir<N>> {
         if self.kind() != Kind::Chunked {
             return None;
@@ -450,6 +464,7 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// Mutable view of [`Self::dir`].
+    #[inline]
     fn dir_mut(&mut self) -> Option<&mut Dir<N>> {
         if self.kind() != Kind::Chunked {
             return None;
@@ -719,6 +734,7 @@ impl<const N: usize> PeerVec<N> {
 
     /// The compact address (N bytes) of the record at position `pos` (see [`Self::search`]),
     /// `None` if there is none.
+    #[inline]
     pub fn addr(&self, pos: usize) -> Option<&[u8; N]> {
         if let Some(d) = self.dir() {
             let (c, o) = unpack(pos);
@@ -728,6 +744,7 @@ impl<const N: usize> PeerVec<N> {
     }
 
     /// The META nibble of the record at position `pos`, `None` if there is none.
+    #[inline]
     pub fn meta(&self, pos: usize) -> Option<u8> {
         if let Some(d) = self.dir() {
             let (c, o) = unpack(pos);
@@ -738,6 +755,7 @@ impl<const N: usize> PeerVec<N> {
 
     /// Replaces the META nibble of the record at position `pos` (low 4 bits of `meta`); false
     /// (nothing changed) if there is none.
+    #[inline]
     pub(crate) fn set_meta(&mut self, pos: usize, meta: u8) -> bool {
         if let Some(d) = self.dir_mut() {
             return d.set_meta(pos, meta);
@@ -752,6 +770,7 @@ impl<const N: usize> PeerVec<N> {
     /// Binary search by compact address: `Ok(pos)` of the record, or `Err(pos)` where it would
     /// be inserted to keep the order. A POSITION is the record's index in a flat swarm; in a
     /// chunked one it is `chunk << 16 | index in the chunk` (valid until the next change).
+    #[inline]
     pub fn search(&self, addr: &[u8; N]) -> Result<usize, usize> {
         if let Some(d) = self.dir() {
             return d.search(addr);
