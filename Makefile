@@ -21,6 +21,9 @@
 #   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
 #   make bench-floor    UDP mix and HTTP close against a floor server too (constant replies, no
 #                   state: the least user-space work per request), opentracker-rs and opentracker
+#   make bench-adversarial  the store under attacker-shaped keys (300,000 info_hashes sharing a
+#                   prefix among 5M torrents, a 1M-peer swarm from one IPv6 /64) next to a
+#                   random workload: worst and typical announce cost (examples/bench_adversarial.rs)
 #   make bench-smoke    each load generator for 2 s against a debug build, and 1 s against
 #                       floor_server (CI)
 #   Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (1), OURS_WHITELIST (auto|on|off),
@@ -43,6 +46,7 @@ BENCH_OPTS = --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitel
 
 .PHONY: all run test test-deps install clean soak fuzz deb check-deb check-status-page status-page
 .PHONY: bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-floor bench-build bench-deps
+.PHONY: bench-adversarial
 
 all:
 	$(CARGO) build --release --locked
@@ -137,6 +141,12 @@ bench-micro:
 # Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature).
 bench-fullscrape: bench-build
 	$(BENCH_RUN) fullscrape $(BENCH_OPTS)
+
+# In-process, no sockets: 3 identical runs of each store in child processes, the least time per
+# operation kept (a few minutes; ADVERSARIAL_ARGS: --secs, --runs, --top, --only v4|v6, sizes).
+ADVERSARIAL_ARGS ?=
+bench-adversarial:
+	$(CARGO) run --release --locked --example bench_adversarial -- $(ADVERSARIAL_ARGS)
 
 # CI: the load generators and the driver must keep working (debug build, no pinning, ~10 s).
 bench-smoke:

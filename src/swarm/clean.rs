@@ -45,7 +45,7 @@
 //! been peerless for more than `torrent_timeout` seconds (`torrent_ticks` ticks; opentracker's
 //! `OT_TORRENT_TIMEOUT` is 24 h). A torrent with peers is never dropped for idleness.
 
-use super::slab::Slab;
+use super::slab::{Move, Slab};
 use super::torrent::{SEEDER, STAMP_MASK, Torrent};
 
 /// The largest peer timeout in ticks: `2T` consecutive ages must be told apart by a 3-bit stamp.
@@ -129,30 +129,31 @@ pub fn must_drop<const N: usize>(t: &Torrent<N>, now_tick: u32, ticks: &Ticks) -
 /// Cleans one torrent at `now_tick`: drops its expired peers (fixing its seeders count) and
 /// says whether the torrent itself must go. Does nothing to the peers when
 /// `now_tick <= last_clean`. See the module docs for why the 3-bit stamps are exact. `slab` is
-/// the store's slab (the swarm's storage may shrink; the caller applies the slab's move).
-pub fn clean_torrent<const N: usize>(
-    slab: &mut Slab,
+/// the store's slab: the swarm's storage may shrink, and the returned move must be applied by
+/// the caller (the store).
+pub(crate) fn clean_torrent<const N: usize>(
+    slab: &mut Slab<N>,
     t: &mut Torrent<N>,
     now_tick: u32,
     ticks: &Ticks,
-) -> CleanOutcome {
+) -> (CleanOutcome, Move) {
     let mut out = CleanOutcome::default();
     if t.peers.is_empty() {
         // Peerless: last_clean is the tick it became peerless.
         out.drop = must_drop(t, now_tick, ticks);
-        return out;
+        return (out, Move::NONE);
     }
     if now_tick <= t.last_clean {
-        return out;
+        return (out, Move::NONE);
     }
     let d = now_tick - t.last_clean;
-    if d > ticks.peer_ticks {
+    let moved = if d > ticks.peer_ticks {
         out.peers_removed = t.peers.len() as u32;
         out.seeders_removed = t.seeders;
-        t.peers.clear(slab);
+        t.peers.clear(slab)
     } else {
         let mut seeders_removed = 0u32;
-        let removed = t.peers.retain(slab, |_, meta| {
+        let (removed, moved) = t.peers.retain(slab, |_, meta| {
             let alive = age(now_tick, meta & STAMP_MASK) <= ticks.peer_ticks;
             if !alive && meta & SEEDER != 0 {
                 seeders_removed += 1;
@@ -161,13 +162,14 @@ pub fn clean_torrent<const N: usize>(
         });
         out.peers_removed = removed as u32;
         out.seeders_removed = seeders_removed;
-    }
+        moved
+    };
     t.seeders = t.seeders.saturating_sub(out.seeders_removed);
     t.last_clean = now_tick;
     if t.peers.is_empty() {
         out.drop = t.downloaded == 0;
     }
-    out
+    (out, moved)
 }
 
 #[cfg(test)]
@@ -227,17 +229,30 @@ mod tests {
         }
     }
 
-    fn torrent_with(slab: &mut Slab, stamps: &[(u32, bool)], last_clean: u32) -> Torrent<6> {
+    fn torrent_with(slab: &mut Slab<6>, stamps: &[(u32, bool)], last_clean: u32) -> Torrent<6> {
         let mut t = Torrent::<6>::new([0; 20], last_clean);
         for (i, &(tick, seeder)) in stamps.iter().enumerate() {
             let meta = stamp(tick) | if seeder { SEEDER } else { 0 };
-            assert!(
-                t.peers
-                    .insert(slab, &[0; 4], i, &[i as u8, 0, 0, 0, 0, 1], meta)
-            );
+            let (_, m) = t
+                .peers
+                .insert(slab, &[0; 4], i, &[i as u8, 0, 0, 0, 0, 1], meta)
+                .unwrap();
+            assert!(m.is_none(), "one swarm alone in its slab moves nothing");
             t.seeders += seeder as u32;
         }
         t
+    }
+
+    /// [`clean_torrent`] of a torrent alone in its slab: no block moves.
+    fn clean<const N: usize>(
+        slab: &mut Slab<N>,
+        t: &mut Torrent<N>,
+        now_tick: u32,
+        ticks: &Ticks,
+    ) -> CleanOutcome {
+        let (o, m) = clean_torrent(slab, t, now_tick, ticks);
+        assert!(m.is_none());
+        o
     }
 
     #[test]
@@ -251,7 +266,7 @@ mod tests {
             &[(lc - 4, true), (lc - 1, false), (lc, true)],
             lc,
         );
-        let o = clean_torrent(&mut slab, &mut t, lc + 4, &ticks);
+        let o = clean(&mut slab, &mut t, lc + 4, &ticks);
         // Ages 8 and 5 expire; age 4 (stamp lc) survives: 8 must not read as 0.
         assert_eq!(
             o,
@@ -273,7 +288,7 @@ mod tests {
         let mut t = torrent_with(&mut slab, &[(50, true), (50, false)], 50);
         t.downloaded = 3;
         // 5 ticks later everyone is expired; 8 + 2 later the stamps would alias as age 2.
-        let o = clean_torrent(&mut slab, &mut t, 50 + 10, &ticks);
+        let o = clean(&mut slab, &mut t, 50 + 10, &ticks);
         assert_eq!(
             o,
             CleanOutcome {
@@ -286,8 +301,8 @@ mod tests {
         assert_eq!(slab.chunk_bytes(), 0);
         assert_eq!((t.seeders, t.last_clean), (0, 60));
         // Peerless since tick 60: kept through 60 + 30, dropped after.
-        assert!(!clean_torrent(&mut slab, &mut t, 90, &ticks).drop);
-        assert!(clean_torrent(&mut slab, &mut t, 91, &ticks).drop);
+        assert!(!clean(&mut slab, &mut t, 90, &ticks).drop);
+        assert!(clean(&mut slab, &mut t, 91, &ticks).drop);
     }
 
     #[test]
@@ -296,20 +311,14 @@ mod tests {
         let mut slab = PeerVec::<6>::new_slab();
         let mut t = torrent_with(&mut slab, &[(10, false)], 10);
         assert_eq!(
-            clean_torrent(&mut slab, &mut t, 10, &ticks),
+            clean(&mut slab, &mut t, 10, &ticks),
             CleanOutcome::default()
         );
-        assert_eq!(
-            clean_torrent(&mut slab, &mut t, 3, &ticks),
-            CleanOutcome::default()
-        );
+        assert_eq!(clean(&mut slab, &mut t, 3, &ticks), CleanOutcome::default());
         assert_eq!((t.peers.len(), t.last_clean), (1, 10));
         // 2-second timeout: alive at +2, gone at +3, and the empty torrent (downloaded 0) drops.
-        assert_eq!(
-            clean_torrent(&mut slab, &mut t, 12, &ticks).peers_removed,
-            0
-        );
-        let o = clean_torrent(&mut slab, &mut t, 13, &ticks);
+        assert_eq!(clean(&mut slab, &mut t, 12, &ticks).peers_removed, 0);
+        let o = clean(&mut slab, &mut t, 13, &ticks);
         assert_eq!((o.peers_removed, o.drop), (1, true));
     }
 
@@ -318,6 +327,6 @@ mod tests {
         let ticks = Ticks::new(2, 30);
         let mut slab = PeerVec::<6>::new_slab();
         let mut t = Torrent::<6>::new([0; 20], 5);
-        assert!(clean_torrent(&mut slab, &mut t, 5, &ticks).drop);
+        assert!(clean(&mut slab, &mut t, 5, &ticks).drop);
     }
 }

@@ -22,9 +22,33 @@
 //! whatever order swarms grow and shrink, and memory follows the peers down as well as up.
 //!
 //! The price is a back reference: the first [`KEY`] bytes of every block hold its owner's key
-//! (the store puts the first bytes of the info_hash there), and a free that moves a slot leaves
-//! a [`Moved`] note ([`Slab::take_moved`]) that the owner of the store must apply at once: find
-//! the swarm by the key and point it at its new slot. Until then that swarm's pointer is stale.
+//! (the store puts the first bytes of the info_hash there), and a free that moves a slot
+//! returns a [`Move`] that the owner of the store must apply at once: find the swarm by the
+//! key and point it at its new slot ([`Slab::settle`]). Until then that swarm's pointer is
+//! stale. The store keeps that lookup to one binary search: a swarm whose 4-byte prefix is
+//! shared by another torrent never takes a slot (see [`super::store`]).
+//!
+//! # Soundness
+//!
+//! A slot is raw memory, so everything that hands slots out or takes them back is private to
+//! the crate ([`Slab`], [`Slot`], [`Move`]); code outside the crate reaches swarms only through
+//! the store, which owns exactly one slab per address family. The slab is typed by the peer
+//! length `N` and computes its block sizes itself, so it cannot be given the other family's
+//! blocks or a wrong layout. The rules that the type system cannot express are checked in
+//! release builds too (each is a comparison): a free names a slot in use of this very slab
+//! (its address is compared), a [`Move`] must be settled before the slab allocates or frees
+//! again, and dropping an unsettled [`Move`] panics.
+//!
+//! ```compile_fail,E0603
+//! // Outside the crate there is no slab to allocate from or to free into.
+//! let _slab = opentracker_rs::swarm::slab::Slab::<6>::new();
+//! ```
+//!
+//! ```
+//! // What is public is the geometry: class capacities and indexes.
+//! use opentracker_rs::swarm::slab::{class_cap, class_index};
+//! assert_eq!((class_cap(65), class_index(65)), (68, 64));
+//! ```
 //!
 //! Slots hold raw bytes; the block layout is [`super::torrent`]'s. Every byte of a slot is
 //! initialized (zeroed) when it is handed out.
@@ -74,29 +98,78 @@ pub fn class_index(len: usize) -> usize {
     EXACT_CLASSES + (e - 6) * 16 + (k - 1)
 }
 
-/// A slot: its number within its class, and the address of its first byte.
-#[derive(Clone, Copy, Debug)]
-pub struct Slot {
+/// Slot numbers stay below this: a swarm keeps its slot number in the low bits of a `u32`
+/// whose top bits tag its storage (see [`super::torrent`]). A class that would need more
+/// slots (hundreds of GiB of blocks) aborts as an allocation failure does.
+pub(crate) const MAX_SLOTS: u32 = 1 << 29;
+
+/// A slot: its number within its class, and the address of its first byte. Private to the
+/// crate: only the store's swarms hold slots, each its own.
+#[derive(Debug)]
+pub(crate) struct Slot {
     /// Slot number within its class.
-    pub id: u32,
+    pub(crate) id: u32,
     /// First byte of the slot (valid until the slot is freed or moved).
-    pub ptr: *mut u8,
+    pub(crate) ptr: *mut u8,
 }
 
-/// A block the slab moved to fill a hole: the swarm whose block starts with `key` and sits in
+/// A block the slab moved to fill a hole: the swarm whose block starts with `key` and sat in
 /// slot `from` of class `class` must now use slot `to` at `ptr`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moved {
-    /// The owner's key (the first [`KEY`] bytes of the block).
-    pub key: [u8; KEY],
-    /// Class index ([`class_index`] of the owner's peer count).
-    pub class: usize,
-    /// The slot it was in.
-    pub from: u32,
-    /// The slot it is in now.
-    pub to: u32,
-    /// The block's new address.
-    pub ptr: *mut u8,
+#[derive(Debug, PartialEq, Eq)]
+struct Moved {
+    key: [u8; KEY],
+    class: usize,
+    from: u32,
+    to: u32,
+    ptr: *mut u8,
+}
+
+/// What a [`Slab::free`] leaves to do: nothing, or re-point the swarm whose block the slab
+/// moved into the freed slot ([`Slab::settle`], which the store calls through the swarm's
+/// `adopt`). Until then that swarm's block pointer is stale, so:
+///
+/// - it is `#[must_use]`, and it is not `Clone`: one move, applied once;
+/// - dropping a move that holds a block (instead of settling it) panics, in release builds too;
+/// - the slab refuses to allocate or free while a move is pending (a panic, in release builds
+///   too), so a stale pointer can never outlive the next change of the slab.
+#[must_use = "the swarm whose block moved must be re-pointed (Slab::settle) before anything else"]
+pub(crate) struct Move(Option<Moved>);
+
+impl Move {
+    /// No block moved.
+    pub(crate) const NONE: Move = Move(None);
+
+    /// True when no block moved (nothing to apply).
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The key of the moved block's owner (the first [`KEY`] bytes of its block), `None` when
+    /// nothing moved.
+    pub(crate) fn key(&self) -> Option<[u8; KEY]> {
+        self.0.as_ref().map(|m| m.key)
+    }
+}
+
+impl Drop for Move {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            // Not while unwinding already: one panic is enough.
+            if !std::thread::panicking() {
+                panic!("a slab move was dropped without being applied: {m:?}");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Move {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Move::NONE"),
+            Some(m) => m.fmt(f),
+        }
+    }
 }
 
 /// One size class: slots `0..count` in use, in `chunks`.
@@ -147,11 +220,12 @@ impl Class {
 
     fn alloc(&mut self) -> Option<Slot> {
         let id = self.count;
-        // u32::MAX slots of one class (tens of GiB) is out of memory in all but name; failing
-        // here instead would leave a shrinking swarm without storage.
-        let Some(next) = id.checked_add(1) else {
+        // MAX_SLOTS slots of one class (hundreds of GiB) is out of memory in all but name;
+        // failing here instead would leave a shrinking swarm without storage.
+        if id >= MAX_SLOTS - 1 {
             alloc::handle_alloc_error(self.layout());
-        };
+        }
+        let next = id + 1;
         if id as usize / self.per_chunk >= self.chunks.len() {
             let layout = self.layout();
             // SAFETY: the layout has a non-zero size.
@@ -168,12 +242,13 @@ impl Class {
         Some(Slot { id, ptr })
     }
 
-    /// Frees slot `id`, moving the last slot into it; returns the move, if any.
-    fn free(&mut self, id: u32, class: usize) -> Option<Moved> {
-        if id >= self.count {
-            debug_assert!(false, "free of a slot not in use");
-            return None;
-        }
+    /// Frees slot `id` (which must be in use and start at `ptr`: checked, in release builds
+    /// too), moving the last slot into it; returns the move, if any.
+    fn free(&mut self, id: u32, ptr: *mut u8, class: usize) -> Option<Moved> {
+        assert!(
+            id < self.count && self.ptr(id) == ptr,
+            "free of slot {id} of class {class}: not in use, or not this slab's"
+        );
         let last = self.count - 1;
         let mut moved = None;
         if id != last {
@@ -217,60 +292,98 @@ impl Drop for Class {
     }
 }
 
-/// The slab of one store: one dense size class per [`class_index`].
-pub struct Slab {
+/// The slab of one store: one dense size class per [`class_index`], for the blocks of swarms
+/// of `N`-byte peers (the block layout is [`super::torrent::block_bytes`]'s, so a slab of one
+/// address family cannot hold the other's blocks). Private to the crate: only the store and
+/// its swarms allocate and free slots.
+pub(crate) struct Slab<const N: usize> {
     classes: Vec<Class>,
-    /// The last move, until the owner takes it.
-    moved: Option<Moved>,
+    /// The move the last free made, until its swarm adopts it: (class, from, to).
+    pending: Option<(usize, u32, u32)>,
 }
 
 // SAFETY: the Slab owns its chunks exclusively (raw pointers only into its own allocations) and
 // has no interior mutability.
-unsafe impl Send for Slab {}
+unsafe impl<const N: usize> Send for Slab<N> {}
 // SAFETY: as above; `&Slab` gives no access to the chunks.
-unsafe impl Sync for Slab {}
+unsafe impl<const N: usize> Sync for Slab<N> {}
 
-impl Slab {
-    /// An empty slab whose blocks of `cap` records take `block_bytes(cap)` bytes (at least
-    /// [`KEY`]), with every class whose blocks fit in [`SLAB_BYTES`] (a few KiB, no chunk yet).
-    pub fn new(block_bytes: fn(usize) -> usize) -> Self {
+impl<const N: usize> Slab<N> {
+    /// An empty slab with every class whose blocks ([`super::torrent::block_bytes`] of `N`)
+    /// fit in [`SLAB_BYTES`] (a few KiB of tables, no chunk yet).
+    pub(crate) fn new() -> Self {
+        let bytes = |i: usize| super::torrent::block_bytes(N, cap_of_index(i));
         let mut n = 0;
-        while block_bytes(cap_of_index(n)) <= SLAB_BYTES {
+        while bytes(n) <= SLAB_BYTES {
             n += 1;
         }
         Slab {
-            classes: (0..n)
-                .map(|i| Class::new(block_bytes(cap_of_index(i)).max(KEY)))
-                .collect(),
-            moved: None,
+            classes: (0..n).map(|i| Class::new(bytes(i).max(KEY))).collect(),
+            pending: None,
         }
+    }
+
+    /// Panics (in release builds too) while a move is pending: the rule of [`Move`].
+    fn check_no_pending(&self) {
+        assert!(
+            self.pending.is_none(),
+            "the slab was used while a move was not applied: {:?}",
+            self.pending
+        );
     }
 
     /// A zeroed slot for a block of the class of `len >= 1` records. `None` if that class does
     /// not exist (the block is bigger than [`SLAB_BYTES`]). Aborts on allocation failure, as
-    /// `Vec` does (and when a class would pass `u32::MAX` slots).
-    pub fn alloc(&mut self, len: usize) -> Option<Slot> {
+    /// `Vec` does (and when a class would pass [`MAX_SLOTS`] slots). Panics while a move is
+    /// pending.
+    pub(crate) fn alloc(&mut self, len: usize) -> Option<Slot> {
+        self.check_no_pending();
         self.classes.get_mut(class_index(len))?.alloc()
     }
 
-    /// Gives back slot `id` of the class of `len` records: its memory must not be used
-    /// afterwards. If the class's last slot moved into it, the move is kept for
-    /// [`Self::take_moved`], which must be called before the next `free`.
-    pub fn free(&mut self, len: usize, id: u32) {
-        debug_assert!(self.moved.is_none(), "a move was not applied");
+    /// Gives back `slot` of the class of `len` records: its memory must not be used
+    /// afterwards. If the class's last slot moved into it, the returned [`Move`] says which
+    /// block went where, and must be settled before the slab is used again.
+    ///
+    /// Panics (in release builds too) while another move is pending, and when `slot` is not a
+    /// slot in use of this slab's class of `len` (a slot of another slab, or freed already).
+    pub(crate) fn free(&mut self, len: usize, slot: Slot) -> Move {
+        self.check_no_pending();
         let i = class_index(len);
-        if let Some(c) = self.classes.get_mut(i) {
-            self.moved = c.free(id, i);
+        let Some(c) = self.classes.get_mut(i) else {
+            panic!("free of a slot of {len} records: no such class");
+        };
+        let moved = c.free(slot.id, slot.ptr, i);
+        self.pending = moved.as_ref().map(|m| (m.class, m.from, m.to));
+        Move(moved)
+    }
+
+    /// Settles `m` for the swarm whose block sits in slot `slot` of class `class`: when that is
+    /// the slot the block was moved FROM, the move is done and the block's new slot is
+    /// returned (the swarm must use it from now on); otherwise `m` comes back unchanged.
+    pub(crate) fn settle(&mut self, mut m: Move, class: usize, slot: u32) -> Result<Slot, Move> {
+        match m.0.take() {
+            Some(x) if x.class == class && x.from == slot => {
+                assert_eq!(
+                    self.pending,
+                    Some((x.class, x.from, x.to)),
+                    "a move of another slab"
+                );
+                self.pending = None;
+                Ok(Slot {
+                    id: x.to,
+                    ptr: x.ptr,
+                })
+            }
+            other => {
+                m.0 = other;
+                Err(m)
+            }
         }
     }
 
-    /// The move the last [`Self::free`] made, if any (once).
-    pub fn take_moved(&mut self) -> Option<Moved> {
-        self.moved.take()
-    }
-
     /// Heap bytes of the slab: chunks plus its own tables. For stats.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.chunk_bytes()
             + self.classes.capacity() * size_of::<Class>()
             + self
@@ -280,13 +393,14 @@ impl Slab {
                 .sum::<usize>()
     }
 
-    /// Slots in use, all classes.
-    pub fn slots(&self) -> usize {
+    /// Slots in use, all classes (test helper).
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
         self.classes.iter().map(|c| c.count as usize).sum()
     }
 
     /// Bytes of chunk memory allocated.
-    pub fn chunk_bytes(&self) -> usize {
+    pub(crate) fn chunk_bytes(&self) -> usize {
         self.classes
             .iter()
             .map(|c| c.chunks.len() * c.chunk_bytes)
@@ -294,7 +408,7 @@ impl Slab {
     }
 }
 
-impl std::fmt::Debug for Slab {
+impl<const N: usize> std::fmt::Debug for Slab<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slab")
             .field("classes", &self.classes.len())
@@ -317,9 +431,11 @@ fn cap_of_index(i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::swarm::torrent::block_bytes;
 
-    fn bytes7(cap: usize) -> usize {
-        KEY + cap * 7
+    /// Bytes of a block of `len` IPv4 records in its class.
+    fn bytes6(len: usize) -> usize {
+        block_bytes(6, class_cap(len))
     }
 
     #[test]
@@ -348,54 +464,60 @@ mod tests {
         }
     }
 
-    fn write(sl: Slot, len: usize, tag: u32) {
-        // SAFETY: the slot has bytes7(class_cap(len)) >= 8 bytes.
+    fn write(sl: &Slot, len: usize, tag: u32) {
+        // SAFETY: the slot has bytes6(len) >= 8 bytes.
         unsafe {
-            std::ptr::write_bytes(sl.ptr, tag as u8, bytes7(class_cap(len)));
+            std::ptr::write_bytes(sl.ptr, tag as u8, bytes6(len));
             std::ptr::copy_nonoverlapping(tag.to_be_bytes().as_ptr(), sl.ptr, KEY);
         }
     }
 
     fn read(ptr: *mut u8, len: usize) -> (u32, Vec<u8>) {
         // SAFETY: as in `write`.
-        let b = unsafe { std::slice::from_raw_parts(ptr, bytes7(class_cap(len))) };
+        let b = unsafe { std::slice::from_raw_parts(ptr, bytes6(len)) };
         (
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
             b[KEY..].to_vec(),
         )
     }
 
+    fn slot(id: u32, ptr: *mut u8) -> Slot {
+        Slot { id, ptr }
+    }
+
     #[test]
     fn free_moves_the_last_slot_and_releases_chunks() {
-        let mut s = Slab::new(bytes7);
-        // Class of 10 records: 74-byte slots in 16 KiB chunks.
-        let per_chunk = SMALL_CHUNK / 74;
+        let mut s = Slab::<6>::new();
+        // Class of 10 records: 69-byte slots in 16 KiB chunks.
+        let per_chunk = SMALL_CHUNK / bytes6(10);
         let n = 2 * per_chunk + 10;
         let mut slots: Vec<Slot> = (0..n).map(|_| s.alloc(10).unwrap()).collect();
         for (i, sl) in slots.iter().enumerate() {
             assert_eq!(sl.id as usize, i);
-            write(*sl, 10, i as u32);
+            write(sl, 10, i as u32);
         }
         assert_eq!(s.chunk_bytes(), 3 * SMALL_CHUNK);
         // Freeing the last slot moves nothing.
-        s.free(10, slots[n - 1].id);
-        assert_eq!(s.take_moved(), None);
-        slots.pop();
+        let last = slots.pop().unwrap();
+        assert!(s.free(10, last).is_none());
         // Freeing slot 3 moves the last one (tag n - 2) into it.
-        s.free(10, 3);
-        let m = s.take_moved().unwrap();
+        let three = slot(3, slots[3].ptr);
+        let m = s.free(10, three);
+        assert_eq!(m.key(), Some(((n - 2) as u32).to_be_bytes()));
+        let moved = s.settle(m, 9, (n - 2) as u32).unwrap();
+        assert_eq!((moved.id, moved.ptr), (3, slots[3].ptr));
         assert_eq!(
-            (m.key, m.class, m.from, m.to),
-            (((n - 2) as u32).to_be_bytes(), 9, (n - 2) as u32, 3)
+            read(moved.ptr, 10),
+            ((n - 2) as u32, vec![(n - 2) as u8; bytes6(10) - KEY])
         );
-        assert_eq!(m.ptr, slots[3].ptr);
-        assert_eq!(read(m.ptr, 10), ((n - 2) as u32, vec![(n - 2) as u8; 70]));
-        assert_eq!(s.take_moved(), None, "once");
         slots.pop();
         // Down to two chunks' worth: the third chunk is freed.
         while slots.len() > 2 * per_chunk {
-            s.free(10, 0);
-            s.take_moved();
+            let m = s.free(10, slot(0, slots[0].ptr));
+            let last = (slots.len() - 1) as u32;
+            if !m.is_none() {
+                s.settle(m, 9, last).unwrap();
+            }
             slots.pop();
         }
         assert_eq!(s.chunk_bytes(), 2 * SMALL_CHUNK);
@@ -404,8 +526,68 @@ mod tests {
     }
 
     #[test]
+    fn a_move_is_settled_only_by_the_slot_it_left() {
+        let mut s = Slab::<6>::new();
+        let a = s.alloc(2).unwrap();
+        let b = s.alloc(2).unwrap();
+        write(&b, 2, 7);
+        let m = s.free(2, a);
+        // Wrong class, wrong slot: the move comes back.
+        let m = s.settle(m, 0, 1).unwrap_err();
+        let m = s.settle(m, 1, 0).unwrap_err();
+        let to = s.settle(m, 1, 1).unwrap();
+        assert_eq!(to.id, 0);
+        assert_eq!(read(to.ptr, 2).0, 7);
+        assert!(s.free(2, to).is_none());
+        assert_eq!(s.slots(), 0);
+    }
+
+    // The move rule and the ownership of slots are checked in release builds too: these run in
+    // `cargo test --release` as well (tests always unwind, whatever the profile's `panic`).
+
+    #[test]
+    #[should_panic(expected = "a move was not applied")]
+    fn the_slab_refuses_work_while_a_move_is_pending() {
+        let mut s = Slab::<6>::new();
+        let a = s.alloc(2).unwrap();
+        let _b = s.alloc(2).unwrap();
+        let m = s.free(2, a);
+        std::mem::forget(m);
+        let _ = s.alloc(2);
+    }
+
+    #[test]
+    #[should_panic(expected = "dropped without being applied")]
+    fn dropping_a_move_panics() {
+        let mut s = Slab::<6>::new();
+        let a = s.alloc(2).unwrap();
+        let _b = s.alloc(2).unwrap();
+        drop(s.free(2, a));
+    }
+
+    #[test]
+    #[should_panic(expected = "not this slab's")]
+    fn a_slot_of_another_slab_is_refused() {
+        let mut s = Slab::<6>::new();
+        let mut other = Slab::<6>::new();
+        let _a = s.alloc(2).unwrap();
+        let b = other.alloc(2).unwrap();
+        let _ = s.free(2, b);
+    }
+
+    #[test]
+    #[should_panic(expected = "not in use")]
+    fn a_slot_freed_twice_is_refused() {
+        let mut s = Slab::<6>::new();
+        let a = s.alloc(2).unwrap();
+        let copy = slot(a.id, a.ptr);
+        assert!(s.free(2, a).is_none());
+        let _ = s.free(2, copy);
+    }
+
+    #[test]
     fn random_churn_keeps_every_block_and_no_more_chunks_than_needed() {
-        let mut s = Slab::new(bytes7);
+        let mut s = Slab::<6>::new();
         let mut rng = fastrand::Rng::with_seed(3);
         // Owners: tag -> (len, slot id, ptr); the key is the tag.
         let mut live: std::collections::HashMap<u32, (usize, u32, *mut u8)> = Default::default();
@@ -414,22 +596,19 @@ mod tests {
             if live.is_empty() || rng.u8(..) < 140 {
                 let len = rng.usize(1..500);
                 let sl = s.alloc(len).unwrap();
-                write(sl, len, next_tag);
+                write(&sl, len, next_tag);
                 live.insert(next_tag, (len, sl.id, sl.ptr));
                 next_tag += 1;
             } else {
                 let tag = *live.keys().nth(rng.usize(..live.len())).unwrap();
                 let (len, id, ptr) = live.remove(&tag).unwrap();
-                assert_eq!(
-                    read(ptr, len),
-                    (tag, vec![tag as u8; bytes7(class_cap(len)) - KEY])
-                );
-                s.free(len, id);
-                if let Some(m) = s.take_moved() {
-                    let owner = u32::from_be_bytes(m.key);
+                assert_eq!(read(ptr, len), (tag, vec![tag as u8; bytes6(len) - KEY]));
+                let m = s.free(len, slot(id, ptr));
+                if let Some(key) = m.key() {
+                    let owner = u32::from_be_bytes(key);
                     let o = live.get_mut(&owner).expect("the moved block has an owner");
-                    assert_eq!((class_index(o.0), o.1), (m.class, m.from));
-                    *o = (o.0, m.to, m.ptr);
+                    let to = s.settle(m, class_index(o.0), o.1).unwrap();
+                    *o = (o.0, to.id, to.ptr);
                 }
             }
         }

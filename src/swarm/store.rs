@@ -2,9 +2,10 @@
 //!
 //! `Store<6>` holds IPv4 peers, `Store<18>` IPv6 peers (a dual-stack tracker owns one of each;
 //! a peer is stored in the store of the family it announced from). The store is a fixed array
-//! of [`BUCKETS`] buckets, chosen by the top 12 bits of the info_hash, each a `Vec` of
-//! [`Torrent`]s sorted by info_hash, so lookup is a binary search and walking the buckets in
-//! order visits every torrent in info_hash order (the full scrape needs no index).
+//! of [`BUCKETS`] buckets, chosen by the top 12 bits of the info_hash, each holding its
+//! [`Torrent`]s sorted by info_hash ([`super::bucket`]: one vector, or sorted chunks of at most
+//! [`CHUNK_TORRENTS`] when a bucket is big), so lookup is a binary search and walking the
+//! buckets in order visits every torrent in info_hash order (the full scrape needs no index).
 //!
 //! Everything is in values the caller owns: no I/O, no clock (time is `now: u32`, seconds since
 //! the process started, monotonic), no global state, no randomness but the `fastrand::Rng`
@@ -13,27 +14,56 @@
 //! them later. Totals (torrents, peers, seeders) are kept up to date incrementally.
 //!
 //! Memory: a torrent costs 48 bytes in its bucket plus its record block (6.5 bytes per IPv4
-//! peer; none for one IPv4 peer), which lives in the store's [`Slab`] up to 4 KiB; see
-//! [`super::torrent`] and [`super::slab`]. Buckets grow by `max(1, len / 64)` entries, not by
-//! doubling: all buckets grow together, and every reallocation leaves a hole of a size the
-//! other buckets have outgrown, so small steps waste the least (one torrent per peer, measured:
-//! 58.8 / 63.0 bytes per peer at 200,000 / 1,000,000 torrents growing by `len / 8`, 53.5 / 52.3
-//! by `len / 64`). The copy that a step costs is no more than the memmove of inserting into the
-//! bucket. A bucket shrinks (to `len + len / 8`) when it falls under half full after removals.
-//! A torrent leaving the store is cleared first, so its slab slot is given back.
+//! peer; none for one IPv4 peer), which lives in the store's slab up to 4 KiB; see
+//! [`super::torrent`] and [`super::slab`]. Buckets (and chunks) grow by `max(1, len / 64)`
+//! entries, not by doubling: all buckets grow together, and every reallocation leaves a hole of
+//! a size the other buckets have outgrown, so small steps waste the least (one torrent per peer,
+//! measured: 58.8 / 63.0 bytes per peer at 200,000 / 1,000,000 torrents growing by `len / 8`,
+//! 53.5 / 52.3 by `len / 64`). The copy that a step costs is no more than the memmove of
+//! inserting into the bucket. A bucket shrinks (to `len + len / 8`) when it falls under half
+//! full after removals. A torrent leaving the store is cleared first, so its slab slot is given
+//! back.
+//!
+//! # Cost under chosen keys
+//!
+//! Info_hashes and peer addresses are chosen by clients, so the layout must not let one client
+//! make every change expensive. Each change costs at most one chunk's memmove, whatever the
+//! keys: a bucket of more than [`CHUNK_TORRENTS`] torrents (24 KiB) is split into sorted
+//! chunks ([`super::bucket`]), and a swarm of more than `PeerVec::CHUNK_MAX` peers (16 KiB of
+//! records) too ([`super::torrent`]). A block the slab moves is found again by its 4-byte key
+//! (the info_hash prefix) in one binary search, because of the PREFIX RULE: a torrent whose
+//! 4-byte prefix another torrent of the store shares never takes a slab slot (its swarm gets a
+//! block of its own from the allocator, a few bytes more per peer). The store enforces it when
+//! it creates a torrent: if a neighbour in the bucket has the same prefix, both are marked
+//! (sticky until they are dropped) and the neighbour's block leaves the slab. So the owner of a
+//! moved block is the only torrent with that key, and [`apply_move`] checks it (in release
+//! builds too) instead of scanning every torrent that shares the prefix (300,000 of them cost a
+//! millisecond per move). Random info_hashes share 4 bytes rarely (about 3,000 pairs among
+//! 5,000,000 torrents), so the slab's memory figures stay as they were.
+//!
+//! `make bench-adversarial` (`examples/bench_adversarial.rs`) measures both shapes of the issue
+//! (#13) next to a random workload; BENCHMARKS.md has the figures.
 
+use super::bucket::{Bucket, Pos};
 use super::clean::{self, CleanStats, Ticks, clean_torrent, must_drop};
 use super::select::select_peers;
-use super::slab::{KEY, Slab};
+use super::slab::{KEY, Move, Slab};
 use super::torrent::{PeerVec, SEEDER, Torrent};
 use crate::types::{Event, InfoHash};
+
+pub use super::bucket::CHUNK_TORRENTS;
 
 /// Number of buckets: the top 12 bits of the info_hash pick one.
 pub const BUCKETS: usize = 4096;
 
 /// The bucket of an info_hash: its top 12 bits (`h[0] << 4 | h[1] >> 4`), in `0..BUCKETS`.
 pub fn bucket_of(info_hash: &InfoHash) -> usize {
-    ((info_hash[0] as usize) << 4) | ((info_hash[1] as usize) >> 4)
+    bucket_of_key(&key_of(info_hash))
+}
+
+/// The bucket of a block key (the first [`KEY`] bytes of an info_hash).
+fn bucket_of_key(key: &[u8; KEY]) -> usize {
+    ((key[0] as usize) << 4) | ((key[1] as usize) >> 4)
 }
 
 /// Timeouts of the store, in seconds.
@@ -88,9 +118,9 @@ pub struct AnnounceInput<'a, const N: usize> {
 
 /// The RAM store of one address family; `N` is the compact peer length (6 or 18 bytes).
 pub struct Store<const N: usize> {
-    buckets: Box<[Vec<Torrent<N>>]>,
+    buckets: Box<[Bucket<N>]>,
     /// Storage of the record blocks of swarms up to 4 KiB.
-    slab: Slab,
+    slab: Slab<N>,
     config: StoreConfig,
     ticks: Ticks,
     /// Next bucket the background sweep visits.
@@ -121,40 +151,45 @@ fn key_of(info_hash: &InfoHash) -> [u8; KEY] {
     k
 }
 
-/// Applies the move the slab's last free made, if any: the swarm whose block was moved is
-/// found by its key (bucket, then binary search on the info_hash prefix; several torrents may
-/// share the prefix, the one in the moved slot is the owner) and pointed at its new slot.
-fn apply_move<const N: usize>(buckets: &mut [Vec<Torrent<N>>], slab: &mut Slab) {
-    let Some(m) = slab.take_moved() else {
-        return;
-    };
-    let b = (usize::from(m.key[0]) << 4) | usize::from(m.key[1] >> 4);
-    if let Some(v) = buckets.get_mut(b) {
-        let start = v.partition_point(|t| t.info_hash[..KEY] < m.key[..]);
-        for t in v[start..].iter_mut() {
-            if t.info_hash[..KEY] != m.key[..] {
-                break;
-            }
-            if t.peers.apply_move(&m) {
-                return;
-            }
-        }
+/// Applies a move of the slab (nothing when nothing moved): the swarm whose block was moved is
+/// found by its key (bucket, then one binary search: by the prefix rule of the module docs, the
+/// only torrent with that 4-byte prefix) and pointed at its new slot.
+///
+/// Panics, in release builds too, when that torrent is not the owner: a broken prefix rule
+/// would leave a swarm pointing at a freed slot, and stopping is the only safe answer.
+#[inline]
+fn apply_move<const N: usize>(buckets: &mut [Bucket<N>], slab: &mut Slab<N>, m: Move) {
+    if !m.is_none() {
+        find_and_move(buckets, slab, m);
     }
-    debug_assert!(false, "a moved block has no owner: {m:?}");
 }
 
-/// Frees bucket slack after removals: below half full, shrink to `len + len / 8`.
-fn shrink_bucket<T>(v: &mut Vec<T>) {
-    if (v.is_empty() && v.capacity() > 0) || v.len() < v.capacity() / 2 {
-        v.shrink_to(v.len() + v.len() / 8);
+/// [`apply_move`] when a block moved.
+#[inline(never)]
+fn find_and_move<const N: usize>(buckets: &mut [Bucket<N>], slab: &mut Slab<N>, m: Move) {
+    let Some(key) = m.key() else {
+        return;
+    };
+    // The smallest info_hash with this prefix: the owner is the first torrent at or after it.
+    let mut lowest = [0u8; 20];
+    lowest[..KEY].copy_from_slice(&key);
+    let owner = buckets.get_mut(bucket_of_key(&key)).and_then(|v| {
+        let pos = v.lower_bound(&lowest, false)?;
+        v.get_mut(pos).filter(|t| t.info_hash[..KEY] == key[..])
+    });
+    let Some(t) = owner else {
+        panic!("a moved slab block has no torrent with its key: {m:?}");
+    };
+    if let Err(m) = t.peers.adopt(slab, m) {
+        panic!("the only torrent with a moved block's key does not own it: {m:?}");
     }
 }
 
 impl<const N: usize> Store<N> {
-    /// An empty store (allocates the bucket array: `BUCKETS` x 24 bytes).
+    /// An empty store (allocates the bucket array: `BUCKETS` x 144 bytes, 576 KiB).
     pub fn new(config: StoreConfig) -> Self {
         Store {
-            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            buckets: (0..BUCKETS).map(|_| Bucket::new()).collect(),
             slab: PeerVec::<N>::new_slab(),
             config,
             ticks: Ticks::new(config.peer_timeout, config.torrent_timeout),
@@ -192,9 +227,7 @@ impl<const N: usize> Store<N> {
 
     /// True when the info_hash has a torrent (no cleaning).
     pub fn contains(&self, info_hash: &InfoHash) -> bool {
-        self.buckets[bucket_of(info_hash)]
-            .binary_search_by(|t| t.info_hash.cmp(info_hash))
-            .is_ok()
+        self.buckets[bucket_of(info_hash)].find(info_hash).is_ok()
     }
 
     /// True when the info_hash has a torrent holding `peer` (no cleaning: a peer that expired
@@ -202,7 +235,7 @@ impl<const N: usize> Store<N> {
     /// (`tracker.max_peers`), which runs only once the store is full.
     pub fn contains_peer(&self, info_hash: &InfoHash, peer: &[u8; N]) -> bool {
         let bucket = &self.buckets[bucket_of(info_hash)];
-        match bucket.binary_search_by(|t| t.info_hash.cmp(info_hash)) {
+        match bucket.find(info_hash) {
             Ok(i) => bucket[i].peers.search(peer).is_ok(),
             Err(_) => false,
         }
@@ -212,10 +245,10 @@ impl<const N: usize> Store<N> {
     /// slab chunks, record blocks of their own), without malloc's own overhead. Walks every
     /// torrent: for stats, not for the hot path.
     pub fn heap_bytes(&self) -> u64 {
-        let mut n = (self.buckets.len() * size_of::<Vec<Torrent<N>>>()) as u64;
+        let mut n = (self.buckets.len() * size_of::<Bucket<N>>()) as u64;
         n += self.slab.heap_bytes() as u64;
         for v in self.buckets.iter() {
-            n += (v.capacity() * size_of::<Torrent<N>>()) as u64;
+            n += v.heap_bytes() as u64;
             n += v
                 .iter()
                 .filter(|t| !t.peers.in_slab())
@@ -225,56 +258,71 @@ impl<const N: usize> Store<N> {
         n
     }
 
-    /// Cleans torrent `i` of bucket `b` at `now_tick`, fixing the totals. Returns true when it
-    /// must be dropped (the caller removes it or reuses it).
-    fn clean_at(&mut self, b: usize, i: usize, now_tick: u32) -> bool {
-        let Some(t) = self.buckets[b].get_mut(i) else {
+    /// Cleans the torrent at `pos` of bucket `b` at `now_tick`, fixing the totals. Returns true
+    /// when it must be dropped (the caller removes it or reuses it).
+    fn clean_at(&mut self, b: usize, pos: Pos, now_tick: u32) -> bool {
+        let Some(t) = self.buckets[b].get_mut(pos) else {
             return false;
         };
-        let o = clean_torrent(&mut self.slab, t, now_tick, &self.ticks);
-        apply_move(&mut self.buckets, &mut self.slab);
+        let (o, m) = clean_torrent(&mut self.slab, t, now_tick, &self.ticks);
+        apply_move(&mut self.buckets, &mut self.slab, m);
         self.peers -= u64::from(o.peers_removed);
         self.seeders -= u64::from(o.seeders_removed);
         o.drop
     }
 
-    /// Removes torrent `i` of bucket `b`, fixing the totals.
-    fn remove_torrent(&mut self, b: usize, i: usize) {
-        let v = &mut self.buckets[b];
-        if i < v.len() {
-            let mut t = v.remove(i);
+    /// Removes the torrent at `pos` of bucket `b`, fixing the totals.
+    fn remove_torrent(&mut self, b: usize, pos: Pos) {
+        if let Some(mut t) = self.buckets[b].remove(pos) {
             self.torrents -= 1;
             self.peers -= t.peers.len() as u64;
             self.seeders -= u64::from(t.seeders);
-            shrink_bucket(v);
-            t.peers.clear(&mut self.slab);
-            apply_move(&mut self.buckets, &mut self.slab);
+            let m = t.peers.clear(&mut self.slab);
+            apply_move(&mut self.buckets, &mut self.slab, m);
         }
     }
 
-    /// Inserts `t` at position `i` of bucket `b` (growing the bucket by `max(1, len / 64)`).
-    fn insert_torrent(&mut self, b: usize, i: usize, t: Torrent<N>) {
-        let v = &mut self.buckets[b];
-        if v.len() == v.capacity() {
-            v.reserve_exact((v.len() / 64).max(1));
-        }
-        v.insert(i.min(v.len()), t);
+    /// Inserts `t` at `pos` of bucket `b` (a chunk grows by `max(1, len / 64)` entries, a full
+    /// one is split) and returns where it is. Keeps the prefix rule (module docs): when a
+    /// neighbour has the same 4-byte prefix, both are marked as never taking a slab slot, and
+    /// the neighbour's block leaves the slab.
+    fn insert_torrent(&mut self, b: usize, pos: Pos, t: Torrent<N>) -> Pos {
+        let key = key_of(&t.info_hash);
+        let pos = self.buckets[b].insert(pos, t);
         self.torrents += 1;
+        let mut shared = false;
+        for n in [self.buckets[b].prev(pos), self.buckets[b].next(pos)]
+            .into_iter()
+            .flatten()
+        {
+            let Some(nt) = self.buckets[b].get_mut(n) else {
+                continue;
+            };
+            if key_of(&nt.info_hash) == key {
+                shared = true;
+                let m = nt.peers.forbid_slab(&mut self.slab);
+                apply_move(&mut self.buckets, &mut self.slab, m);
+            }
+        }
+        if shared {
+            if let Some(t) = self.buckets[b].get_mut(pos) {
+                // A new torrent has no peers yet: this only sets the mark.
+                let m = t.peers.forbid_slab(&mut self.slab);
+                apply_move(&mut self.buckets, &mut self.slab, m);
+            }
+        }
+        pos
     }
 
     /// Finds the torrent, cleaning it first; a torrent the cleaning drops is removed.
-    /// `Ok(i)`: present at `i` of bucket `b`; `Err(i)`: absent, would go at `i`.
-    fn find_cleaned(
-        &mut self,
-        b: usize,
-        info_hash: &InfoHash,
-        now_tick: u32,
-    ) -> Result<usize, usize> {
-        let found = self.buckets[b].binary_search_by(|t| t.info_hash.cmp(info_hash));
-        if let Ok(i) = found {
-            if self.clean_at(b, i, now_tick) {
-                self.remove_torrent(b, i);
-                return Err(i);
+    /// `Ok(pos)`: present at `pos` of bucket `b`; `Err(pos)`: absent, would go at `pos`.
+    fn find_cleaned(&mut self, b: usize, info_hash: &InfoHash, now_tick: u32) -> Result<Pos, Pos> {
+        let found = self.buckets[b].find(info_hash);
+        if let Ok(pos) = found {
+            if self.clean_at(b, pos, now_tick) {
+                self.remove_torrent(b, pos);
+                // The removal may have merged chunks: search again.
+                return self.buckets[b].find(info_hash);
             }
         }
         found
@@ -306,10 +354,7 @@ impl<const N: usize> Store<N> {
         let b = bucket_of(req.info_hash);
         let i = match self.find_cleaned(b, req.info_hash, now_tick) {
             Ok(i) => i,
-            Err(i) => {
-                self.insert_torrent(b, i, Torrent::new(*req.info_hash, now_tick));
-                i
-            }
+            Err(i) => self.insert_torrent(b, i, Torrent::new(*req.info_hash, now_tick)),
         };
         let Some(t) = self.buckets[b].get_mut(i) else {
             return SwarmCounts::default();
@@ -321,6 +366,7 @@ impl<const N: usize> Store<N> {
         let stamp = clean::stamp(tick);
         let completed = req.event == Event::Completed && req.seeder;
         let seeder_bit = if req.seeder { SEEDER } else { 0 };
+        let mut moved = Move::NONE;
         let requester = match t.peers.search(req.peer) {
             Ok(p) => {
                 let old = t.peers.meta(p).unwrap_or(0);
@@ -344,24 +390,27 @@ impl<const N: usize> Store<N> {
             }
             Err(p) => {
                 let meta = stamp | seeder_bit;
-                if t.peers
+                match t
+                    .peers
                     .insert(&mut self.slab, &key_of(req.info_hash), p, req.peer, meta)
                 {
-                    self.peers += 1;
-                    if req.seeder {
-                        t.seeders += 1;
-                        self.seeders += 1;
+                    Some((p, m)) => {
+                        moved = m;
+                        self.peers += 1;
+                        if req.seeder {
+                            t.seeders += 1;
+                            self.seeders += 1;
+                        }
+                        if completed {
+                            t.downloaded = t.downloaded.saturating_add(1);
+                        }
+                        Some(p)
                     }
-                    if completed {
-                        t.downloaded = t.downloaded.saturating_add(1);
-                    }
-                    Some(p)
-                } else {
-                    None
+                    None => None,
                 }
             }
         };
-        apply_move(&mut self.buckets, &mut self.slab);
+        apply_move(&mut self.buckets, &mut self.slab, moved);
         let Some(t) = self.buckets[b].get_mut(i) else {
             return SwarmCounts::default();
         };
@@ -400,8 +449,8 @@ impl<const N: usize> Store<N> {
         let Ok(p) = t.peers.search(peer) else {
             return counts_of(t);
         };
-        let meta = t.peers.remove(&mut self.slab, p).unwrap_or(0);
-        apply_move(&mut self.buckets, &mut self.slab);
+        let (meta, m) = t.peers.remove(&mut self.slab, p).unwrap_or((0, Move::NONE));
+        apply_move(&mut self.buckets, &mut self.slab, m);
         let Some(t) = self.buckets[b].get_mut(i) else {
             return SwarmCounts::default();
         };
@@ -442,17 +491,24 @@ impl<const N: usize> Store<N> {
             // Clean in place first (a freed slot may move another swarm of this very bucket,
             // found by binary search: the bucket must stay whole and sorted meanwhile), then
             // drop the torrents the cleaning condemned (peerless: they hold no storage).
-            for i in 0..self.buckets[b].len() {
-                let o = clean_torrent(&mut self.slab, &mut self.buckets[b][i], now_tick, &ticks);
-                apply_move(&mut self.buckets, &mut self.slab);
-                st.peers_removed += u64::from(o.peers_removed);
-                st.seeders_removed += u64::from(o.seeders_removed);
+            let mut at = self.buckets[b].first();
+            while let Some(pos) = at {
+                if let Some(t) = self.buckets[b].get_mut(pos) {
+                    let (o, m) = clean_torrent(&mut self.slab, t, now_tick, &ticks);
+                    apply_move(&mut self.buckets, &mut self.slab, m);
+                    st.peers_removed += u64::from(o.peers_removed);
+                    st.seeders_removed += u64::from(o.seeders_removed);
+                }
+                at = self.buckets[b].next(pos);
             }
             let v = &mut self.buckets[b];
-            let before = v.len();
-            v.retain(|t| !must_drop(t, now_tick, &ticks));
-            st.torrents_removed += (before - v.len()) as u64;
-            shrink_bucket(v);
+            let mut dropped = 0u64;
+            v.retain(|t| {
+                let d = must_drop(t, now_tick, &ticks);
+                dropped += u64::from(d);
+                !d
+            });
+            st.torrents_removed += dropped;
             self.cursor = (self.cursor + 1) % BUCKETS;
             st.buckets += 1;
         }
@@ -474,26 +530,25 @@ impl<const N: usize> Store<N> {
         mut f: impl FnMut(&InfoHash, SwarmCounts),
     ) -> Option<InfoHash> {
         let max = max.max(1);
-        let (mut b, mut pos) = match from {
-            None => (0, 0),
-            Some(h) => {
-                let b = bucket_of(h);
-                (b, self.buckets[b].partition_point(|t| t.info_hash <= *h))
-            }
-        };
+        let mut b = from.map_or(0, bucket_of);
         let mut visited = 0;
         let mut last = None;
         while let Some(v) = self.buckets.get(b) {
-            for t in v.get(pos..).unwrap_or(&[]) {
-                if visited == max {
-                    return last;
+            let start = match from {
+                Some(h) if b == bucket_of(h) => v.lower_bound(h, true),
+                _ => v.first(),
+            };
+            if let Some(pos) = start {
+                for t in v.iter_from(pos) {
+                    if visited == max {
+                        return last;
+                    }
+                    f(&t.info_hash, counts_of(t));
+                    last = Some(t.info_hash);
+                    visited += 1;
                 }
-                f(&t.info_hash, counts_of(t));
-                last = Some(t.info_hash);
-                visited += 1;
             }
             b += 1;
-            pos = 0;
         }
         None
     }
@@ -530,22 +585,22 @@ impl<const N: usize> Store<N> {
         for b in start..end {
             // Clear the condemned in place first (see `clean_step`), then drop them: after
             // that they are the only peerless torrents with `downloaded == 0`.
-            for i in 0..self.buckets[b].len() {
-                let t = &mut self.buckets[b][i];
-                if keep(&t.info_hash) {
-                    continue;
+            let mut at = self.buckets[b].first();
+            while let Some(pos) = at {
+                if let Some(t) = self.buckets[b].get_mut(pos) {
+                    if !keep(&t.info_hash) {
+                        torrents += 1;
+                        peers += t.peers.len() as u64;
+                        seeders += u64::from(t.seeders);
+                        t.seeders = 0;
+                        t.downloaded = 0;
+                        let m = t.peers.clear(&mut self.slab);
+                        apply_move(&mut self.buckets, &mut self.slab, m);
+                    }
                 }
-                torrents += 1;
-                peers += t.peers.len() as u64;
-                seeders += u64::from(t.seeders);
-                t.seeders = 0;
-                t.downloaded = 0;
-                t.peers.clear(&mut self.slab);
-                apply_move(&mut self.buckets, &mut self.slab);
+                at = self.buckets[b].next(pos);
             }
-            let v = &mut self.buckets[b];
-            v.retain(|t| !(t.peers.is_empty() && t.downloaded == 0));
-            shrink_bucket(v);
+            self.buckets[b].retain(|t| !(t.peers.is_empty() && t.downloaded == 0));
         }
         self.torrents -= torrents;
         self.peers -= peers;
@@ -600,14 +655,33 @@ impl<const N: usize> Store<N> {
         let mut in_slab = 0usize;
         assert_eq!(self.buckets.len(), BUCKETS);
         for (b, v) in self.buckets.iter().enumerate() {
-            for w in v.windows(2) {
+            if v.is_empty() {
+                continue;
+            }
+            v.check();
+            let all: Vec<&Torrent<N>> = v.iter().collect();
+            for w in all.windows(2) {
                 assert!(w[0].info_hash < w[1].info_hash, "bucket {b} not sorted");
             }
-            for t in v {
+            for (k, t) in all.iter().enumerate() {
                 assert_eq!(bucket_of(&t.info_hash), b);
                 t.peers.check();
                 if t.peers.heap_bytes() > 0 {
                     assert_eq!(t.peers.key(), key_of(&t.info_hash), "block key");
+                }
+                // The prefix rule: torrents sharing a 4-byte prefix are all marked, and a
+                // swarm in the slab is the only torrent with its prefix.
+                let key = key_of(&t.info_hash);
+                let shares = [k.checked_sub(1), Some(k + 1)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| all.get(j))
+                    .any(|n| key_of(&n.info_hash) == key);
+                if shares {
+                    assert!(t.peers.slab_forbidden(), "a shared prefix not marked");
+                }
+                if t.peers.in_slab() {
+                    assert!(!shares && !t.peers.slab_forbidden());
                 }
                 in_slab += usize::from(t.peers.in_slab());
                 let s = t.peers.iter().filter(|(_, m)| m & SEEDER != 0).count() as u32;
@@ -642,9 +716,12 @@ impl<const N: usize> Store<N> {
     /// The torrent of an info_hash (test helper).
     pub(crate) fn get(&self, info_hash: &InfoHash) -> Option<&Torrent<N>> {
         let v = &self.buckets[bucket_of(info_hash)];
-        v.binary_search_by(|t| t.info_hash.cmp(info_hash))
-            .ok()
-            .map(|i| &v[i])
+        v.find(info_hash).ok().map(|i| &v[i])
+    }
+
+    /// The bucket of an info_hash (test helper).
+    pub(crate) fn bucket(&self, info_hash: &InfoHash) -> &Bucket<N> {
+        &self.buckets[bucket_of(info_hash)]
     }
 }
 

@@ -21,22 +21,47 @@
 //!
 //! # Where the block lives
 //!
-//! The storage is a function of the peer count `len` (no flags):
+//! The storage follows the peer count `len`, and one sticky mark of the swarm (`NO_SLAB`, set by
+//! the store for a torrent whose 4-byte info_hash prefix another torrent shares: see
+//! [`super::store`]):
 //!
 //! | `len` | storage |
 //! |-------|---------|
 //! | 0 | none |
 //! | 1, IPv4 ([`PeerVec::INLINE`]) | INLINE in the [`PeerVec`]'s 8 data bytes: no heap at all (most torrents of an open tracker have one peer) |
-//! | up to [`PeerVec::SLAB_MAX`] (608 IPv4, 216 IPv6: blocks up to 4 KiB) | a slot of the store's [`Slab`], in the size class of `len` ([`slab::class_cap`]: exact up to 64 records, then at most 1/16 slack) |
-//! | more | a block of its own from the global allocator, `cap` records (kept in the `PeerVec`), grown by 1/8 when full, shrunk to `len + len / 8` when under half full |
+//! | up to [`PeerVec::SLAB_MAX`] (608 IPv4, 216 IPv6: blocks up to 4 KiB) | a slot of the store's [`Slab`], in the size class of `len` ([`slab::class_cap`]: exact up to 64 records, then at most 1/16 slack); with `NO_SLAB`, a block of its own as below |
+//! | up to [`PeerVec::CHUNK_MAX`] (2,520 IPv4, 885 IPv6: blocks up to 16 KiB) | a block of its own from the global allocator, `cap` records (kept in the `PeerVec`), grown by 1/8 when full, shrunk to `len + len / 8` when under half full |
+//! | more | CHUNKS: sorted blocks of their own of at most `CHUNK_MAX` records, listed in a directory in address order (a two-level B-tree); back to one block at `CHUNK_MAX / 2` |
 //!
 //! A change of `len` that changes the storage copies the records to the new storage and frees
 //! the old; otherwise records move in place (one memmove of the addresses, one shift of the
-//! nibbles). Slab blocks belong to the [`Slab`]: every method that can change `len` takes it, and
-//! a swarm must be [`PeerVec::clear`]ed before it is dropped or its slot stays taken until the
-//! slab is dropped (the store does this; see [`super::store`]). Freeing a slot may move another
-//! swarm's block into it ([`slab::Moved`]); the store re-points that swarm before anything else
+//! nibbles), within one chunk for a big swarm, so one change moves at most 16 KiB whatever the
+//! addresses (an IPv6 /64 gives a client all the adjacent addresses it wants). Slab blocks
+//! belong to the [`Slab`]: every method that can change `len` takes it, and a swarm must be
+//! cleared before it is dropped or its slot stays taken until the slab is dropped (the store
+//! does this; see [`super::store`]). Freeing a slot may move another swarm's block into it: the
+//! method returns the slab's `Move`, and the store re-points that swarm before anything else
 //! touches it.
+//!
+//! # What safe code can do
+//!
+//! Reading is public: the counts, the records, a search. Every method that changes the storage
+//! (insert, remove, retain, clear, the META update, the slab moves) is private to the crate,
+//! so only the store, with its one slab, changes a swarm:
+//!
+//! ```compile_fail,E0624
+//! use opentracker_rs::swarm::torrent::PeerVec;
+//! let mut v = PeerVec::<6>::new();
+//! // error[E0624]: method `clear` is private
+//! let _ = v.clear(&mut PeerVec::<6>::new_slab());
+//! ```
+//!
+//! ```
+//! use opentracker_rs::swarm::torrent::PeerVec;
+//! let v = PeerVec::<6>::new();
+//! assert_eq!((v.len(), v.search(&[1, 2, 3, 4, 0, 80])), (0, Err(0)));
+//! assert_eq!(v.iter().count(), 0);
+//! ```
 //!
 //! The records and all the unsafe code behind them live in a private module; [`PeerVec`], the
 //! META bits and the nibble helpers are re-exported here.
@@ -44,11 +69,13 @@
 //! [`slab::KEY`]: super::slab::KEY
 //! [`Slab`]: super::slab::Slab
 //! [`slab::class_cap`]: super::slab::class_cap
-//! [`slab::Moved`]: super::slab::Moved
 
 mod records;
 
-pub use records::{PeerVec, SEEDER, STAMP_MASK, block_bytes, nibble, nibble_has};
+#[cfg(test)]
+pub(crate) use records::tests::Alone;
+pub use records::{CHUNK_BYTES, PeerVec, SEEDER, STAMP_MASK, block_bytes, nibble, nibble_has};
+pub(crate) use records::{Chunk, next_with_seeder_bit};
 
 use crate::types::InfoHash;
 
@@ -117,6 +144,7 @@ impl<const N: usize> Torrent<N> {
 mod tests {
     use super::*;
     use crate::swarm::slab::KEY;
+    use crate::swarm::torrent::Alone;
 
     const K: [u8; KEY] = [9, 9, 9, 9];
 
@@ -130,11 +158,11 @@ mod tests {
         let mut s = PeerVec::<6>::new_slab();
         let mut t = Torrent::<6>::new([1; 20], 9);
         assert_eq!(t.last_clean, 9);
-        t.peers.insert(&mut s, &K, 0, &a4(1), SEEDER);
-        t.peers.insert(&mut s, &K, 1, &a4(2), 0);
+        t.peers.insert_alone(&mut s, &K, 0, &a4(1), SEEDER);
+        t.peers.insert_alone(&mut s, &K, 1, &a4(2), 0);
         t.seeders = 1;
         assert_eq!((t.seeders(), t.leechers(), t.downloaded()), (1, 1, 0));
         assert_eq!(t.info_hash(), &[1; 20]);
-        t.peers.clear(&mut s);
+        t.peers.clear_alone(&mut s);
     }
 }

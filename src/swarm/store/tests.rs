@@ -463,12 +463,13 @@ fn set_downloaded_rules() {
 fn slab_memory_follows_the_peers_in_any_order() {
     let mut s = StoreV4::new(StoreConfig::default());
     let mut rng = fastrand::Rng::with_seed(5);
-    // 300 torrents x 30 peers announced in random order, with prefix-sharing info_hashes
-    // (the slab's owner lookup must tell them apart by slot).
+    // 300 torrents x 30 peers announced in random order, all in one bucket (the slab's owner
+    // lookup finds each by its 4-byte prefix: torrents that share one stay out of the slab,
+    // see `shared_prefixes_stay_out_of_the_slab`).
     let mut ops: Vec<(InfoHash, [u8; 6])> = vec![];
     for t in 0..300u32 {
         let mut h = [0u8; 20];
-        h[..4].copy_from_slice(&[0x42, 0x42, 0, (t % 3) as u8]);
+        h[..4].copy_from_slice(&[0x42, 0x42, (t >> 8) as u8, t as u8]);
         h[16..].copy_from_slice(&t.to_be_bytes());
         for p in 0..30u8 {
             ops.push((h, p4(p, t as u16)));
@@ -511,4 +512,289 @@ fn time_going_backwards_does_not_break_anything() {
     s.check_invariants();
     assert_eq!(s.scrape(&H1, 504), Some(sc(1, 1, 0)));
     assert_eq!(s.scrape(&H1, 505), None);
+}
+
+/// [`ann`] without the invariant check after each announce (for loops over big stores; the
+/// callers check every so often).
+fn quiet<const N: usize>(
+    s: &mut Store<N>,
+    h: &InfoHash,
+    peer: &[u8; N],
+    seeder: bool,
+    event: Event,
+    numwant: usize,
+    now: u32,
+) -> (SwarmCounts, Vec<u8>) {
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut out = vec![];
+    let req = AnnounceInput {
+        info_hash: h,
+        peer,
+        seeder,
+        event,
+        numwant,
+    };
+    let c = s.announce(&req, now, &mut rng, &mut out);
+    (c, out)
+}
+
+/// An IPv6 peer of `2001:db8:1:2::/64` (one subnet: as many addresses as a client wants).
+fn p6(iid: u64) -> [u8; 18] {
+    let mut a = [0u8; 18];
+    a[..8].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]);
+    a[8..16].copy_from_slice(&iid.to_be_bytes());
+    a[16..].copy_from_slice(&[0x1a, 0xe1]);
+    a
+}
+
+#[test]
+fn shared_prefixes_stay_out_of_the_slab() {
+    let mut s = StoreV4::new(StoreConfig::default());
+    let mut rng = fastrand::Rng::with_seed(8);
+    // 300 torrents x 12 peers in random order, in three groups sharing 4 bytes, and one
+    // torrent alone with its prefix in the same bucket.
+    let group = |t: u32| {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&[0x42, 0x42, 0, (t % 3) as u8]);
+        h[16..].copy_from_slice(&t.to_be_bytes());
+        h
+    };
+    let mut alone = [0u8; 20];
+    alone[..4].copy_from_slice(&[0x42, 0x42, 1, 0]);
+    let mut ops: Vec<(InfoHash, [u8; 6])> = vec![];
+    for t in 0..300u32 {
+        for p in 0..12u8 {
+            ops.push((group(t), p4(p, t as u16)));
+        }
+    }
+    for p in 0..12u8 {
+        ops.push((alone, p4(p, 1)));
+    }
+    rng.shuffle(&mut ops);
+    for (k, (h, p)) in ops.iter().enumerate() {
+        quiet(&mut s, h, p, rng.bool(), Event::None, 0, 0);
+        if k % 500 == 0 {
+            s.check_invariants();
+        }
+    }
+    s.check_invariants();
+    for t in 0..300 {
+        let t = s.get(&group(t)).unwrap();
+        assert!(t.peers().slab_forbidden() && !t.peers().in_slab());
+        assert_eq!(t.peers().len(), 12);
+    }
+    assert!(s.get(&alone).unwrap().peers().in_slab());
+    assert_eq!(s.slab.slots(), 1);
+    // A new torrent next to the lone one, with its prefix: the lone one leaves the slab.
+    let mut twin = alone;
+    twin[19] = 1;
+    quiet(&mut s, &twin, &p4(1, 1), false, Event::Started, 0, 0);
+    assert!(!s.get(&alone).unwrap().peers().in_slab());
+    assert_eq!(s.slab.slots(), 0);
+    assert_eq!(s.get(&alone).unwrap().peers().len(), 12);
+    // Everyone leaves, in another order: everything is given back.
+    ops.push((twin, p4(1, 1)));
+    rng.shuffle(&mut ops);
+    for (k, (h, p)) in ops.iter().enumerate() {
+        s.stop(h, p, 1);
+        if k % 500 == 0 {
+            s.check_invariants();
+        }
+    }
+    assert_eq!((s.torrents(), s.peers()), (0, 0));
+    assert_eq!(s.slab.chunk_bytes(), 0);
+    s.check_invariants();
+}
+
+#[test]
+fn moves_find_their_owner_among_neighbours_in_the_slab() {
+    // Torrents with distinct prefixes in one bucket, growing and shrinking in random order: the
+    // slab moves blocks between them all the time, and each move finds its one owner.
+    let mut s = StoreV4::new(StoreConfig::default());
+    let mut rng = fastrand::Rng::with_seed(9);
+    let h = |t: u8| {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&[0x42, 0x42, t, 7]);
+        h
+    };
+    for step in 0..20_000u32 {
+        let t = rng.u8(..64);
+        let p = p4(rng.u8(..40), 1);
+        if rng.u8(..3) == 0 {
+            s.stop(&h(t), &p, 0);
+        } else {
+            quiet(&mut s, &h(t), &p, false, Event::None, 0, 0);
+        }
+        if step % 1000 == 0 {
+            s.check_invariants();
+        }
+    }
+    s.check_invariants();
+    assert!(s.slab.slots() > 0);
+}
+
+#[test]
+fn a_crowded_bucket_is_chunked_and_stays_cheap_at_its_front() {
+    // 5,000 torrents in one bucket (one peer each), created in descending order: every
+    // creation lands at the front.
+    let mut s = StoreV4::new(StoreConfig::default());
+    let h = |t: u32| {
+        let mut h = [0x42u8; 20];
+        h[4..8].copy_from_slice(&t.to_be_bytes());
+        h
+    };
+    for t in (1..=5000u32).rev() {
+        quiet(&mut s, &h(t), &p4(1, 1), false, Event::Started, 0, 0);
+    }
+    s.check_invariants();
+    let chunks = s.bucket(&h(1)).chunk_count();
+    assert!(chunks >= 5000 / CHUNK_TORRENTS, "{chunks} chunks");
+    // The lowest torrent's only peer stops (the torrent goes) and starts (it comes back).
+    let low = h(0);
+    for round in 0..2000 {
+        quiet(&mut s, &low, &p4(2, 2), false, Event::Started, 0, 0);
+        assert_eq!(s.stop(&low, &p4(2, 2), 0), sc(0, 0, 0));
+        if round % 500 == 0 {
+            s.check_invariants();
+        }
+    }
+    assert_eq!(
+        s.bucket(&h(1)).chunk_count(),
+        chunks,
+        "no split or merge in the loop"
+    );
+    // The full scrape still walks them in order.
+    let mut got = vec![];
+    s.for_each_from(None, usize::MAX, |h, _| got.push(*h));
+    assert_eq!(got, (1..=5000).map(h).collect::<Vec<_>>());
+    let mut resumed = vec![];
+    let mut from = None;
+    while let Some(next) = s.for_each_from(from.as_ref(), 333, |h, _| resumed.push(*h)) {
+        from = Some(next);
+    }
+    assert_eq!(resumed, got);
+    // They expire; the bucket is one vector again.
+    s.clean_step(100_000, BUCKETS);
+    assert_eq!(s.torrents(), 0);
+    assert_eq!(s.bucket(&h(1)).chunk_count(), 1);
+    s.check_invariants();
+}
+
+#[test]
+fn a_big_swarm_from_one_subnet() {
+    // One IPv6 torrent, 5 x CHUNK_MAX peers of one /64 announced from the highest down (each
+    // insert at the front), a third of them seeders.
+    let mut s = StoreV6::new(cfg(2700, 86400));
+    let n = 5 * super::super::torrent::PeerVec::<18>::CHUNK_MAX as u64;
+    for iid in (1..=n).rev() {
+        let (c, _) = quiet(&mut s, &H1, &p6(iid), iid % 3 == 0, Event::Started, 0, 0);
+        assert_eq!(c.seeders + c.leechers, (n - iid + 1) as u32);
+    }
+    assert!(s.get(&H1).unwrap().peers().is_chunked());
+    assert_eq!(s.seeders(), n / 3);
+    // Selection, refresh and seeder changes at known peers, in a chunked swarm.
+    let (c, out) = quiet(&mut s, &H1, &p6(5), false, Event::None, 50, 1);
+    assert_eq!((c.seeders as u64, c.leechers as u64), (n / 3, n - n / 3));
+    assert_eq!(out.len(), 50 * 18);
+    assert!(!out.chunks_exact(18).any(|p| p == p6(5)));
+    let (c, out) = quiet(&mut s, &H1, &p6(5), true, Event::Completed, 50, 1);
+    assert_eq!((c.seeders as u64, c.downloaded), (n / 3 + 1, 1));
+    assert!(out.chunks_exact(18).all(|p| {
+        let iid = u64::from_be_bytes(p[8..16].try_into().unwrap());
+        iid % 3 != 0 && iid != 5
+    }));
+    // Stop most of them from the front: back to one block, then to the slab.
+    for iid in 1..=n - 100 {
+        s.stop(&H1, &p6(iid), 2);
+        if iid % 1000 == 0 {
+            s.check_invariants();
+        }
+    }
+    assert!(!s.get(&H1).unwrap().peers().is_chunked());
+    assert!(s.get(&H1).unwrap().peers().in_slab());
+    s.check_invariants();
+    // Grow again and let everyone expire through the sweep.
+    for iid in (1..=n).rev() {
+        quiet(&mut s, &H1, &p6(iid), false, Event::None, 0, 3);
+    }
+    s.check_invariants();
+    let st = s.clean_step(3 + 5 * 675, BUCKETS);
+    assert_eq!(st.peers_removed, n);
+    assert_eq!(
+        (s.torrents(), s.peers()),
+        (1, 0),
+        "kept for its downloaded count"
+    );
+    s.check_invariants();
+}
+
+#[test]
+fn big_swarms_match_a_model() {
+    // Three torrents, peers from 4 x CHUNK_MAX addresses: announces (seeder flips, completed),
+    // stops, scrapes and a few expiries, against maps.
+    use std::collections::BTreeMap;
+    let max = super::super::torrent::PeerVec::<18>::CHUNK_MAX as u32;
+    let mut rng = fastrand::Rng::with_seed(10);
+    let mut s = StoreV6::new(cfg(2700, 86400));
+    let hashes = [H1, H2, [0x33; 20]];
+    // Per torrent: peer -> (seeder, last announce), downloaded.
+    type Peers = BTreeMap<[u8; 18], (bool, u32)>;
+    let mut model: Vec<(Peers, u32)> = vec![Default::default(); 3];
+    let mut now = 0u32;
+    let mut biggest = 0;
+    let tick = s.ticks().tick_secs;
+    let peer_ticks = s.ticks().peer_ticks;
+    for step in 0..40_000u32 {
+        let t = rng.usize(..3);
+        let p = p6(u64::from(rng.u32(..4 * max)));
+        let (m, dl) = &mut model[t];
+        // The model's expiry, as the store cleans on access.
+        let expire = |m: &mut Peers| m.retain(|_, (_, at)| now / tick - *at / tick <= peer_ticks);
+        match rng.u8(..10) {
+            0..=6 => {
+                let seeder = rng.bool();
+                let ev = if rng.u8(..8) == 0 {
+                    Event::Completed
+                } else {
+                    Event::None
+                };
+                let (c, _) = quiet(&mut s, &hashes[t], &p, seeder, ev, 50, now);
+                expire(m);
+                let was = m.insert(p, (seeder, now));
+                if ev == Event::Completed && seeder && !was.is_some_and(|(s, _)| s) {
+                    *dl += 1;
+                }
+                let seeders = m.values().filter(|(s, _)| *s).count() as u32;
+                assert_eq!(c, sc(seeders, m.len() as u32 - seeders, *dl), "step {step}");
+            }
+            7..=8 => {
+                let c = s.stop(&hashes[t], &p, now);
+                expire(m);
+                m.remove(&p);
+                let seeders = m.values().filter(|(s, _)| *s).count() as u32;
+                if m.is_empty() && *dl == 0 {
+                    assert_eq!(c, sc(0, 0, 0));
+                } else {
+                    assert_eq!(c, sc(seeders, m.len() as u32 - seeders, *dl), "step {step}");
+                }
+            }
+            _ => {
+                if rng.u16(..2000) == 0 {
+                    // A long pause: everyone expires.
+                    now += 10 * tick * peer_ticks;
+                } else {
+                    now += rng.u32(..2);
+                }
+            }
+        }
+        biggest = biggest.max(model[t].0.len());
+        if step % 4000 == 0 {
+            s.check_invariants();
+        }
+    }
+    s.check_invariants();
+    assert!(
+        biggest > max as usize,
+        "no swarm grew past a chunk: {biggest}"
+    );
 }
