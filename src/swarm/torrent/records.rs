@@ -19,9 +19,14 @@ use std::ptr;
 use crate::swarm::slab::{self, KEY, Move, SLAB_BYTES, Slab, Slot};
 
 mod chunked;
+mod flat;
+mod nibbles;
 
 pub(crate) use chunked::Chunk;
 use chunked::{Dir, pack, unpack};
+use nibbles::{copy_nibbles, nibble_insert, nibble_remove, segment, set_nibble, sort_key};
+pub(crate) use nibbles::{count_seeders, next_with_seeder_bit};
+pub use nibbles::{nibble, nibble_has};
 
 /// META bit 3: the peer is a seeder (its last announce had `left=0`).
 pub const SEEDER: u8 = 0x8;
@@ -66,183 +71,6 @@ const CHUNKED: u32 = 1 << 29;
 /// `aux` low bits: the slot number (slab) or the capacity in records (own block).
 const LOW: u32 = CHUNKED - 1;
 const _: () = assert!(slab::MAX_SLOTS <= CHUNKED);
-
-/// An integer with the order of the address bytes (memcmp order): the bytes big-endian in a
-/// u128, for addresses of up to 16 bytes, else the first 16 bytes with the rest after them. One
-/// integer comparison instead of a `memcmp` call per step of a binary search.
-#[inline]
-fn sort_key<const N: usize>(a: &[u8; N]) -> (u128, u32) {
-    const { assert!(N <= 20, "addresses of up to 20 bytes") };
-    let mut hi = [0u8; 16];
-    let mut lo = [0u8; 4];
-    let n = N.min(16);
-    hi[..n].copy_from_slice(&a[..n]);
-    if N > 16 {
-        let m = (N - 16).min(4);
-        lo[..m].copy_from_slice(&a[16..16 + m]);
-    }
-    (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
-}
-
-/// The nibble of record `i` in packed META bytes (0 when out of range).
-#[inline]
-pub fn nibble(metas: &[u8], i: usize) -> u8 {
-    metas.get(i / 2).map_or(0, |b| (b >> ((i & 1) * 4)) & 0xf)
-}
-
-/// True when the nibble of record `i` has any of the META `bits` (e.g. [`SEEDER`]) set; false
-/// when out of range. Tests the bits in place, without extracting the nibble (the selection
-/// calls this for every pick).
-#[inline]
-pub fn nibble_has(metas: &[u8], i: usize, bits: u8) -> bool {
-    metas
-        .get(i >> 1)
-        .is_some_and(|b| b & ((bits & 0xf) << ((i & 1) << 2)) != 0)
-}
-
-/// The first record in `from..end` whose SEEDER bit is `seeder` (a seeder when true, a leecher
-/// when false), `None` if there is none. 16 records per step (one `u64` of nibbles) where
-/// aligned, so a scan of a whole chunk of a big swarm costs about a hundred steps.
-pub(crate) fn next_with_seeder_bit(
-    metas: &[u8],
-    from: usize,
-    end: usize,
-    seeder: bool,
-) -> Option<usize> {
-    let end = end.min(metas.len() * 2);
-    let hit = |i: usize| nibble_has(metas, i, SEEDER) == seeder;
-    let mut i = from;
-    while i < end && i % 16 != 0 {
-        if hit(i) {
-            return Some(i);
-        }
-        i += 1;
-    }
-    // The SEEDER bit of every nibble: bit 3 of each half byte.
-    const MASK: u64 = 0x8888_8888_8888_8888;
-    while i + 16 <= end {
-        let Some(bytes) = metas
-            .get(i / 2..i / 2 + 8)
-            .and_then(|b| b.first_chunk::<8>())
-        else {
-            break;
-        };
-        let w = u64::from_le_bytes(*bytes);
-        let hits = if seeder { w & MASK } else { !w & MASK };
-        if hits != 0 {
-            // Byte k of the word holds records 2k (low half) and 2k + 1 (high half).
-            return Some(i + (hits.trailing_zeros() / 4) as usize);
-        }
-        i += 16;
-    }
-    while i < end {
-        if hit(i) {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The number of records in `0..n` with the SEEDER bit.
-pub(crate) fn count_seeders(metas: &[u8], n: usize) -> usize {
-    let n = n.min(metas.len() * 2);
-    let whole = metas[..n / 2]
-        .iter()
-        .map(|b| (b & 0x88).count_ones() as usize)
-        .sum::<usize>();
-    whole + usize::from(n % 2 == 1 && nibble_has(metas, n - 1, SEEDER))
-}
-
-/// Copies nibbles `from..from + n` of `src` to `to..to + n` of `dst` (whole bytes when both
-/// start on a byte).
-fn copy_nibbles(src: &[u8], from: usize, dst: &mut [u8], to: usize, n: usize) {
-    if from % 2 == 0 && to % 2 == 0 {
-        let whole = n / 2;
-        if let (Some(s), Some(d)) = (
-            src.get(from / 2..from / 2 + whole),
-            dst.get_mut(to / 2..to / 2 + whole),
-        ) {
-            d.copy_from_slice(s);
-        }
-        if n % 2 == 1 {
-            set_nibble(dst, to + n - 1, nibble(src, from + n - 1));
-        }
-        return;
-    }
-    for k in 0..n {
-        set_nibble(dst, to + k, nibble(src, from + k));
-    }
-}
-
-/// Sets the nibble of record `i` (nothing when out of range).
-#[inline]
-fn set_nibble(metas: &mut [u8], i: usize, v: u8) {
-    if let Some(b) = metas.get_mut(i / 2) {
-        let sh = (i & 1) * 4;
-        *b = (*b & !(0xf << sh)) | ((v & 0xf) << sh);
-    }
-}
-
-/// Shifts nibbles `i..n` up by one (to `i + 1..=n`) and writes `v` at `i`. Needs
-/// `metas.len() * 2 > n`.
-fn nibble_insert(metas: &mut [u8], i: usize, n: usize, v: u8) {
-    let k0 = i / 2;
-    let Some(&first) = metas.get(k0) else {
-        return;
-    };
-    // The byte holding nibble i: its high nibble always moves on to the next byte.
-    let mut carry = first >> 4;
-    metas[k0] = if i & 1 == 0 {
-        (first << 4) | (v & 0xf)
-    } else {
-        (first & 0xf) | ((v & 0xf) << 4)
-    };
-    for b in metas.iter_mut().take(n / 2 + 1).skip(k0 + 1) {
-        let o = *b;
-        *b = (o << 4) | carry;
-        carry = o >> 4;
-    }
-}
-
-/// Shifts nibbles `i + 1..n` down by one (to `i..n - 1`), dropping nibble `i`.
-fn nibble_remove(metas: &mut [u8], i: usize, n: usize) {
-    let k0 = i / 2;
-    let last = n.saturating_sub(1) / 2;
-    if k0 >= metas.len() {
-        return;
-    }
-    let next = |m: &[u8], k: usize| {
-        if k < last {
-            m.get(k + 1).copied().unwrap_or(0)
-        } else {
-            0
-        }
-    };
-    let o = metas[k0];
-    let nx = next(metas, k0);
-    metas[k0] = if i & 1 == 0 {
-        (o >> 4) | (nx << 4)
-    } else {
-        (o & 0xf) | (nx << 4)
-    };
-    for k in k0 + 1..=last.min(metas.len() - 1) {
-        let nx = next(metas, k);
-        metas[k] = (metas[k] >> 4) | (nx << 4);
-    }
-}
-
-/// The records of one flat run (addresses, META bytes) in order: (compact address, nibble).
-fn segment<'a, const N: usize>(
-    (addrs, metas): (&'a [u8], &'a [u8]),
-) -> impl Iterator<Item = (&'a [u8; N], u8)> + 'a {
-    addrs.chunks_exact(N).enumerate().map(move |(i, rec)| {
-        (
-            rec.first_chunk::<N>().unwrap_or(&[0u8; N]),
-            nibble(metas, i),
-        )
-    })
-}
 
 /// The record storage of one swarm: `len` records sorted by address, stored as the module docs
 /// say. 16 bytes.
@@ -778,26 +606,6 @@ impl<const N: usize> PeerVec<N> {
         self.flat_search(addr)
     }
 
-    /// [`Self::search`] in a flat swarm.
-    #[inline]
-    fn flat_search(&self, addr: &[u8; N]) -> Result<usize, usize> {
-        let bytes = self.addrs();
-        let want = sort_key(addr);
-        let (mut lo, mut hi) = (0usize, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let Some(key) = bytes.get(mid * N..).and_then(|b| b.first_chunk::<N>()) else {
-                return Err(lo);
-            };
-            match sort_key(key).cmp(&want) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(mid),
-            }
-        }
-        Err(lo)
-    }
-
     /// Inserts a record at position `pos` (which must be the position [`Self::search`]
     /// returned, to keep the order), moving the records to bigger storage when needed (a swarm
     /// growing past [`Self::CHUNK_MAX`] is split into chunks); `key` names the owner in a first
@@ -837,28 +645,6 @@ impl<const N: usize> PeerVec<N> {
         Some((pos, moved))
     }
 
-    /// [`Self::insert`] at index `index` of a flat swarm, staying flat whatever its length.
-    fn flat_insert(
-        &mut self,
-        slab: &mut Slab<N>,
-        key: &[u8; KEY],
-        index: usize,
-        addr: &[u8; N],
-        meta: u8,
-    ) -> Option<Move> {
-        let len = self.len();
-        if index > len || len >= u32::MAX as usize {
-            return None;
-        }
-        let moved = self.relocate(slab, len + 1, len, key)?;
-        self.len += 1;
-        let (a, m) = self.parts_mut();
-        a.copy_within(index * N..len * N, (index + 1) * N);
-        a[index * N..index * N + N].copy_from_slice(addr);
-        nibble_insert(m, index, len, meta);
-        Some(moved)
-    }
-
     /// Removes the record at position `pos` and returns its META nibble with the slab's move
     /// (which the caller must apply), `None` if there is no such record. May move the records
     /// to smaller storage (a chunked swarm that falls to half of [`Self::CHUNK_MAX`] becomes
@@ -877,24 +663,6 @@ impl<const N: usize> PeerVec<N> {
         self.flat_remove(slab, pos)
     }
 
-    /// [`Self::remove`] at index `index` of a flat swarm.
-    fn flat_remove(&mut self, slab: &mut Slab<N>, index: usize) -> Option<(u8, Move)> {
-        let len = self.len();
-        if index >= len {
-            return None;
-        }
-        let (a, m) = self.parts_mut();
-        let meta = nibble(m, index);
-        a.copy_within((index + 1) * N..len * N, index * N);
-        nibble_remove(m, index, len);
-        // Shrinking always finds storage (or keeps the old one).
-        let moved = self
-            .relocate(slab, len - 1, len - 1, &[0; KEY])
-            .unwrap_or(Move::NONE);
-        self.len -= 1;
-        Some((meta, moved))
-    }
-
     /// Keeps the records for which `keep(addr, meta)` is true, in order, with one compaction
     /// pass (each kept record moves at most once), then may move them to smaller storage.
     /// Returns the number of records removed and the slab's move (which the caller must apply).
@@ -907,95 +675,6 @@ impl<const N: usize> PeerVec<N> {
             return chunked::retain(self, slab, &mut keep);
         }
         self.flat_retain(slab, &mut keep)
-    }
-
-    /// [`Self::retain`] of a flat swarm.
-    fn flat_retain(
-        &mut self,
-        slab: &mut Slab<N>,
-        keep: &mut impl FnMut(&[u8; N], u8) -> bool,
-    ) -> (usize, Move) {
-        let len = self.len();
-        let (a, m) = self.parts_mut();
-        let mut w = 0;
-        for rd in 0..len {
-            let Some(addr) = a.get(rd * N..).and_then(|s| s.first_chunk::<N>()) else {
-                continue;
-            };
-            let meta = nibble(m, rd);
-            if keep(addr, meta) {
-                if w != rd {
-                    a.copy_within(rd * N..rd * N + N, w * N);
-                    set_nibble(m, w, meta);
-                }
-                w += 1;
-            }
-        }
-        let moved = self.relocate(slab, w, w, &[0; KEY]).unwrap_or(Move::NONE);
-        self.len = w as u32;
-        (len - w, moved)
-    }
-
-    /// A new flat swarm holding a copy of records `from..to` of this flat swarm, in a block of
-    /// its own with 1/8 of room (or inline), marked `NO_SLAB`: a chunk of a big swarm.
-    fn copy_range(&self, slab: &mut Slab<N>, from: usize, to: usize) -> PeerVec<N> {
-        let to = to.min(self.len());
-        let from = from.min(to);
-        let n = to - from;
-        let mut out = PeerVec::<N> {
-            len: 0,
-            aux: NO_SLAB,
-            data: Data { inline: [0; 8] },
-        };
-        // From no storage to a fresh own block (or the inline bytes): nothing is freed, so no
-        // move; the allocation succeeds or aborts.
-        if let Some(fresh) = out.relocate(slab, n, 0, &self.key()) {
-            assert!(fresh.is_none(), "a fresh chunk freed a slot");
-            out.len = n as u32;
-            let (sa, sm) = self.parts();
-            let (oa, om) = out.parts_mut();
-            oa[..n * N].copy_from_slice(&sa[from * N..to * N]);
-            copy_nibbles(sm, from, om, 0, n);
-        }
-        out
-    }
-
-    /// Splits a flat swarm at `at`: this one keeps records `0..at`, the returned one gets
-    /// `at..len`; both end in blocks of their own sized to their records, marked `NO_SLAB`
-    /// (chunks of a big swarm). Returns the slab's move of freeing the old storage.
-    fn split_off(&mut self, slab: &mut Slab<N>, at: usize) -> (PeerVec<N>, Move) {
-        let len = self.len();
-        let at = at.min(len);
-        let tail = self.copy_range(slab, at, len);
-        let head = self.copy_range(slab, 0, at);
-        let moved = self.free_storage(slab);
-        self.len = 0;
-        *self = head;
-        (tail, moved)
-    }
-
-    /// Appends the records of `other` (all greater than this swarm's) to this flat swarm;
-    /// `other` ends empty. Returns the slab's moves of both (`other` first).
-    fn append(&mut self, slab: &mut Slab<N>, other: &mut PeerVec<N>) -> (Move, Move) {
-        let (len, n) = (self.len(), other.len());
-        let key = if self.is_empty() {
-            other.key()
-        } else {
-            self.key()
-        };
-        let Some(moved) = self.relocate(slab, len + n, len, &key) else {
-            return (Move::NONE, Move::NONE);
-        };
-        self.len = (len + n) as u32;
-        {
-            let (oa, om) = other.parts();
-            let (a, m) = self.parts_mut();
-            a[len * N..(len + n) * N].copy_from_slice(&oa[..n * N]);
-            copy_nibbles(om, 0, m, len, n);
-        }
-        let freed = other.free_storage(slab);
-        other.len = 0;
-        (freed, moved)
     }
 
     /// Removes every record and frees the storage; returns the slab's move (which the caller
