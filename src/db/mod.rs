@@ -102,6 +102,53 @@ pub struct Skipped {
     pub torrents: usize,
 }
 
+/// Bad rows logged one by one at a load, per table; beyond this, one summary line.
+pub(crate) const MAX_ROW_WARNINGS: usize = 10;
+
+/// Counts the skipped rows of one table and logs the first few (every backend's loads).
+pub(crate) struct BadRows<'a> {
+    origin: &'a str,
+    table: &'static str,
+    count: usize,
+}
+
+impl<'a> BadRows<'a> {
+    /// No bad row yet in `table` of the database `origin` (its file or URL, for the log).
+    pub(crate) fn new(origin: &'a str, table: &'static str) -> Self {
+        BadRows {
+            origin,
+            table,
+            count: 0,
+        }
+    }
+
+    /// Counts one bad row (`id` as the backend shows it) and logs it while few were.
+    pub(crate) fn skip(&mut self, id: &str, why: String) {
+        self.count += 1;
+        if self.count <= MAX_ROW_WARNINGS {
+            log::warn!(
+                "{}: table {}, row id {id}: {why}; row skipped",
+                self.origin,
+                self.table
+            );
+        }
+    }
+
+    /// Logs how many more were skipped than were logged; returns the count.
+    pub(crate) fn finish(self) -> usize {
+        if self.count > MAX_ROW_WARNINGS {
+            log::warn!(
+                "{}: table {}: {} more bad rows skipped ({} in all)",
+                self.origin,
+                self.table,
+                self.count - MAX_ROW_WARNINGS,
+                self.count
+            );
+        }
+        self.count
+    }
+}
+
 /// Everything the database holds, read at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Loaded {

@@ -34,7 +34,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, Row, TxOpts, Value};
 
 use super::{
-    Applied, AuthKey, Backend, Change, DbError, ErrorKind, Loaded, Skipped, info_hash_hex,
+    Applied, AuthKey, Backend, BadRows, Change, DbError, ErrorKind, Loaded, Skipped, info_hash_hex,
     is_valid_key, parse_info_hash_hex,
 };
 use crate::types::InfoHash;
@@ -50,9 +50,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a read or a write on the connection may block before the call fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Bad rows logged one by one per table and load; beyond this, one summary line.
-const MAX_ROW_WARNINGS: usize = 10;
 
 /// torrust's statements (MySQL driver), run for the tables that are missing.
 const CREATE_TABLES: [(&str, &str); 3] = [
@@ -190,48 +187,6 @@ fn text(v: &Value) -> Option<&str> {
     }
 }
 
-/// Counts the skipped rows of one table and logs the first few.
-struct BadRows<'a> {
-    origin: &'a str,
-    table: &'static str,
-    count: usize,
-}
-
-impl<'a> BadRows<'a> {
-    fn new(origin: &'a str, table: &'static str) -> Self {
-        BadRows {
-            origin,
-            table,
-            count: 0,
-        }
-    }
-
-    fn skip(&mut self, id: &Value, why: String) {
-        self.count += 1;
-        if self.count <= MAX_ROW_WARNINGS {
-            log::warn!(
-                "{}: table {}, row id {}: {why}; row skipped",
-                self.origin,
-                self.table,
-                show(id)
-            );
-        }
-    }
-
-    fn finish(self) -> usize {
-        if self.count > MAX_ROW_WARNINGS {
-            log::warn!(
-                "{}: table {}: {} more bad rows skipped ({} in all)",
-                self.origin,
-                self.table,
-                self.count - MAX_ROW_WARNINGS,
-                self.count
-            );
-        }
-        self.count
-    }
-}
-
 /// The three cells of a row (missing cells read as NULL).
 fn cells(row: &Row) -> [Value; 3] {
     std::array::from_fn(|i| row.as_ref(i).cloned().unwrap_or(Value::NULL))
@@ -245,7 +200,7 @@ fn read_keys(q: &mut impl Queryable, origin: &str) -> mysql::Result<(Vec<AuthKey
         let [id, key, until] = cells(row);
         let Some(key_text) = text(&key).filter(|k| is_valid_key(k)) else {
             bad.skip(
-                &id,
+                &show(&id),
                 format!("key {} is not 32 ASCII letters and digits", show(&key)),
             );
             continue;
@@ -256,7 +211,7 @@ fn read_keys(q: &mut impl Queryable, origin: &str) -> mysql::Result<(Vec<AuthKey
                 Some(t) => Some(t),
                 None => {
                     bad.skip(
-                        &id,
+                        &show(&id),
                         format!("valid_until {} is not Unix seconds", show(&until)),
                     );
                     continue;
@@ -282,7 +237,7 @@ fn read_whitelist(q: &mut impl Queryable, origin: &str) -> mysql::Result<(Vec<In
         match text(&hash).and_then(parse_info_hash_hex) {
             Some(h) => list.push(h),
             None => bad.skip(
-                &id,
+                &show(&id),
                 format!("info_hash {} is not 40 hex digits", show(&hash)),
             ),
         }
@@ -303,14 +258,14 @@ fn read_torrents(
         let [id, hash, completed] = cells(row);
         let Some(h) = text(&hash).and_then(parse_info_hash_hex) else {
             bad.skip(
-                &id,
+                &show(&id),
                 format!("info_hash {} is not 40 hex digits", show(&hash)),
             );
             continue;
         };
         let Some(n) = non_negative(&completed) else {
             bad.skip(
-                &id,
+                &show(&id),
                 format!("completed {} is not a count", show(&completed)),
             );
             continue;

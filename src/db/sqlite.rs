@@ -19,7 +19,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
 use super::{
-    Applied, AuthKey, Backend, Change, DbError, ErrorKind, Loaded, Skipped, info_hash_hex,
+    Applied, AuthKey, Backend, BadRows, Change, DbError, ErrorKind, Loaded, Skipped, info_hash_hex,
     is_valid_key, parse_info_hash_hex,
 };
 use crate::types::InfoHash;
@@ -28,9 +28,6 @@ use crate::types::InfoHash;
 /// shell, a backup) before it fails with [`ErrorKind::Busy`]; [`Sqlite::set_busy_timeout`]
 /// changes it.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Bad rows logged one by one per table and load; beyond this, one summary line.
-const MAX_ROW_WARNINGS: usize = 10;
 
 /// torrust's statements (SQLite driver), run for the tables that are missing.
 const CREATE_TABLES: [(&str, &str); 3] = [
@@ -124,48 +121,6 @@ fn text(v: ValueRef<'_>) -> Option<&str> {
     }
 }
 
-/// Counts the skipped rows of one table and logs the first few.
-struct BadRows<'a> {
-    origin: &'a str,
-    table: &'static str,
-    count: usize,
-}
-
-impl<'a> BadRows<'a> {
-    fn new(origin: &'a str, table: &'static str) -> Self {
-        BadRows {
-            origin,
-            table,
-            count: 0,
-        }
-    }
-
-    fn skip(&mut self, id: ValueRef<'_>, why: String) {
-        self.count += 1;
-        if self.count <= MAX_ROW_WARNINGS {
-            log::warn!(
-                "{}: table {}, row id {}: {why}; row skipped",
-                self.origin,
-                self.table,
-                show(id)
-            );
-        }
-    }
-
-    fn finish(self) -> usize {
-        if self.count > MAX_ROW_WARNINGS {
-            log::warn!(
-                "{}: table {}: {} more bad rows skipped ({} in all)",
-                self.origin,
-                self.table,
-                self.count - MAX_ROW_WARNINGS,
-                self.count
-            );
-        }
-        self.count
-    }
-}
-
 fn read_keys(conn: &Connection, origin: &str) -> rusqlite::Result<(Vec<AuthKey>, usize)> {
     let mut stmt = conn.prepare("SELECT id, key, valid_until FROM keys")?;
     let mut rows = stmt.query([])?;
@@ -175,7 +130,7 @@ fn read_keys(conn: &Connection, origin: &str) -> rusqlite::Result<(Vec<AuthKey>,
         let (id, key, until) = (row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?);
         let Some(key_text) = text(key).filter(|k| is_valid_key(k)) else {
             bad.skip(
-                id,
+                &show(id),
                 format!("key {} is not 32 ASCII letters and digits", show(key)),
             );
             continue;
@@ -186,7 +141,7 @@ fn read_keys(conn: &Connection, origin: &str) -> rusqlite::Result<(Vec<AuthKey>,
                 Some(t) => Some(t),
                 None => {
                     bad.skip(
-                        id,
+                        &show(id),
                         format!("valid_until {} is not Unix seconds", show(until)),
                     );
                     continue;
@@ -212,7 +167,10 @@ fn read_whitelist(conn: &Connection, origin: &str) -> rusqlite::Result<(Vec<Info
         let (id, hash) = (row.get_ref(0)?, row.get_ref(1)?);
         match text(hash).and_then(parse_info_hash_hex) {
             Some(h) => list.push(h),
-            None => bad.skip(id, format!("info_hash {} is not 40 hex digits", show(hash))),
+            None => bad.skip(
+                &show(id),
+                format!("info_hash {} is not 40 hex digits", show(hash)),
+            ),
         }
     }
     list.sort_unstable();
@@ -231,11 +189,17 @@ fn read_torrents(
     while let Some(row) = rows.next()? {
         let (id, hash, completed) = (row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?);
         let Some(h) = text(hash).and_then(parse_info_hash_hex) else {
-            bad.skip(id, format!("info_hash {} is not 40 hex digits", show(hash)));
+            bad.skip(
+                &show(id),
+                format!("info_hash {} is not 40 hex digits", show(hash)),
+            );
             continue;
         };
         let Some(n) = non_negative(completed) else {
-            bad.skip(id, format!("completed {} is not a count", show(completed)));
+            bad.skip(
+                &show(id),
+                format!("completed {} is not a count", show(completed)),
+            );
             continue;
         };
         counts.push((h, n));
