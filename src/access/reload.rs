@@ -13,10 +13,11 @@ use std::thread::{self, JoinHandle};
 
 use super::{Loaded, load};
 
-/// The helper thread and its two channels.
-pub struct Reloader {
+/// The helper thread and its two channels; `T` is what one load gives (here the access list,
+/// or why its file could not be read; the TLS certificates use the same thread shape).
+pub struct Reloader<T = Result<Loaded, String>> {
     requests: Option<Sender<()>>,
-    results: Receiver<Result<Loaded, String>>,
+    results: Receiver<T>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -26,13 +27,28 @@ impl Reloader {
     ///
     /// Errors: the thread cannot be spawned.
     pub fn spawn(path: PathBuf, wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        Reloader::spawn_with("access-reload", move || load(&path), wake)
+    }
+}
+
+impl<T: Send + 'static> Reloader<T> {
+    /// Starts a helper thread named `name` that runs `work` once per request (requests that
+    /// arrive while it runs are folded into one more run), sends the result back and calls
+    /// `wake`.
+    ///
+    /// Errors: the thread cannot be spawned.
+    pub fn spawn_with(
+        name: &str,
+        mut work: impl FnMut() -> T + Send + 'static,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (req_tx, req_rx) = mpsc::channel::<()>();
         let (res_tx, res_rx) = mpsc::channel();
         let thread = thread::Builder::new()
-            .name("access-reload".to_owned())
+            .name(name.to_owned())
             .spawn(move || {
                 while req_rx.recv().is_ok() {
-                    // Fold requests queued meanwhile into this load.
+                    // Fold requests queued meanwhile into this run.
                     loop {
                         match req_rx.try_recv() {
                             Ok(()) => continue,
@@ -40,7 +56,7 @@ impl Reloader {
                             Err(TryRecvError::Disconnected) => return,
                         }
                     }
-                    if res_tx.send(load(&path)).is_err() {
+                    if res_tx.send(work()).is_err() {
                         return;
                     }
                     wake();
@@ -60,9 +76,10 @@ impl Reloader {
         }
     }
 
-    /// The newest finished load, if any (older unclaimed results are dropped): `Ok` with the new
-    /// list and its warnings, or `Err` with why the file could not be read.
-    pub fn try_take(&self) -> Option<Result<Loaded, String>> {
+    /// The newest finished run, if any (older unclaimed results are dropped). For the access
+    /// list: `Ok` with the new list and its warnings, or `Err` with why the file could not be
+    /// read.
+    pub fn try_take(&self) -> Option<T> {
         let mut last = None;
         while let Ok(r) = self.results.try_recv() {
             last = Some(r);
@@ -71,7 +88,7 @@ impl Reloader {
     }
 }
 
-impl Drop for Reloader {
+impl<T> Drop for Reloader<T> {
     fn drop(&mut self) {
         // Closing the request channel ends the thread after its current load.
         self.requests = None;

@@ -116,7 +116,7 @@ impl Background {
         };
         if !cfg.tls.is_empty() {
             let waker = Arc::clone(waker);
-            let reloader = super::tls::Reloader::spawn(cfg.tls.clone(), move || {
+            let reloader = super::tls::Reloader::spawn_certificates(cfg.tls.clone(), move || {
                 let _ = waker.wake();
             })?;
             bg.tls = Some((reloader, cfg.tls.clone()));

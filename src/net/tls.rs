@@ -19,8 +19,6 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::thread::{self, JoinHandle};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
@@ -280,72 +278,29 @@ impl<T: Read + Write> ReadWrite for T {}
 pub type Reloaded = Vec<Result<Arc<ServerConfig>, String>>;
 
 /// Re-reads every certificate/key pair on a helper thread (`tls-reload`) when asked (SIGHUP),
-/// and wakes the loop through `wake` when done, as [`crate::access::reload::Reloader`] does for
-/// the access list: reading files and checking keys never stalls the loop.
-pub struct Reloader {
-    requests: Option<Sender<()>>,
-    results: Receiver<Reloaded>,
-    thread: Option<JoinHandle<()>>,
-}
+/// and wakes the loop through `wake` when done: the access list's [`Reloader`] thread, with
+/// the certificates as its work. Reading files and checking keys never stalls the loop.
+pub type Reloader = crate::access::reload::Reloader<Reloaded>;
 
 impl Reloader {
     /// Starts the helper thread for `files` (cert, key paths).
     ///
     /// Errors: the thread cannot be spawned.
-    pub fn spawn(
+    pub fn spawn_certificates(
         files: Vec<(PathBuf, PathBuf)>,
         wake: impl Fn() + Send + 'static,
     ) -> io::Result<Self> {
-        let (req_tx, req_rx) = mpsc::channel::<()>();
-        let (res_tx, res_rx) = mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("tls-reload".to_owned())
-            .spawn(move || {
-                while req_rx.recv().is_ok() {
-                    loop {
-                        match req_rx.try_recv() {
-                            Ok(()) => continue,
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Disconnected) => return,
-                        }
-                    }
-                    let now = unix_now();
-                    let loaded: Reloaded = files
-                        .iter()
-                        .map(|(cert, key)| load_identity(cert, key, now))
-                        .collect();
-                    if res_tx.send(loaded).is_err() {
-                        return;
-                    }
-                    wake();
-                }
-            })?;
-        Ok(Reloader {
-            requests: Some(req_tx),
-            results: res_rx,
-            thread: Some(thread),
-        })
-    }
-
-    /// Asks for a reload (never blocks).
-    pub fn request(&self) {
-        if let Some(tx) = &self.requests {
-            let _ = tx.send(());
-        }
-    }
-
-    /// A finished reload, if one is waiting.
-    pub fn try_take(&self) -> Option<Reloaded> {
-        self.results.try_recv().ok()
-    }
-}
-
-impl Drop for Reloader {
-    fn drop(&mut self) {
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        Reloader::spawn_with(
+            "tls-reload",
+            move || {
+                let now = unix_now();
+                files
+                    .iter()
+                    .map(|(cert, key)| load_identity(cert, key, now))
+                    .collect()
+            },
+            wake,
+        )
     }
 }
 
