@@ -32,7 +32,7 @@
 //!
 //! So ages are exact however late the sweep runs: a torrent nobody touches for a week is found
 //! with `d > T` and emptied, never misread. Expired peers go in one compaction pass
-//! ([`super::torrent::PeerVec::retain`]), not one memmove per peer.
+//! (`super::torrent::PeerVec::retain`), not one memmove per peer.
 //!
 //! If `now` ever goes backwards (it must not: the caller passes a monotonic clock), nothing is
 //! cleaned until it catches up; no peer is lost and nothing panics.
@@ -120,7 +120,7 @@ pub struct CleanStats {
 
 /// True when a PEERLESS torrent must go at `now_tick`: its `downloaded` is 0, or it has been
 /// peerless (since `last_clean`) for more than the torrent timeout. The drop rule of
-/// [`clean_torrent`], as a pure test.
+/// `clean_torrent`, as a pure test.
 pub fn must_drop<const N: usize>(t: &Torrent<N>, now_tick: u32, ticks: &Ticks) -> bool {
     t.peers.is_empty()
         && (t.downloaded == 0 || now_tick.saturating_sub(t.last_clean) > ticks.torrent_ticks)

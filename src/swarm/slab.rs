@@ -23,21 +23,21 @@
 //!
 //! The price is a back reference: the first [`KEY`] bytes of every block hold its owner's key
 //! (the store puts the first bytes of the info_hash there), and a free that moves a slot
-//! returns a [`Move`] that the owner of the store must apply at once: find the swarm by the
-//! key and point it at its new slot ([`Slab::settle`]). Until then that swarm's pointer is
+//! returns a `Move` that the owner of the store must apply at once: find the swarm by the
+//! key and point it at its new slot (`Slab::settle`). Until then that swarm's pointer is
 //! stale. The store keeps that lookup to one binary search: a swarm whose 4-byte prefix is
 //! shared by another torrent never takes a slot (see [`super::store`]).
 //!
 //! # Soundness
 //!
 //! A slot is raw memory, so everything that hands slots out or takes them back is private to
-//! the crate ([`Slab`], [`Slot`], [`Move`]); code outside the crate reaches swarms only through
+//! the crate (`Slab`, `Slot`, `Move`); code outside the crate reaches swarms only through
 //! the store, which owns exactly one slab per address family. The slab is typed by the peer
 //! length `N` and computes its block sizes itself, so it cannot be given the other family's
 //! blocks or a wrong layout. The rules that the type system cannot express are checked in
 //! release builds too (each is a comparison): a free names a slot in use of this very slab
-//! (its address is compared), a [`Move`] must be settled before the slab allocates or frees
-//! again, and dropping an unsettled [`Move`] panics.
+//! (its address is compared), a `Move` must be settled before the slab allocates or frees
+//! again, and dropping an unsettled `Move` panics.
 //!
 //! ```compile_fail,E0603
 //! // Outside the crate there is no slab to allocate from or to free into.

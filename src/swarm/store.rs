@@ -36,7 +36,7 @@
 //! block of its own from the allocator, a few bytes more per peer). The store enforces it when
 //! it creates a torrent: if a neighbour in the bucket has the same prefix, both are marked
 //! (sticky until they are dropped) and the neighbour's block leaves the slab. So the owner of a
-//! moved block is the only torrent with that key, and [`apply_move`] checks it (in release
+//! moved block is the only torrent with that key, and `apply_move` checks it (in release
 //! builds too) instead of scanning every torrent that shares the prefix (300,000 of them cost a
 //! millisecond per move). Random info_hashes share 4 bytes rarely (about 3,000 pairs among
 //! 5,000,000 torrents), so the slab's memory figures stay as they were.

@@ -29,7 +29,7 @@
 //! |-------|---------|
 //! | 0 | none |
 //! | 1, IPv4 ([`PeerVec::INLINE`]) | INLINE in the [`PeerVec`]'s 8 data bytes: no heap at all (most torrents of an open tracker have one peer) |
-//! | up to [`PeerVec::SLAB_MAX`] (608 IPv4, 216 IPv6: blocks up to 4 KiB) | a slot of the store's [`Slab`], in the size class of `len` ([`slab::class_cap`]: exact up to 64 records, then at most 1/16 slack); with `NO_SLAB`, a block of its own as below |
+//! | up to `PeerVec::SLAB_MAX` (608 IPv4, 216 IPv6: blocks up to 4 KiB) | a slot of the store's `Slab`, in the size class of `len` (`slab::class_cap`: exact up to 64 records, then at most 1/16 slack); with `NO_SLAB`, a block of its own as below |
 //! | up to [`PeerVec::CHUNK_MAX`] (2,520 IPv4, 885 IPv6: blocks up to 16 KiB) | a block of its own from the global allocator, `cap` records (kept in the `PeerVec`), grown by 1/8 when full, shrunk to `len + len / 8` when under half full |
 //! | more | CHUNKS: sorted blocks of their own of at most `CHUNK_MAX` records, listed in a directory in address order (a two-level B-tree); back to one block at `CHUNK_MAX / 2` |
 //!
@@ -37,7 +37,7 @@
 //! the old; otherwise records move in place (one memmove of the addresses, one shift of the
 //! nibbles), within one chunk for a big swarm, so one change moves at most 16 KiB whatever the
 //! addresses (an IPv6 /64 gives a client all the adjacent addresses it wants). Slab blocks
-//! belong to the [`Slab`]: every method that can change `len` takes it, and a swarm must be
+//! belong to the `Slab`: every method that can change `len` takes it, and a swarm must be
 //! cleared before it is dropped or its slot stays taken until the slab is dropped (the store
 //! does this; see [`super::store`]). Freeing a slot may move another swarm's block into it: the
 //! method returns the slab's `Move`, and the store re-points that swarm before anything else
@@ -67,8 +67,8 @@
 //! META bits and the nibble helpers are re-exported here.
 //!
 //! [`slab::KEY`]: super::slab::KEY
-//! [`Slab`]: super::slab::Slab
-//! [`slab::class_cap`]: super::slab::class_cap
+//! `Slab`: super::slab::Slab
+//! `slab::class_cap`: super::slab::class_cap
 
 mod records;
 

@@ -79,7 +79,7 @@ const _: () = assert!(slab::MAX_SLOTS <= CHUNKED);
 /// `dir_mut` and `Drop`. Everything else works on the safe byte slices `parts` returns, or on
 /// the chunks' own `PeerVec`s.
 ///
-/// `aux` holds the storage tags in its top bits ([`NO_SLAB`], [`OWN`], [`CHUNKED`]) and a slot
+/// `aux` holds the storage tags in its top bits (`NO_SLAB`, `OWN`, `CHUNKED`) and a slot
 /// number or a capacity in its low bits. Invariants (checked by `check` in the tests; the
 /// ownership of a slab slot is checked by the slab in release builds too):
 /// 1. `len == 0`: no storage. `len == 1`, [`Self::INLINE`] and no tag but `NO_SLAB`:
