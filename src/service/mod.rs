@@ -507,7 +507,8 @@ impl Tracker {
 
 /// One announce in one family's store: `stopped` removes the peer, anything else inserts or
 /// refreshes it and appends the selected peers to `peers`. Raises `completed` (the counter of
-/// completed events) when the announce raised the torrent's `downloaded`.
+/// completions) when the announce raised the torrent's `downloaded`: a `completed`, or a stored
+/// leecher's first `left=0` whatever the event ([`Store::announce`]).
 fn announce_in<const N: usize>(
     store: &mut Store<N>,
     input: &AnnounceInput<'_, N>,
@@ -516,19 +517,9 @@ fn announce_in<const N: usize>(
     peers: &mut Vec<u8>,
     completed: &mut u64,
 ) -> SwarmCounts {
-    if input.event == Event::Stopped {
-        return store.stop(input.info_hash, input.peer, now);
-    }
-    // Completed events are rare: the extra lookup is paid by them only.
-    let before = (input.event == Event::Completed).then(|| {
-        store
-            .scrape(input.info_hash, now)
-            .map_or(0, |c| c.downloaded)
-    });
+    let before = store.completions();
     let counts = store.announce(input, now, rng, peers);
-    if before.is_some_and(|b| counts.downloaded > b) {
-        *completed += 1;
-    }
+    *completed += store.completions() - before;
     counts
 }
 

@@ -327,6 +327,52 @@ mod tests {
         assert_eq!(t.stats.udp[0].announce + t.stats.http[0].announce, 0);
     }
 
+    /// rtorrent's download (issue #13): `started` with left>0, then a plain announce or a
+    /// `stopped` with left=0, never `completed`. The node it announced to and the node that
+    /// learns it by live sync count the same download once, and both mark the torrent for the
+    /// database.
+    #[test]
+    fn a_download_without_completed_counts_once_on_every_node() {
+        for last in [Event::Stopped, Event::None] {
+            let mut a = Tracker::new(Policy::default());
+            let mut b = Tracker::new(Policy::default());
+            a.enable_sync(*b"aaaa");
+            for t in [&mut a, &mut b] {
+                t.track_completed();
+                // A seeder on node B's side, so the torrent lives on whatever happens.
+                t.apply_synced(
+                    &PeerChange {
+                        info_hash: [3; 20],
+                        peer: "10.9.9.9:6881".parse().unwrap(),
+                        seeder: true,
+                        event: Event::None,
+                    },
+                    1,
+                )
+                .unwrap();
+            }
+            served(&mut a, &ann(3, 51413, 1 << 20, Event::Started), "10.0.0.7");
+            served(&mut a, &ann(3, 51413, 0, last), "10.0.0.7");
+            // A repeat (a seeder's re-announce, or a stop of a peer already gone): nothing.
+            served(&mut a, &ann(3, 51413, 0, last), "10.0.0.7");
+            for change in drained(&mut a) {
+                b.apply_synced(&change, 2).unwrap();
+            }
+            let left = u32::from(last != Event::Stopped);
+            for (node, t) in [("A", &mut a), ("B", &mut b)] {
+                let c = t.scrape_one(&[3; 20], 3).unwrap();
+                assert_eq!(
+                    (c.seeders, c.leechers, c.downloaded),
+                    (1 + left, 0, 1),
+                    "{last:?} on {node}"
+                );
+                assert_eq!(t.take_completed(10), vec![[3; 20]], "{last:?} on {node}");
+            }
+            assert_eq!((a.stats.completed, a.stats.livesync.completed), (1, 0));
+            assert_eq!((b.stats.completed, b.stats.livesync.completed), (0, 1));
+        }
+    }
+
     #[test]
     fn refused_records_change_nothing() {
         let mut t = Tracker::new(Policy {
