@@ -355,17 +355,18 @@ impl Tracker {
                 completed,
             ),
         };
+        let counted = self.stats.completed + self.stats.livesync.completed != completed_before;
         // A database keeps the counts: mark the torrents whose `downloaded` rose (by a client or
         // by a node of the cluster).
         if let Some(marks) = &mut self.completed_marks {
-            if self.stats.completed + self.stats.livesync.completed != completed_before {
+            if counted {
                 marks.insert(a.info_hash);
             }
         }
         // Live sync (one branch when off): what a client announced goes to the other nodes.
         if let Some(outbox) = &mut self.sync {
             if origin == sync::Origin::Client {
-                outbox.push(a, ip, seeder, &mut self.stats.livesync);
+                outbox.push(a, ip, seeder, counted, &mut self.stats.livesync);
             }
         }
         counts
