@@ -123,6 +123,8 @@ pub fn nofile_limit() -> Option<(u64, u64)> {
     Some((to_u64(r.rlim_cur), to_u64(r.rlim_max)))
 }
 
+// `rlim_t` is `u64` on 64-bit Linux, narrower on some other targets.
+#[allow(clippy::useless_conversion)]
 fn to_u64(limit: libc::rlim_t) -> u64 {
     if limit == libc::RLIM_INFINITY {
         u64::MAX
