@@ -264,6 +264,11 @@ table::directives! {
             "connections";
         /// Largest request head buffered (as opentracker's `G_INBUF_SIZE`).
         "http.max_request_size" => max_request_size: usize = 8192, [256..=1 << 20], "bytes";
+        /// Most header lines in a request head (the lines between the request line and the
+        /// blank line); more get 431 Request Header Fields Too Large and the connection closes.
+        /// Clients send 5 to 15, proxies add a few (Apache's `LimitRequestFields` is 100;
+        /// opentracker has no cap but its 8192-byte head).
+        "http.max_header_lines" => max_header_lines: usize = 64, [1..=10_000], "lines";
         /// A connection idle this long is closed (as opentracker's `OT_CLIENT_TIMEOUT`).
         "http.idle_timeout" => idle_timeout: u32 = 30, [1..=3600], "seconds";
         /// A request head must be complete this long after its first byte, or the connection

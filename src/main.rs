@@ -14,7 +14,7 @@ use opentracker_rs::front::api::ApiSite;
 use opentracker_rs::front::http::HttpSite;
 use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
-use opentracker_rs::net::http_server::HttpLimits;
+use opentracker_rs::net::http_server::{HttpLimits, fds};
 use opentracker_rs::net::livesync::{self, LivesyncConfig};
 use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::privileges;
@@ -274,6 +274,16 @@ fn run(cfg: Config) -> ExitCode {
         },
         if cfg.daemon { ", detached" } else { "" },
     );
+    // Room for http.max_connections under the open-files limit: raised toward the hard limit,
+    // or the cap lowered to what fits (said once, here).
+    let listening = listeners.tcp.len()
+        + listeners.udp.len()
+        + listeners.api.len()
+        + listeners.tls.len()
+        + listeners.api_tls.len()
+        + listeners.livesync.len();
+    let fds = fds::fit_connections(cfg.http.max_connections, listening);
+    fds.log();
     let loop_cfg = LoopConfig {
         policy: Policy {
             announce_interval: cfg.announce_interval,
@@ -299,8 +309,10 @@ fn run(cfg: Config) -> ExitCode {
             fullscrape_interval: cfg.fullscrape_interval,
         },
         http: HttpLimits {
-            max_connections: cfg.http.max_connections,
+            max_connections: fds.max_connections,
+            max_connections_configured: cfg.http.max_connections,
             max_request_size: cfg.http.max_request_size,
+            max_header_lines: cfg.http.max_header_lines,
             idle_timeout: cfg.http.idle_timeout,
             header_timeout: cfg.http.header_timeout,
             max_pipelined: cfg.http.max_pipelined,

@@ -25,6 +25,7 @@ fn defaults() {
         HttpConfig {
             max_connections: 10000,
             max_request_size: 8192,
+            max_header_lines: 64,
             idle_timeout: 30,
             keepalive: true,
             header_timeout: 10,
@@ -165,6 +166,7 @@ api.listen [::1]:8081
 db.path /var/lib/ot/sqlite3.db
 http.max_connections 123
 http.max_request_size 4096
+http.max_header_lines 32
 http.idle_timeout 5
 http.header_timeout 3
 http.max_pipelined 4
@@ -262,6 +264,7 @@ fn to_config_text_exact() {
             "# db.url (not set)",
             "http.max_connections 123",
             "http.max_request_size 4096",
+            "http.max_header_lines 32",
             "http.idle_timeout 5",
             "http.header_timeout 3",
             "http.max_pipelined 4",

@@ -6,6 +6,18 @@
 //! - `http.max_connections`: when that many are open, a new connection is accepted and closed at
 //!   once (counted as `tcp_refused_over_limit`), so the backlog never fills with clients that wait.
 //! - `http.max_request_size`: a request head larger than this gets `413` and the connection closes.
+//! - `http.max_header_lines`: a request head with more header lines gets `431` and the
+//!   connection closes.
+//! - A head that arrives in pieces is framed by a [`HeadScan`] kept with the connection: each
+//!   read looks only at the new bytes, and the front parses the head once, when it is complete
+//!   (or wrong, or over the size limit). The work per byte received stays constant however the
+//!   client splits its head (one byte per packet at worst).
+//! - Out of file descriptors (EMFILE, ENFILE at `accept`): a spare descriptor held for the
+//!   purpose is closed, the newcomer accepted and closed at once (it sees a clean close instead
+//!   of waiting in the backlog until its own timeout), the spare reopened; counted as
+//!   `tcp_refused_no_fd`, logged at most once per [`fds::LOG_INTERVAL`] with the count since the
+//!   last line. At start, [`fds::fit_connections`] raises the soft open-files limit and lowers
+//!   `http.max_connections` to what fits.
 //! - `http.idle_timeout`: a connection with no read or write progress for that many seconds is
 //!   closed (also a client that sends half a request and stops).
 //! - `http.header_timeout`: a request head must be complete that many seconds after its first
@@ -50,8 +62,12 @@ use crate::stats::TlsHandshakes;
 
 use super::tls::TlsConn;
 
+pub mod fds;
 mod front;
-pub use front::{ApiFront, Front};
+pub use front::{ApiFront, Front, HeadLimits};
+
+use crate::wire::http::HeadScan;
+use fds::{Refusal, Spare, Throttle};
 
 /// Limits of the HTTP server, from the config file (`http.*`).
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +76,11 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Most bytes of one request head (`http.max_request_size`).
     pub max_request_size: usize,
+    /// Most header lines of one request head (`http.max_header_lines`).
+    pub max_header_lines: usize,
+    /// `http.max_connections` as configured, before [`fds::fit_connections`] lowered
+    /// `max_connections` to what the open-files limit allows (equal when it did not).
+    pub max_connections_configured: usize,
     /// Seconds without progress before a connection is closed (`http.idle_timeout`).
     pub idle_timeout: u32,
     /// Seconds from the first byte of a request head to its end (`http.header_timeout`).
@@ -87,6 +108,9 @@ struct Conn {
     remote: IpAddr,
     /// Bytes of a request head not complete yet.
     rbuf: Vec<u8>,
+    /// How far the head at the start of `rbuf` was framed (reset when bytes are taken from
+    /// the front of `rbuf`).
+    scan: HeadScan,
     /// Response bytes not written yet, from `wpos`.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -147,6 +171,13 @@ pub struct HttpServer {
     listener_tls: Vec<Option<usize>>,
     /// TLS server configurations (certificate/key pairs), replaced on reload.
     tls_configs: Vec<Arc<rustls::ServerConfig>>,
+    /// The descriptor given up to refuse a newcomer when the process has no other
+    /// (see the module doc).
+    spare: Spare,
+    /// Accepts that failed for want of a descriptor, logged at most once per interval.
+    no_fd: Throttle,
+    /// Other accept failures, logged the same way.
+    accept_errors: Throttle,
 }
 
 impl HttpServer {
@@ -173,7 +204,20 @@ impl HttpServer {
             pending_spare: Vec::new(),
             streaming: Vec::new(),
             next_serial: 0,
+            spare: Spare::open(),
+            no_fd: Throttle::default(),
+            accept_errors: Throttle::default(),
         })
+    }
+
+    /// Sets the gauges of the connection cap in `stats`: `http.max_connections` in effect, and
+    /// by how much the open-files limit lowered it ([`fds::fit_connections`]).
+    pub fn publish_limits(&self, stats: &mut crate::stats::Stats) {
+        stats.http_max_connections = self.limits.max_connections as u64;
+        stats.http_max_connections_lowered_by =
+            self.limits
+                .max_connections_configured
+                .saturating_sub(self.limits.max_connections) as u64;
     }
 
     /// Adds HTTPS listeners after the plain ones (call before [`HttpServer::register`]): each
@@ -236,9 +280,29 @@ impl HttpServer {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if fds::is_exhaustion(&e) => {
+                    // The newcomer waits in the backlog: refuse it cleanly with the spare
+                    // descriptor, then go on with the backlog.
+                    let refusal = self.spare.refuse(&self.listeners[index]);
+                    if refusal == Refusal::NothingWaiting {
+                        // EMFILE comes before the backlog is looked at: it was empty.
+                        return;
+                    }
+                    let refused = refusal == Refusal::Refused;
+                    tracker.stats.tcp_refused_no_fd += u64::from(refused);
+                    if let Some(n) = self.no_fd.note(now) {
+                        log_no_fd(n, &e, refused);
+                    }
+                    if refused {
+                        continue;
+                    }
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next readiness event.
-                    log::warn!("accept failed: {e}");
+                    // Others (ENOBUFS, ENOMEM, ...): retry on the next readiness event.
+                    if let Some(n) = self.accept_errors.note(now) {
+                        log::warn!("accept failed ({e}): {n} failure(s) since the last line");
+                    }
                     return;
                 }
             };
@@ -267,6 +331,7 @@ impl HttpServer {
                 stream,
                 remote: addr.ip(),
                 rbuf: Vec::new(),
+                scan: HeadScan::default(),
                 wbuf: Vec::new(),
                 wpos: 0,
                 last_active: now,
@@ -414,7 +479,7 @@ impl HttpServer {
         // incomplete head, or requests left by the budget) or appended by a read below.
         let mut fresh = true;
         loop {
-            if fresh && budget > 0 && !conn.rbuf.is_empty() {
+            if fresh && budget > 0 && !conn.rbuf.is_empty() && head_ready(conn, &limits) {
                 let buf = std::mem::take(&mut conn.rbuf);
                 let served = serve_buffer(
                     conn,
@@ -478,6 +543,7 @@ impl HttpServer {
                     consumed: 0,
                     ..served
                 };
+                conn.scan = HeadScan::default();
                 keep_rest(conn, rest, served, now);
             }
         }
@@ -614,8 +680,20 @@ impl HttpServer {
     }
 
     /// Closes connections whose request head is older than `http.header_timeout` seconds, then
-    /// those idle for `http.idle_timeout` seconds or more. Call about once a second.
+    /// those idle for `http.idle_timeout` seconds or more; logs the accept failures counted
+    /// since the last line once [`fds::LOG_INTERVAL`] passed, and takes the spare descriptor
+    /// back if it could not be reopened. Call about once a second.
     pub fn sweep_idle(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        if let Some(n) = self.no_fd.flush(now) {
+            log::warn!(
+                "accept: out of file descriptors: {n} new connection(s) refused since the last \
+                 line"
+            );
+        }
+        if let Some(n) = self.accept_errors.flush(now) {
+            log::warn!("accept failed: {n} failure(s) since the last line");
+        }
+        self.spare.reopen();
         let limits = self.limits;
         for slot in 0..self.conns.len() {
             let why = match &self.conns[slot] {
@@ -702,7 +780,10 @@ fn serve_buffer<F: Front>(
         match front.serve(
             tracker,
             &data[served.consumed..],
-            limits.max_request_size,
+            &HeadLimits {
+                max_request_size: limits.max_request_size,
+                max_header_lines: limits.max_header_lines,
+            },
             conn.remote,
             waiter,
             now,
@@ -747,8 +828,13 @@ fn serve_buffer<F: Front>(
 fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     if conn.closing {
         conn.rbuf = Vec::new();
+        conn.scan = HeadScan::default();
         conn.head_since = None;
         return;
+    }
+    if served.consumed > 0 {
+        // The head at the front of the buffer changed: frame the rest from its start.
+        conn.scan = HeadScan::default();
     }
     buf.drain(..served.consumed);
     conn.rbuf = buf;
@@ -759,6 +845,33 @@ fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     } else {
         conn.head_since
     };
+}
+
+/// Whether the bytes in the connection's read buffer are worth handing to the front: the head
+/// at their start is complete or wrong by its [`HeadScan`] (which looks only at the bytes that
+/// arrived since the last call), or the buffer passed `http.max_request_size` (413). An
+/// incomplete head under the limits waits for more bytes without being parsed again.
+fn head_ready(conn: &mut Conn, limits: &HttpLimits) -> bool {
+    match conn.scan.scan(&conn.rbuf, limits.max_header_lines) {
+        Ok(None) => conn.rbuf.len() > limits.max_request_size,
+        Ok(Some(_)) | Err(_) => true,
+    }
+}
+
+/// Logs accepts that failed for want of a descriptor, the first after a quiet interval:
+/// `count` since the last line, this one included; `refused`: this one was accepted and closed
+/// with the spare descriptor (else it waits in the backlog).
+fn log_no_fd(count: u64, e: &io::Error, refused: bool) {
+    log::warn!(
+        "accept: out of file descriptors ({e}): {count} new connection(s) refused since the last \
+         line{}; raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower \
+         http.max_connections",
+        if refused {
+            " (accepted and closed at once)"
+        } else {
+            " (no spare descriptor: the last one waits in the backlog)"
+        }
+    );
 }
 
 /// Reads from the connection's socket, through its TLS session if it has one (plaintext out).
@@ -829,3 +942,6 @@ fn set_interest(
     conn.registered = true;
     result.map_err(|_| Close::ByClient)
 }
+
+#[cfg(test)]
+mod tests;

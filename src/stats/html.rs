@@ -235,6 +235,11 @@ pub fn write_head(out: &mut Vec<u8>, snap: &Snapshot<'_>) {
             st.tcp_refused_over_limit,
         ),
         (
+            "TCP connection refused: out of file descriptors",
+            "tcp-no-fd",
+            st.tcp_refused_no_fd,
+        ),
+        (
             "UDP: forged or expired connection_id",
             "udp-bad-connection-id",
             u.bad_connection_id,

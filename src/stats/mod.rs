@@ -36,6 +36,15 @@ pub struct Stats {
     pub tcp_accepted: u64,
     /// TCP connections closed at once because `http.max_connections` were open.
     pub tcp_refused_over_limit: u64,
+    /// TCP connections accepted and closed at once because the process had no file descriptor
+    /// left (EMFILE, ENFILE), with the spare descriptor (`net::http_server::fds`).
+    pub tcp_refused_no_fd: u64,
+    /// `http.max_connections` in effect (a gauge the HTTP server sets at start): the
+    /// configured value, or less when the open-files limit could not hold it.
+    pub http_max_connections: u64,
+    /// By how many connections the open-files limit lowered `http.max_connections` at start
+    /// (0 when it did not).
+    pub http_max_connections_lowered_by: u64,
     /// HTTP responses with a non-200 status (framing errors, 404, 405, 413), by status code.
     pub http_status_errors: Vec<(u16, u64)>,
     /// Announces that raised a torrent's `downloaded` count: `event=completed`, or a stored
@@ -112,7 +121,8 @@ pub struct TlsHandshakes {
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
-/// connections still open, these add up to `tcp_accepted`.
+/// connections still open, these add up to `tcp_accepted` (`tcp_refused_no_fd` is apart: those
+/// were never counted as accepted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpClosed {
     /// The client closed (end of stream) or the socket failed (reset, write error).

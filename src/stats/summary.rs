@@ -10,7 +10,8 @@ impl Stats {
     /// Every counter as space-separated `name=value` pairs, names stable (tests parse them):
     /// `http.ipv4.announce`, `http.ipv4.scrape`, `http.ipv4.failed`, the same for `ipv6` and for
     /// `udp.*` (plus `udp.*.connect`), `http.status.CODE` for each non-200 status sent,
-    /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.closed.{by_client,after_response,
+    /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.refused_no_fd`, `http.max_connections`,
+    /// `http.max_connections_lowered_by`, `tcp.closed.{by_client,after_response,
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
     /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`, `completed`, `bytes_in`, `bytes_out`.
@@ -42,6 +43,12 @@ impl Stats {
         }
         put("tcp.accepted", self.tcp_accepted);
         put("tcp.refused_over_limit", self.tcp_refused_over_limit);
+        put("tcp.refused_no_fd", self.tcp_refused_no_fd);
+        put("http.max_connections", self.http_max_connections);
+        put(
+            "http.max_connections_lowered_by",
+            self.http_max_connections_lowered_by,
+        );
         let c = &self.tcp_closed;
         put("tcp.closed.by_client", c.by_client);
         put("tcp.closed.after_response", c.after_response);

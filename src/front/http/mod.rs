@@ -16,7 +16,8 @@
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
 //! HTTP status and a closed connection from [`serve_request`] (400 for a malformed head or one
-//! with a body, 413 for a head over `http.max_request_size`).
+//! with a body, 413 for a head over `http.max_request_size`, 431 for more header lines than
+//! `http.max_header_lines`).
 
 pub mod stats;
 pub mod walk;
@@ -35,7 +36,7 @@ use crate::swarm::store::SwarmCounts;
 use crate::types::{Family, InfoHash};
 use crate::wire::bencode;
 use crate::wire::http::{
-    self, Status, accepts_gzip, parse_request, write_error, write_head, write_redirect,
+    self, Status, accepts_gzip, parse_request_with, write_error, write_head, write_redirect,
 };
 use crate::wire::query::{self, QueryError, name_is, parse_announce, parse_scrape};
 use crate::wire::stream::write_stream_head;
@@ -110,8 +111,9 @@ pub enum Outcome {
 }
 
 /// Serves the request at the start of `data` (a connection's unread bytes), appending the
-/// response to `out`: frames the head ([`parse_request`]), enforces `http.max_request_size`
-/// (`max_request_size` bytes, 413), refuses requests with a body (400: we never read bodies,
+/// response to `out`: frames the head ([`parse_request_with`]), enforces `http.max_request_size`
+/// (`max_request_size` bytes, 413) and `http.max_header_lines` (`max_header_lines` lines
+/// between the request line and the blank line, 431), refuses requests with a body (400: we never read bodies,
 /// so the framing of what follows is unknown), and hands the head to [`handle`]. Counts every
 /// error status. See [`Outcome`].
 #[allow(clippy::too_many_arguments)]
@@ -120,6 +122,7 @@ pub fn serve_request(
     site: &HttpSite,
     data: &[u8],
     max_request_size: usize,
+    max_header_lines: usize,
     remote: IpAddr,
     now: u32,
     scratch: &mut Scratch,
@@ -130,7 +133,7 @@ pub fn serve_request(
         write_error(out, status, false);
         Outcome::Refused
     };
-    match parse_request(data) {
+    match parse_request_with(data, max_header_lines) {
         Ok(Some((_, len))) if len > max_request_size => {
             refuse(tracker, out, Status::PayloadTooLarge413)
         }

@@ -27,7 +27,9 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_refused_total` | `reason` (not_authorized, missing_key, unknown_key, expired_key, torrent_limit, peer_limit) | announces refused by the access list or `tracker.mode`, or by the capacity limits |
 /// | `opentracker_udp_send_dropped_total` | | UDP replies the kernel refused |
 /// | `opentracker_tcp_accepted_total`, `opentracker_tcp_refused_total` | | TCP connections accepted; closed at once over `http.max_connections` |
+/// | `opentracker_tcp_refused_no_fd_total` | | TCP connections accepted and closed at once for want of a file descriptor (EMFILE, ENFILE) |
 /// | `opentracker_http_connections` | | HTTP connections open |
+/// | `opentracker_http_max_connections`, `opentracker_http_max_connections_lowered` | | `http.max_connections` in effect; by how much the open-files limit lowered it at start |
 /// | `opentracker_http_streams` | | streamed responses (full scrapes, stats walks) in progress |
 /// | `opentracker_torrents`, `opentracker_seeders`, `opentracker_leechers` | `family` | store contents |
 /// | `opentracker_completed_total` | | downloads counted (`completed`, or a stored leecher's first `left=0`) |
@@ -179,6 +181,11 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
             st.tcp_refused_over_limit,
         ),
         (
+            "opentracker_tcp_refused_no_fd_total",
+            "TCP connections accepted and closed at once for want of a file descriptor.",
+            st.tcp_refused_no_fd,
+        ),
+        (
             "opentracker_completed_total",
             "Downloads counted: completed events, and stored leechers reporting left=0 with any event.",
             st.completed,
@@ -235,6 +242,21 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         "HTTP connections open.",
     );
     let _ = writeln!(s, "opentracker_http_connections {}", st.http_connections);
+    for (name, help, n) in [
+        (
+            "opentracker_http_max_connections",
+            "http.max_connections in effect.",
+            st.http_max_connections,
+        ),
+        (
+            "opentracker_http_max_connections_lowered",
+            "By how much the open-files limit lowered http.max_connections at start.",
+            st.http_max_connections_lowered_by,
+        ),
+    ] {
+        family(s, name, "gauge", help);
+        let _ = writeln!(s, "{name} {n}");
+    }
     family(
         s,
         "opentracker_http_streams",
