@@ -287,12 +287,16 @@ fn run() -> Result<()> {
                         _ => run_channel(&s, &shards, &hashes, reqs, k),
                     };
                     println!(
-                        "{w:<7} {d:<12} S={n:<4} K={k}: {:>7.3} M announces/s {:>7.3} M/CPU-s  CPU {:>4.0}%  contended {:>5.2}%  hold p50 {} ns",
+                        "{w:<7} {d:<12} S={n:<4} K={k}: {:>7.3} M announces/s {:>7.3} M/CPU-s  CPU {:>4.0}%  contended {:>5.2}%  hold p50 {}",
                         out.rate() / 1e6,
                         out.per_cpu() / 1e6,
                         100.0 * out.cpu / out.wall.max(1e-9),
                         out.contended_pct(),
-                        pct(&out.holds, 0.5)
+                        if out.holds.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            format!("{} ns", pct(&out.holds, 0.5))
+                        }
                     );
                     results.push((w.clone(), d.clone(), n, k, out));
                 }
