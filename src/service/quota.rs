@@ -10,7 +10,10 @@
 //!
 //! An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 source. An IPv6 host owns a /64
 //! (privacy addresses rotate inside it), a site a /48; the IPv4 equivalents are the address
-//! (behind a NAT, a household) and the /24.
+//! (behind a NAT, a household) and the /24. The source is the peer's address as the fronts
+//! give it: behind a reverse proxy, the one `access.proxy_header` names (without
+//! `access.proxy`, every HTTP client is the proxy, and shares its quotas). Records received
+//! from live sync nodes pass no quota: each node applies them to its own clients.
 //!
 //! # Rates in constant memory
 //!
@@ -82,17 +85,24 @@ pub struct SourceKey {
 }
 
 impl SourceKey {
-    /// `ip` cut to its first `v4_bits` (IPv4, IPv4-mapped IPv6 included) or `v6_bits` bits.
+    /// `ip` cut to its first `v4_bits` (IPv4, IPv4-mapped IPv6 included) or `v6_bits` bits
+    /// (more than the address has: the whole address).
     pub fn of(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> Self {
         match ip.to_canonical() {
-            IpAddr::V4(a) => SourceKey {
-                v6: false,
-                prefix: u128::from(u32::from(a) & u32::MAX.checked_shl(32 - v4_bits).unwrap_or(0)),
-            },
-            IpAddr::V6(a) => SourceKey {
-                v6: true,
-                prefix: u128::from(a) & u128::MAX.checked_shl(128 - v6_bits).unwrap_or(0),
-            },
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - v4_bits.min(32)).unwrap_or(0);
+                SourceKey {
+                    v6: false,
+                    prefix: u128::from(u32::from(a) & mask),
+                }
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - v6_bits.min(128)).unwrap_or(0);
+                SourceKey {
+                    v6: true,
+                    prefix: u128::from(a) & mask,
+                }
+            }
         }
     }
 
@@ -374,6 +384,8 @@ mod tests {
             SourceKey::of(v4(10, 0, 0, 1), 32, 128)
         );
         assert_eq!(SourceKey::of(v4(1, 2, 3, 4), 0, 0).prefix, 0);
+        assert_eq!(SourceKey::of(v4(1, 2, 3, 4), 99, 999).prefix, 0x0102_0304);
+        assert_eq!(SourceKey::of(v6("::1"), 99, 999).prefix, 1);
     }
 
     #[test]
