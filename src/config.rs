@@ -211,6 +211,22 @@ table::directives! {
         /// (8-15 bytes per peer, `make bench-memory`), so a flood of made-up peers cannot take
         /// all memory of a small machine.
         "tracker.max_peers" => max_peers: u64 = 50_000_000, [0..=1 << 40], "peers";
+        /// Opentracker-rs's own: torrents the announces from one network (an IPv4 /24, an
+        /// IPv6 /48) may create per minute, as a token bucket holding one minute's worth (0 =
+        /// no quota). Beyond it an announce for an unknown info_hash is refused ("too many new
+        /// torrents from your network"); known torrents keep working. The default lets a
+        /// seedbox's 10,000 torrents through in the first minute after a restart of this
+        /// RAM-only tracker, and caps what one network alone can hold at about 450,000
+        /// torrents (a torrent lives as long as its peers: `peer_timeout` = 45 minutes), a
+        /// tenth of `max_torrents`. Counted per source in a fixed table, see `service::quota`.
+        "tracker.max_new_torrents_per_net" => max_new_torrents_per_net: u32 = 10_000,
+            [0..=1_000_000], "torrents per minute";
+        /// Opentracker-rs's own: peers one source (an IPv4 address, any port; an IPv6 /64) may
+        /// have in one swarm (0 = no quota). Beyond it an announce that would add a peer is
+        /// refused ("too many peers from your address in this swarm"); a known peer's refresh
+        /// never is, and `stopped` always works.
+        "tracker.max_peers_per_source" => max_peers_per_source: u32 = 8, [0..=1_000_000],
+            "peers";
         /// Who may announce (torrust's modes): `public` (anyone, any info_hash), `listed`
         /// (whitelisted info_hashes only: the `access.whitelist` file and the API/database
         /// entries), `private` (a valid key in the announce URL, `/announce/KEY`; over UDP in
@@ -294,6 +310,13 @@ table::directives! {
         "udp.recv_buffer" => recv_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
         /// `SO_SNDBUF` to request, as `recv_buffer`; 0 keeps the OS default.
         "udp.send_buffer" => send_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
+        /// UDP requests per second one source (an IPv4 address, an IPv6 /64) may send, in a
+        /// token bucket of `udp.rate_burst` (0 = no limit). Beyond it datagrams get no answer
+        /// at all (counted); the client retries with BEP 15's timeouts. Far above what real
+        /// clients send, even a seedbox announcing its 10,000 torrents at start-up.
+        "udp.rate_limit" => rate_limit: u32 = 500, [0..=10_000_000], "requests per second";
+        /// The bucket of `udp.rate_limit`: requests one source may send at once.
+        "udp.rate_burst" => rate_burst: u32 = 10_000, [1..=100_000_000], "requests";
     }
 }
 

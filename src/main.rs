@@ -296,6 +296,10 @@ fn run(cfg: Config) -> ExitCode {
             max_torrents: cfg.max_torrents,
             max_peers: cfg.max_peers,
             reload_max_drop: cfg.reload_max_drop,
+            max_new_torrents_per_net: cfg.max_new_torrents_per_net,
+            max_peers_per_source: cfg.max_peers_per_source,
+            udp_rate_limit: cfg.udp.rate_limit,
+            udp_rate_burst: cfg.udp.rate_burst,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),

@@ -373,7 +373,7 @@ fn metric(t: &Tracker, name: &str) -> f64 {
 #[test]
 fn full_scrape_of_50k_torrents_while_others_announce() {
     const N: u32 = 50_000;
-    let t = Tracker::start("fullscrape-50k", &stats_config(""));
+    let t = Tracker::start("fullscrape-50k", &stats_config(QUOTAS_OFF));
     let a4 = t.http_addr(false);
     let udp = UdpClient::new(t.udp_addr(false));
     let hash_of = |i: u32| {

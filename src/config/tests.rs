@@ -21,6 +21,10 @@ fn defaults() {
     );
     assert_eq!((c.max_torrents, c.max_peers), (5_000_000, 50_000_000));
     assert_eq!(
+        (c.max_new_torrents_per_net, c.max_peers_per_source),
+        (10_000, 8)
+    );
+    assert_eq!(
         c.http,
         HttpConfig {
             max_connections: 10000,
@@ -37,7 +41,9 @@ fn defaults() {
         c.udp,
         UdpConfig {
             recv_buffer: 8388608,
-            send_buffer: 8388608
+            send_buffer: 8388608,
+            rate_limit: 500,
+            rate_burst: 10_000,
         }
     );
 }
@@ -255,6 +261,8 @@ fn to_config_text_exact() {
             "tracker.fullscrape_interval 300",
             "tracker.max_torrents 1000000",
             "tracker.max_peers 5000000",
+            "tracker.max_new_torrents_per_net 10000",
+            "tracker.max_peers_per_source 8",
             "tracker.mode private_listed",
             "api.listen 127.0.0.1:1212",
             "api.listen [::1]:8081",
@@ -272,6 +280,8 @@ fn to_config_text_exact() {
             "http.keepalive off",
             "udp.recv_buffer 0",
             "udp.send_buffer 65536",
+            "udp.rate_limit 500",
+            "udp.rate_burst 10000",
         ]
     );
     assert!(text.starts_with("# opentracker-rs "), "{text}");

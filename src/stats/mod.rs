@@ -79,6 +79,8 @@ pub struct Stats {
     pub tcp_closed: TcpClosed,
     /// Announces refused by the tracker's mode (keys, whitelist), HTTP and UDP.
     pub auth_refused: AuthRefused,
+    /// Requests refused or dropped by the quotas per source (`service::quota`).
+    pub quota: QuotaRefused,
     /// Live sync (cluster) packets and records sent, received and refused.
     pub livesync: Livesync,
     /// TLS handshakes of the HTTPS listeners (`listen.tls`, `api.listen_tls`).
@@ -100,6 +102,20 @@ pub struct AuthRefused {
     /// An info_hash the access list refuses: not on the whitelist (listed modes, or an
     /// `access.whitelist` file), or on the blacklist.
     pub not_authorized: u64,
+}
+
+/// Requests refused or dropped by the quotas per source (`service::quota`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaRefused {
+    /// Announces refused because their network (IPv4 /24, IPv6 /48) created
+    /// `tracker.max_new_torrents_per_net` torrents within a minute (HTTP and UDP).
+    pub new_torrents_per_net: u64,
+    /// Announces of a new peer refused because the swarm held `tracker.max_peers_per_source`
+    /// peers of its source (IPv4 address, IPv6 /64), HTTP and UDP.
+    pub peers_per_source: u64,
+    /// UDP datagrams dropped unanswered: their source (IPv4 address, IPv6 /64) was over
+    /// `udp.rate_limit`.
+    pub udp_rate_limited: u64,
 }
 
 /// TLS handshakes on HTTPS connections (`net::tls`), by outcome, and the time they took.

@@ -61,7 +61,7 @@ impl Snapshot<'_> {
             u[0].scrape + u[1].scrape,
         )
     }
-    /// Every UDP datagram received: served or refused.
+    /// Every UDP datagram received: served, refused, or dropped by `udp.rate_limit`.
     fn udp_packets(&self) -> u64 {
         let (c, a, s) = self.udp();
         let i = &self.stats.udp_invalid;
@@ -72,6 +72,7 @@ impl Snapshot<'_> {
             + i.unknown_action
             + i.bad_connection_id
             + i.malformed_request
+            + self.stats.quota.udp_rate_limited
     }
 }
 

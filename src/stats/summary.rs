@@ -62,9 +62,15 @@ impl Stats {
         put("udp.invalid.unknown_action", u.unknown_action);
         put("udp.invalid.bad_connection_id", u.bad_connection_id);
         put("udp.invalid.malformed_request", u.malformed_request);
+        put("udp.rate_limited", self.quota.udp_rate_limited);
         put("udp.send_dropped", self.udp_send_dropped);
         put("refused.torrent_limit", self.refused_torrent_limit);
         put("refused.peer_limit", self.refused_peer_limit);
+        put(
+            "refused.new_torrents_per_net",
+            self.quota.new_torrents_per_net,
+        );
+        put("refused.peers_per_source", self.quota.peers_per_source);
         let a = &self.auth_refused;
         put("refused.missing_key", a.missing_key);
         put("refused.unknown_key", a.unknown_key);

@@ -354,6 +354,11 @@ pub fn announce(info_hash: &[u8; 20], port: u16, left: u64, extra: &str) -> Stri
     )
 }
 
+/// Config lines that turn the quotas per source off (issue #13): for tests that send many
+/// peers, torrents or datagrams from 127.0.0.1 alone.
+pub const QUOTAS_OFF: &str =
+    "tracker.max_peers_per_source 0\ntracker.max_new_torrents_per_net 0\nudp.rate_limit 0\n";
+
 pub fn config_loopback(extra: &str) -> String {
     format!("listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\n{extra}\n")
 }

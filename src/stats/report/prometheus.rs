@@ -161,6 +161,8 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         ("expired_key", a.expired_key),
         ("torrent_limit", st.refused_torrent_limit),
         ("peer_limit", st.refused_peer_limit),
+        ("new_torrents_per_net", st.quota.new_torrents_per_net),
+        ("peers_per_source", st.quota.peers_per_source),
     ] {
         let _ = writeln!(s, "opentracker_refused_total{{reason=\"{reason}\"}} {n}");
     }
@@ -169,6 +171,11 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
             "opentracker_udp_send_dropped_total",
             "UDP replies the kernel would not take.",
             st.udp_send_dropped,
+        ),
+        (
+            "opentracker_udp_rate_limited_total",
+            "UDP datagrams dropped unanswered: their source was over udp.rate_limit.",
+            st.quota.udp_rate_limited,
         ),
         (
             "opentracker_tcp_accepted_total",
