@@ -173,6 +173,30 @@ fn run_of<const N: usize>(chunks: &[Chunk<N>], c: usize) -> (&[u8], &[u8], usize
     }
 }
 
+/// From chunk `c` (whose first record has swarm index `base`), the chunk holding the record of
+/// index `j`, skipping over chunks by their lengths alone (and, with `leechers`, over chunks
+/// without a leecher, moving `j` past them): (chunk, index of its first record, `j`). Past the
+/// last chunk: (`chunks.len()`, the swarm's length, `j`). A walk over many chunks reads only
+/// the directory, not the chunks' records.
+#[inline]
+fn skip<const N: usize>(
+    chunks: &[Chunk<N>],
+    mut c: usize,
+    mut base: usize,
+    mut j: usize,
+    leechers: bool,
+) -> (usize, usize, usize) {
+    while let Some(ch) = chunks.get(c) {
+        let n = ch.len();
+        if j < base + n && !(leechers && ch.seeders() >= n) {
+            break;
+        }
+        (c, base) = (c + 1, base + n);
+        j = j.max(base);
+    }
+    (c, base, j)
+}
+
 /// The swarm index of the first record at or after index `j` that `want` accepts and that is
 /// not the requester (`req`: chunk, index in it), skipping whole chunks without one by their
 /// seeder counts; `None` when there is none. `at` is a cursor (chunk, index of its first
@@ -191,19 +215,24 @@ fn next_from<const N: usize>(
     }
     let (mut c, mut base) = *at;
     let result = loop {
-        let (_, metas, n, seeders) = run_of(chunks, c);
-        if c >= chunks.len() {
+        let Some(ch) = chunks.get(c) else {
             break None;
-        }
-        if j >= base + n {
+        };
+        let (n, seeders) = (ch.len(), ch.seeders());
+        let none = match want {
+            Want::Any => false,
+            Want::Seeder(true) => seeders == 0,
+            Want::Seeder(false) => seeders >= n,
+        };
+        if j >= base + n || none {
             (c, base) = (c + 1, base + n);
+            j = j.max(base);
             continue;
         }
+        let (_, metas, _, _) = run_of(chunks, c);
         let o = j - base;
         let found = match want {
             Want::Any => Some(o),
-            Want::Seeder(true) if seeders == 0 => None,
-            Want::Seeder(false) if seeders >= n => None,
             Want::Seeder(s) => next_with_seeder_bit(metas, o, n, s),
         };
         match found {
@@ -274,8 +303,9 @@ fn select_chunked<const N: usize>(
 
     // Sample: the slices of the flat rule over the swarm's indexes, with a cursor (chunk `c`,
     // whose first record has index `base`, and its META bytes, length and seeders) that only
-    // moves forward.
-    let mut picks = [0u32; MAX_NUMWANT];
+    // moves forward. A pick is kept as its position (chunk, index in it): positions are in the
+    // order of the swarm's indexes.
+    let mut picks = [(0u32, 0u32); MAX_NUMWANT];
     let mut k = 0usize;
     let step = ((len as u64) << 32) / numwant as u64;
     let (mut start, mut after) = (0usize, 0usize);
@@ -296,7 +326,10 @@ fn select_chunked<const N: usize>(
                 if c >= chunks.len() {
                     break None;
                 }
+                // On to the chunk holding j, by the chunks' counts alone (a seeder skips
+                // those without a leecher), then its records.
                 (c, base) = (c + 1, base + n);
+                (c, base, j) = skip(chunks, c, base, j, seeder);
                 (_, metas, n, chunk_seeders) = run_of(chunks, c);
                 continue;
             }
@@ -322,14 +355,14 @@ fn select_chunked<const N: usize>(
                 j = base + f + 1;
                 continue;
             }
-            break Some(base + f);
+            break Some(f);
         };
-        let Some(j) = found else {
+        let Some(o) = found else {
             break;
         };
-        picks[k] = j as u32;
+        picks[k] = (c as u32, o as u32);
         k += 1;
-        after = j + 1;
+        after = base + o + 1;
     }
     if k < numwant {
         // Wrap around: the first candidates not picked yet (picks[..first] is ascending).
@@ -341,11 +374,12 @@ fn select_chunked<const N: usize>(
             let Some(j) = at else {
                 break;
             };
-            while p < first && (picks[p] as usize) < j {
+            let here = (cur.0 as u32, (j - cur.1) as u32);
+            while p < first && picks[p] < here {
                 p += 1;
             }
-            if !(p < first && picks[p] as usize == j) {
-                picks[k] = j as u32;
+            if !(p < first && picks[p] == here) {
+                picks[k] = here;
                 k += 1;
             }
             at = next_from(chunks, &mut cur, j + 1, candidate_kind, req);
@@ -353,22 +387,17 @@ fn select_chunked<const N: usize>(
     }
     let picks = &picks[..k];
     out.reserve(k * N);
-    // The picked leechers, then the picked seeders, each in the order picked (ascending, then
-    // the wrap-around's from the start again).
+    // The picked leechers, then the picked seeders, each in the order picked; a chunk's records
+    // are read again only when the chunk changes.
     for want_seeder in [false, true] {
-        let (mut c, mut base) = (0usize, 0usize);
-        let (mut addrs, mut metas, mut n, _) = run_of(chunks, 0);
-        for &j in picks {
-            let j = j as usize;
-            if j < base {
-                (c, base) = (0, 0);
-                (addrs, metas, n, _) = run_of(chunks, 0);
+        let mut last = usize::MAX;
+        let (mut addrs, mut metas) = (&[][..], &[][..]);
+        for &(c, o) in picks {
+            let (c, o) = (c as usize, o as usize);
+            if c != last {
+                (addrs, metas, _, _) = run_of(chunks, c);
+                last = c;
             }
-            while j >= base + n && c < chunks.len() {
-                (c, base) = (c + 1, base + n);
-                (addrs, metas, n, _) = run_of(chunks, c);
-            }
-            let o = j - base;
             if nibble_has(metas, o, SEEDER) == want_seeder {
                 if let Some(addr) = addrs.get(o * N..o * N + N) {
                     out.extend_from_slice(addr);
