@@ -397,7 +397,8 @@ fn start_floor(s: &Settings, which: Which, udp_mode: &str) -> Result<Tracker> {
 
 fn start_ours(s: &Settings, torrents: u64, whitelist: bool) -> Result<Tracker> {
     let dir = TempDir::new("ours")?;
-    let mut conf = String::from("listen.tcp_udp 127.0.0.1:0\n");
+    // Full scrapes without the per-address interval: the fullscrape scenario sends several.
+    let mut conf = String::from("listen.tcp_udp 127.0.0.1:0\ntracker.fullscrape_interval 0\n");
     // SAFETY: geteuid has no preconditions. As root the tracker refuses to serve without a
     // user to switch to; the benchmark does not care about privileges, so it allows root.
     if unsafe { libc::geteuid() } == 0 {

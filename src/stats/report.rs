@@ -280,7 +280,8 @@ fn http_codes(st: &Stats) -> Vec<(u16, &'static str, u64)> {
 /// `connections/udp/{overall,connect,announce,scrape,missmatch}`, `connections/livesync/count`
 /// (records received), `debug/http_error/count code="..."`), with `tracker_id` (8 hex digits)
 /// when live sync is on, without what we do not have (renew histogram, mutex stalls) and with
-/// the loop's own figures under `debug/loop`.
+/// the loop's own figures under `debug/loop` and the full scrapes' under `debug/fullscrape`
+/// (`started`, `snapshots` built, `shared`, `refused_busy`).
 pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let st = snap.stats;
     let (http_announce, http_scrape) = snap.http();
@@ -322,8 +323,15 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let _ = write!(
         s,
         "    </http_error>\n    <loop>\n      <iterations>{}</iterations>\n      \
-         <longest_stall_us>{}</longest_stall_us>\n    </loop>\n  </debug>\n</stats>\n",
-        st.loop_iterations, st.longest_stall_us
+         <longest_stall_us>{}</longest_stall_us>\n    </loop>\n    <fullscrape>\n      \
+         <started>{}</started>\n      <snapshots>{}</snapshots>\n      <shared>{}</shared>\n      \
+         <refused_busy>{}</refused_busy>\n    </fullscrape>\n  </debug>\n</stats>\n",
+        st.loop_iterations,
+        st.longest_stall_us,
+        st.fullscrapes,
+        st.fullscrape_snapshots,
+        st.fullscrape_shared,
+        st.fullscrape_refused_busy
     );
 }
 
