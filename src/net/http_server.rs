@@ -23,8 +23,9 @@
 //!   responses.
 //!
 //! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Stream`] on its
-//! connection (the "producer"): a [`Walk`](crate::front::http::walk::Walk) of its own (`/stats` walks), or a reader of the
-//! shared full-scrape snapshot of its encoding ([`crate::front::http::snapshot`]). The loop
+//! connection (the "producer"): a [`Walk`](crate::front::http::walk::Walk) of its own (`/stats`
+//! walks), or a reader of the shared full-scrape snapshot of its encoding
+//! ([`crate::front::http::snapshot`]). The loop
 //! calls [`HttpServer::advance_streams`] once per turn; it asks each producer for more only
 //! while that connection's unsent bytes are under [`STREAM_HIGH_WATER`], so a slow reader holds
 //! at most that plus one slice in its write buffer, and many full scrapes share the loop with

@@ -35,8 +35,9 @@
 //! slice when the first reader asks for it. Made-up peers (`tracker.random_peers`) are counted
 //! with the time window of the build's start.
 //!
-//! Memory: a snapshot holds its whole body; at a million torrents about 30 MB gzip and 73 MB
-//! plain (see the README's limits table and `make bench-fullscrape`).
+//! Memory: a snapshot holds its whole body, in blocks of [`BLOCK_BYTES`]: at a million torrents
+//! of one peer each, 12.4 MB gzip and 70 MB plain (`make bench-fullscrape`; real counts vary
+//! more and compress less).
 
 use crate::front::http::walk::{SLICE_TORRENTS, Walk, WalkFormat};
 use crate::service::deniability::FakePeers;
@@ -61,6 +62,9 @@ pub const PIECE_BYTES: usize = 64 * 1024;
 /// the build.
 pub const TURN_BYTES: usize = 1 << 20;
 
+/// Bytes per block of a snapshot's body.
+pub const BLOCK_BYTES: usize = 1 << 20;
+
 /// One shared body; see the module doc.
 struct Snapshot {
     /// Names the snapshot for its readers (never reused).
@@ -70,8 +74,11 @@ struct Snapshot {
     started: u32,
     /// The walk still building the body; `None` once the body is complete.
     walk: Option<Box<Walk>>,
-    /// The body so far, unframed.
-    data: Vec<u8>,
+    /// The body so far, unframed, in blocks of [`BLOCK_BYTES`] (the last one partly filled): a
+    /// growing body is never moved, which for tens of megabytes would hold the loop.
+    blocks: Vec<Vec<u8>>,
+    /// Bytes of the body so far.
+    len: usize,
     /// Readers holding a [`Reader`] on it.
     readers: usize,
     /// A reader caught up with the build and has room: build the next slice.
@@ -105,6 +112,25 @@ pub struct Snapshots {
     next_id: u64,
     /// The max age given to the last [`Snapshots::join`] (seconds), for [`Snapshots::sweep`].
     max_age: u32,
+    /// One build step's output, before it is appended to its snapshot.
+    piece: Vec<u8>,
+}
+
+impl Snapshot {
+    /// Appends `bytes` to the body, filling the last block before starting a new one.
+    fn append(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            match self.blocks.last_mut() {
+                Some(last) if last.len() < BLOCK_BYTES => {
+                    let n = (BLOCK_BYTES - last.len()).min(bytes.len());
+                    last.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                }
+                _ => self.blocks.push(Vec::with_capacity(BLOCK_BYTES)),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Snapshots {
@@ -158,7 +184,8 @@ impl Snapshots {
             gzip,
             started: now,
             walk: Some(Box::new(walk)),
-            data: Vec::new(),
+            blocks: Vec::new(),
+            len: 0,
             readers: 1,
             wanted: true,
         });
@@ -172,9 +199,10 @@ impl Snapshots {
         )
     }
 
-    /// Builds one more slice ([`BUILD_SLICE_TORRENTS`] torrents per store) of each snapshot a reader
-    /// waits for (it keeps waiting if the slice added no bytes: gzip buffers). Call once per loop turn, before [`Snapshots::feed`]. `keep`: whether a torrent
-    /// is listed (the access list), as for a walk.
+    /// Builds one more slice ([`BUILD_SLICE_TORRENTS`] torrents per store) of each snapshot a
+    /// reader waits for (it keeps waiting if the slice added no bytes: gzip buffers). Call once
+    /// per loop turn, before [`Snapshots::feed`]. `keep`: whether a torrent is listed (the
+    /// access list), as for a walk.
     pub fn build(&mut self, v4: &Store<6>, v6: &Store<18>, keep: impl Fn(&InfoHash) -> bool) {
         for s in &mut self.list {
             if !s.wanted {
@@ -184,13 +212,17 @@ impl Snapshots {
             let Some(walk) = s.walk.as_mut() else {
                 continue;
             };
-            let before = s.data.len();
-            if walk.step(v4, v6, &keep, BUILD_SLICE_TORRENTS, &mut s.data) {
+            self.piece.clear();
+            let done = walk.step(v4, v6, &keep, BUILD_SLICE_TORRENTS, &mut self.piece);
+            s.append(&self.piece);
+            if done {
                 s.walk = None;
-                s.data.shrink_to_fit();
+                if let Some(last) = s.blocks.last_mut() {
+                    last.shrink_to_fit();
+                }
             } else {
                 // gzip may keep a whole slice in its window: the readers still wait.
-                s.wanted = s.data.len() == before;
+                s.wanted = self.piece.is_empty();
             }
         }
     }
@@ -205,10 +237,15 @@ impl Snapshots {
             // (no last chunk), which the client can tell.
             return true;
         };
-        let n = (s.data.len() - reader.pos).min(room.max(1));
-        write_body_piece(out, reader.framing, &s.data[reader.pos..reader.pos + n]);
+        let off = reader.pos % BLOCK_BYTES;
+        let block = s
+            .blocks
+            .get(reader.pos / BLOCK_BYTES)
+            .map_or(&[][..], |b| &b[off..]);
+        let n = block.len().min(room.max(1));
+        write_body_piece(out, reader.framing, &block[..n]);
         reader.pos += n;
-        if reader.pos < s.data.len() {
+        if reader.pos < s.len {
             return false;
         }
         if s.walk.is_some() {
@@ -225,7 +262,7 @@ impl Snapshots {
         self.list
             .iter()
             .find(|s| s.id == reader.id)
-            .is_none_or(|s| reader.pos < s.data.len() || s.walk.is_none())
+            .is_none_or(|s| reader.pos < s.len || s.walk.is_none())
     }
 
     /// Hands `reader` back: its snapshot has one reader less (and is dropped by
@@ -259,7 +296,11 @@ impl Snapshots {
 
     /// Bytes the snapshots hold (their bodies so far, allocated capacity).
     pub fn bytes(&self) -> usize {
-        self.list.iter().map(|s| s.data.capacity()).sum()
+        self.list
+            .iter()
+            .flat_map(|s| &s.blocks)
+            .map(Vec::capacity)
+            .sum()
     }
 
     /// Snapshots held now.
@@ -377,7 +418,7 @@ mod tests {
 
     #[test]
     fn replies_are_byte_identical_to_a_fresh_walk_for_every_pace_and_framing() {
-        let (v4, v6) = stores(10_000);
+        let (v4, v6) = stores(20_000);
         for gzip in [false, true] {
             let plain_walk = fresh(&v4, &v6, false, Framing::CloseDelimited);
             let walk = fresh(&v4, &v6, gzip, Framing::CloseDelimited);
