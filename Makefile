@@ -18,7 +18,8 @@
 #                   apt if missing), alternating, with the ratio ours/opentracker
 #   make bench-memory   bytes per peer at 2,000x100, 20,000x10, 200,000x1 (ours and opentracker)
 #   make bench-micro    criterion micro-benchmarks (cargo bench --bench micro)
-#   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
+#   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound),
+#                   and 300 parallel gzip full scrapes of 1M torrents (one shared snapshot)
 #   make bench-floor    UDP mix and HTTP close against a floor server too (constant replies, no
 #                   state: the least user-space work per request), opentracker-rs and opentracker
 #   make bench-adversarial  the store under attacker-shaped keys (300,000 info_hashes sharing a
@@ -144,9 +145,13 @@ bench-floor: bench-build bench-deps
 bench-micro:
 	$(CARGO) bench --locked --bench micro
 
-# Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature).
+# Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature); then
+# 300 parallel gzip full scrapes of 1M torrents from one shared snapshot against the bound of
+# one full scrape's own walk (tests/fullscrape_flood.rs, release build; `make test` runs the
+# 100,000-torrent version).
 bench-fullscrape: bench-build
 	$(BENCH_RUN) fullscrape $(BENCH_OPTS)
+	$(CARGO) test --locked --release --test fullscrape_flood -- --ignored --nocapture
 
 # In-process, no sockets: 3 identical runs of each store in child processes, the least time per
 # operation kept (a few minutes; ADVERSARIAL_ARGS: --secs, --runs, --top, --only v4|v6, sizes).

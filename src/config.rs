@@ -197,8 +197,11 @@ table::directives! {
         "tracker.random_peers" => random_peers: u32 = 0, [0..=200], "peers";
         /// Seconds between two full scrapes (`GET /scrape` without info_hash) from one address
         /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429
-        /// (opentracker's compile-time `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
-        "tracker.fullscrape_interval" => fullscrape_interval: u32 = 0, [0..=86_400], "seconds";
+        /// (opentracker's compile-time `WANT_MODEST_FULLSCRAPES`: 300 s, 402). The default is
+        /// opentracker's 300 s: one host cannot take every `http.fullscrape_max_streams` slot
+        /// or pull the whole store over and over; a client that wants every count that often
+        /// is better served by scrapes of its own info_hashes.
+        "tracker.fullscrape_interval" => fullscrape_interval: u32 = 300, [0..=86_400], "seconds";
         /// Most torrents held over both address families (0 = no limit). When reached, an
         /// announce that would create a torrent is refused (HTTP `failure reason` / UDP error
         /// "tracker is full: no new torrents"); existing torrents keep working. Bounds the
@@ -300,6 +303,15 @@ table::directives! {
         /// Honour `Connection: keep-alive` (opentracker's default build closes after one
         /// reply).
         "http.keepalive" => keepalive: bool = true;
+        /// Seconds a full-scrape body (one per encoding: plain, gzip) is shared: every full
+        /// scrape that arrives within this long after a build started reads that build
+        /// (`front::http::snapshot`); 0 = every full scrape walks the store for itself. Counts
+        /// in a full scrape may be this much older than the store.
+        "http.fullscrape_max_age" => fullscrape_max_age: u32 = 30, [0..=3600], "seconds";
+        /// Full scrapes sent at once at most; one more gets `503` with `Retry-After` (counted).
+        /// 0 = no cap.
+        "http.fullscrape_max_streams" => fullscrape_max_streams: usize = 64, [0..=100_000],
+            "streams";
     }
 
     /// UDP socket settings. Directives `udp.*`; opentracker-rs's own.

@@ -311,6 +311,8 @@ fn run(cfg: Config) -> ExitCode {
                 allowed: cfg.stats_allowed.clone(),
             },
             fullscrape_interval: cfg.fullscrape_interval,
+            fullscrape_max_age: cfg.http.fullscrape_max_age,
+            fullscrape_max_streams: cfg.http.fullscrape_max_streams,
         },
         http: HttpLimits {
             max_connections: fds.max_connections,

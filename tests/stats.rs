@@ -257,9 +257,12 @@ impl UdpClient {
     }
 }
 
+/// The tests' tracker: loopback listeners, stats for 127.0.0.1, and full scrapes without the
+/// per-address interval (these tests send several from one address; `extra` may set it).
 fn stats_config(extra: &str) -> String {
     format!(
-        "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\nlisten.udp 127.0.0.1:0\naccess.stats 127.0.0.1\n{extra}\n"
+        "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\nlisten.udp 127.0.0.1:0\naccess.stats 127.0.0.1\n\
+         tracker.fullscrape_interval 0\n{extra}\n"
     )
 }
 

@@ -456,10 +456,11 @@ fn start_ours(
 ) -> Result<Tracker> {
     let dir = TempDir::new("ours")?;
     // The load generators send from one address: the per-source quotas (issue #13) would
-    // refuse or drop nearly all of it, so they are off here.
+    // refuse or drop nearly all of it, so they are off here; and full scrapes go without the
+    // per-address interval (the fullscrape scenario sends several).
     let mut conf = String::from(
         "listen.tcp_udp 127.0.0.1:0\nudp.rate_limit 0\ntracker.max_new_torrents_per_net 0\n\
-         tracker.max_peers_per_source 0\n",
+         tracker.max_peers_per_source 0\ntracker.fullscrape_interval 0\n",
     );
     if let Some(n) = workers {
         conf.push_str(&format!("tracker.workers {n}\n"));

@@ -35,8 +35,11 @@ fn defaults() {
             header_timeout: 10,
             max_pipelined: 16,
             max_write_buffer: 262144,
+            fullscrape_max_age: 30,
+            fullscrape_max_streams: 64,
         }
     );
+    assert_eq!(c.fullscrape_interval, 300);
     assert_eq!(
         c.udp,
         UdpConfig {
@@ -178,6 +181,8 @@ http.header_timeout 3
 http.max_pipelined 4
 http.max_write_buffer 65536
 http.keepalive no
+http.fullscrape_max_age 5
+http.fullscrape_max_streams 8
 udp.recv_buffer 0
 udp.send_buffer 65536
 ";
@@ -278,6 +283,8 @@ fn to_config_text_exact() {
             "http.max_pipelined 4",
             "http.max_write_buffer 65536",
             "http.keepalive off",
+            "http.fullscrape_max_age 5",
+            "http.fullscrape_max_streams 8",
             "udp.recv_buffer 0",
             "udp.send_buffer 65536",
             "udp.rate_limit 500",

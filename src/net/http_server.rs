@@ -34,13 +34,18 @@
 //!   Back-pressure keeps a reading client far below it: one turn queues at most `max_pipelined`
 //!   responses.
 //!
-//! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Walk`] on its
-//! connection (the "producer"). The loop calls [`HttpServer::advance_streams`] once per turn;
-//! it asks each producer for one more slice only while that connection's unsent bytes are
-//! under [`STREAM_HIGH_WATER`], so a slow reader holds at most that plus one slice in memory,
-//! and many full scrapes share the loop with everything else slice by slice. A streamed
-//! response is the last one on its connection (it is closed once the body is sent), and its
-//! connection reads nothing more, so `http.max_write_buffer` does not apply to it.
+//! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Stream`] on its
+//! connection (the "producer"): a [`Walk`](crate::front::http::walk::Walk) of its own (`/stats`
+//! walks), or a reader of the shared full-scrape snapshot of its encoding
+//! ([`crate::front::http::snapshot`]). The loop
+//! calls [`HttpServer::advance_streams`] once per turn; it asks each producer for more only
+//! while that connection's unsent bytes are under [`STREAM_HIGH_WATER`], so a slow reader holds
+//! at most that plus one slice in its write buffer, and many full scrapes share the loop with
+//! everything else: per turn, one slice of each walk, at most one slice of each snapshot being
+//! built (when a reader waits for it), and at most [`TURN_BYTES`] copied from snapshots to all
+//! readers together ([`PIECE_BYTES`] each, taking turns). A streamed response is the last one
+//! on its connection (it is closed once the body is sent), and its connection reads nothing
+//! more, so `http.max_write_buffer` does not apply to it.
 //!
 //! HTTPS: a connection accepted on a TLS listener (`listen.tls`, `api.listen_tls`) reads and
 //! writes through its [`TlsConn`] (see [`super::tls`]); all of the above applies to its
@@ -55,8 +60,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use crate::front::api::{Reply, Waiter, write_reply};
-use crate::front::http::walk::{SLICE_TORRENTS, Walk};
-use crate::front::http::{Outcome, Scratch};
+use crate::front::http::snapshot::{PIECE_BYTES, TURN_BYTES};
+use crate::front::http::walk::SLICE_TORRENTS;
+use crate::front::http::{Outcome, Scratch, Stream};
 use crate::service::Tracker;
 use crate::stats::TlsHandshakes;
 
@@ -127,7 +133,7 @@ struct Conn {
     /// On the pending list: requests may be buffered here or in the kernel.
     queued: bool,
     /// The streamed response being written, if any (see the module doc).
-    producer: Option<Box<Walk>>,
+    producer: Option<Stream>,
     /// Registered with the poll (a connection served at once after `accept` never is).
     registered: bool,
     /// Told apart from earlier connections in the same slot ([`Waiter`]).
@@ -586,39 +592,71 @@ impl HttpServer {
         })
     }
 
-    /// Gives each streaming connection with room in its write buffer one more slice
-    /// ([`SLICE_TORRENTS`] torrents per store) and writes what the socket takes. A finished
-    /// connection is closed once its last bytes are written. See the module doc.
+    /// Gives each streaming connection with room in its write buffer more of its body (a walk:
+    /// one slice of [`SLICE_TORRENTS`] torrents per store; a full-scrape snapshot reader: up to
+    /// [`PIECE_BYTES`], within [`TURN_BYTES`] for all of them, after one slice of each snapshot
+    /// a reader waits for) and writes what the socket takes. A finished connection is closed
+    /// once its last bytes are written. See the module doc.
     pub fn advance_streams(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        let snapshots = self.scratch.snapshots();
+        snapshots.build(&tracker.v4, &tracker.v6, |h| tracker.allowed(h));
+        snapshots.sweep(now);
+        let mut budget = TURN_BYTES;
         let mut i = 0;
         while i < self.streaming.len() {
+            if budget == 0 {
+                // Out of budget: the next turn starts with the readers not served in this one.
+                self.streaming.rotate_left(i);
+                break;
+            }
             let slot = self.streaming[i];
             let token = Token(self.token_base + slot);
             let Some(conn) = self.conns[slot].as_mut() else {
                 self.streaming.swap_remove(i);
                 continue;
             };
-            if conn.wbuf.len() - conn.wpos >= STREAM_HIGH_WATER {
+            let unsent = conn.wbuf.len() - conn.wpos;
+            if unsent >= STREAM_HIGH_WATER {
                 // Waits for the socket: the last flush stopped at WouldBlock.
                 i += 1;
                 continue;
             }
-            let Some(walk) = conn.producer.as_mut() else {
-                self.streaming.swap_remove(i);
-                continue;
+            let finished = match conn.producer.as_mut() {
+                None => {
+                    self.streaming.swap_remove(i);
+                    continue;
+                }
+                Some(Stream::Snapshot(reader)) if !self.scratch.snapshots().ready(reader) => {
+                    // Waits for the next slice of the build.
+                    i += 1;
+                    continue;
+                }
+                Some(producer) => {
+                    // Drop what was written already, so the buffer stays bounded.
+                    conn.wbuf.drain(..conn.wpos);
+                    conn.wpos = 0;
+                    match producer {
+                        Stream::Walk(walk) => walk.step(
+                            &tracker.v4,
+                            &tracker.v6,
+                            |h| tracker.allowed(h),
+                            SLICE_TORRENTS,
+                            &mut conn.wbuf,
+                        ),
+                        Stream::Snapshot(reader) => {
+                            let room = (STREAM_HIGH_WATER - unsent).min(PIECE_BYTES).min(budget);
+                            let before = conn.wbuf.len();
+                            let done = self.scratch.snapshots().feed(reader, room, &mut conn.wbuf);
+                            budget -= (conn.wbuf.len() - before).min(budget);
+                            done
+                        }
+                    }
+                }
             };
-            // Drop what was written already, so the buffer stays bounded.
-            conn.wbuf.drain(..conn.wpos);
-            conn.wpos = 0;
-            let finished = walk.step(
-                &tracker.v4,
-                &tracker.v6,
-                |h| tracker.allowed(h),
-                SLICE_TORRENTS,
-                &mut conn.wbuf,
-            );
             if finished {
-                conn.producer = None;
+                if let Some(Stream::Snapshot(reader)) = conn.producer.take() {
+                    self.scratch.snapshots().leave(reader);
+                }
             }
             let result = flush(conn, tracker, now).and_then(|()| {
                 if conn.wpos == conn.wbuf.len() {
@@ -640,6 +678,7 @@ impl HttpServer {
             }
         }
         tracker.stats.http_streams = self.streaming.len() as u64;
+        tracker.stats.fullscrape_snapshot_bytes = self.scratch.snapshots().bytes() as u64;
     }
 
     /// Writes the deferred answer `reply` to the connection `waiter` names, if it is still open
@@ -724,8 +763,13 @@ impl HttpServer {
                     (false, _) => tls.close_notify(&mut conn.stream),
                 }
             }
-            if conn.producer.is_some() {
-                self.streaming.retain(|&s| s != slot);
+            match conn.producer.take() {
+                Some(Stream::Snapshot(reader)) => {
+                    self.streaming.retain(|&s| s != slot);
+                    self.scratch.snapshots().leave(reader);
+                }
+                Some(Stream::Walk(_)) => self.streaming.retain(|&s| s != slot),
+                None => {}
             }
             self.free.push(slot);
             self.open -= 1;
@@ -803,9 +847,9 @@ fn serve_buffer<F: Front>(
                 if !keep_alive {
                     conn.closing = true;
                 }
-                if let Some(walk) = scratch.take_stream() {
+                if let Some(stream) = scratch.take_stream() {
                     // A streamed response is the last on its connection (see the module doc).
-                    conn.producer = Some(walk);
+                    conn.producer = Some(stream);
                     conn.closing = true;
                 }
             }

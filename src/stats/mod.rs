@@ -66,6 +66,16 @@ pub struct Stats {
     pub fullscrapes: u64,
     /// Of [`Stats::fullscrapes`], those sent gzip-compressed.
     pub fullscrapes_gzip: u64,
+    /// Full-scrape snapshots built (one per encoding per `http.fullscrape_max_age`, see
+    /// `front::http::snapshot`): the full scrapes that walked the store.
+    pub fullscrape_snapshots: u64,
+    /// Full scrapes served from a snapshot another full scrape had started (no walk of their
+    /// own). With [`Stats::fullscrape_snapshots`] they add up to [`Stats::fullscrapes`].
+    pub fullscrape_shared: u64,
+    /// Full scrapes refused with 503 because `http.fullscrape_max_streams` were being sent.
+    pub fullscrape_refused_busy: u64,
+    /// Bytes the full-scrape snapshots hold now (a gauge the HTTP server sets).
+    pub fullscrape_snapshot_bytes: u64,
     /// HTTP connections open, as of the last request served (a gauge the HTTP server sets).
     pub http_connections: u64,
     /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP

@@ -281,9 +281,10 @@ fn http_codes(st: &Stats) -> Vec<(u16, &'static str, u64)> {
 /// `connections/udp/{overall,connect,announce,scrape,missmatch}`, `connections/livesync/count`
 /// (records received), `debug/http_error/count code="..."`), with `tracker_id` (8 hex digits)
 /// when live sync is on, without what we do not have (renew histogram, mutex stalls) and with
-/// the loop's own figures under `debug/loop` and the connection cap under
+/// the loop's own figures under `debug/loop`, the connection cap under
 /// `debug/http_connections` (`max` in effect, `max_lowered_by` the open-files limit, and
-/// `refused_no_fd` newcomers closed for want of a descriptor).
+/// `refused_no_fd` newcomers closed for want of a descriptor), and the full scrapes' under
+/// `debug/fullscrape` (`started`, `snapshots` built, `shared`, `refused_busy`).
 pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let st = snap.stats;
     let (http_announce, http_scrape) = snap.http();
@@ -327,12 +328,18 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
         "    </http_error>\n    <loop>\n      <iterations>{}</iterations>\n      \
          <longest_stall_us>{}</longest_stall_us>\n    </loop>\n    <http_connections>\n      \
          <max>{}</max>\n      <max_lowered_by>{}</max_lowered_by>\n      \
-         <refused_no_fd>{}</refused_no_fd>\n    </http_connections>\n  </debug>\n</stats>\n",
+         <refused_no_fd>{}</refused_no_fd>\n    </http_connections>\n    <fullscrape>\n      \
+         <started>{}</started>\n      <snapshots>{}</snapshots>\n      <shared>{}</shared>\n      \
+         <refused_busy>{}</refused_busy>\n    </fullscrape>\n  </debug>\n</stats>\n",
         st.loop_iterations,
         st.longest_stall_us,
         st.http_max_connections,
         st.http_max_connections_lowered_by,
-        st.tcp_refused_no_fd
+        st.tcp_refused_no_fd,
+        st.fullscrapes,
+        st.fullscrape_snapshots,
+        st.fullscrape_shared,
+        st.fullscrape_refused_busy
     );
 }
 

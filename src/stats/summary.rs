@@ -14,7 +14,8 @@ impl Stats {
     /// `http.max_connections_lowered_by`, `tcp.closed.{by_client,after_response,
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
-    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`, `completed`, `bytes_in`, `bytes_out`.
+    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`,
+    /// `fullscrape.{started,snapshots,shared,refused_busy}`, `completed`, `bytes_in`, `bytes_out`.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, v: u64| {
@@ -76,6 +77,10 @@ impl Stats {
         put("refused.unknown_key", a.unknown_key);
         put("refused.expired_key", a.expired_key);
         put("refused.not_authorized", a.not_authorized);
+        put("fullscrape.started", self.fullscrapes);
+        put("fullscrape.snapshots", self.fullscrape_snapshots);
+        put("fullscrape.shared", self.fullscrape_shared);
+        put("fullscrape.refused_busy", self.fullscrape_refused_busy);
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);

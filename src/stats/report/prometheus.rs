@@ -31,6 +31,9 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_http_connections` | | HTTP connections open |
 /// | `opentracker_http_max_connections`, `opentracker_http_max_connections_lowered` | | `http.max_connections` in effect; by how much the open-files limit lowered it at start |
 /// | `opentracker_http_streams` | | streamed responses (full scrapes, stats walks) in progress |
+/// | `opentracker_full_scrape_snapshots_total`, `opentracker_full_scrapes_shared_total` | | full-scrape snapshots built; full scrapes served from one another request started |
+/// | `opentracker_full_scrapes_refused_total` | | full scrapes refused (503) over `http.fullscrape_max_streams` |
+/// | `opentracker_full_scrape_snapshot_bytes` | | bytes held by full-scrape snapshots |
 /// | `opentracker_torrents`, `opentracker_seeders`, `opentracker_leechers` | `family` | store contents |
 /// | `opentracker_completed_total` | | downloads counted (`completed`, or a stored leecher's first `left=0`) |
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
@@ -118,6 +121,37 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         s,
         "opentracker_full_scrapes_total{{encoding=\"gzip\"}} {}",
         st.fullscrapes_gzip
+    );
+    for (name, help, v) in [
+        (
+            "opentracker_full_scrape_snapshots_total",
+            "Full-scrape snapshots built (walks of the store), plain and gzip.",
+            st.fullscrape_snapshots,
+        ),
+        (
+            "opentracker_full_scrapes_shared_total",
+            "Full scrapes served from a snapshot another request had started.",
+            st.fullscrape_shared,
+        ),
+        (
+            "opentracker_full_scrapes_refused_total",
+            "Full scrapes refused with 503 over http.fullscrape_max_streams.",
+            st.fullscrape_refused_busy,
+        ),
+    ] {
+        family(s, name, "counter", help);
+        let _ = writeln!(s, "{name} {v}");
+    }
+    family(
+        s,
+        "opentracker_full_scrape_snapshot_bytes",
+        "gauge",
+        "Bytes held by full-scrape snapshots.",
+    );
+    let _ = writeln!(
+        s,
+        "opentracker_full_scrape_snapshot_bytes {}",
+        st.fullscrape_snapshot_bytes
     );
     family(
         s,
