@@ -283,7 +283,7 @@ fn flood(torrents: u32, scrapes: usize) {
         &format!(
             "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\naccess.stats 127.0.0.1\n\
              tracker.fullscrape_interval 0\nhttp.fullscrape_max_age {MAX_AGE}\n\
-             http.fullscrape_max_streams {scrapes}\n"
+             http.fullscrape_max_streams {scrapes}\n{QUOTAS_OFF}"
         ),
     );
     let (http, udp) = (t.http_addr(false), t.udp_addr(false));
@@ -433,8 +433,10 @@ fn full_scrapes_over_the_cap_get_503_with_retry_after() {
     const N: u32 = 30_000;
     let t = Tracker::start(
         "fullscrape-cap",
-        "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\naccess.stats 127.0.0.1\n\
-         tracker.fullscrape_interval 0\nhttp.fullscrape_max_streams 2\n",
+        &format!(
+            "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\naccess.stats 127.0.0.1\n\
+             tracker.fullscrape_interval 0\nhttp.fullscrape_max_streams 2\n{QUOTAS_OFF}"
+        ),
     );
     let (http, udp) = (t.http_addr(false), t.udp_addr(false));
     UdpClient::new(udp).fill(N, hash_of, Duration::from_secs(120));
