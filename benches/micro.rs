@@ -66,7 +66,7 @@ fn peer(i: u64) -> [u8; 6] {
 
 /// A tracker whose IPv4 store holds TORRENTS x PEERS_PER_TORRENT peers.
 fn filled_tracker() -> Tracker {
-    let mut t = Tracker::new(Policy::default());
+    let t = Tracker::new(Policy::default());
     let mut rng = fastrand::Rng::with_seed(1);
     let mut out = Vec::new();
     for j in 0..PEERS_PER_TORRENT {

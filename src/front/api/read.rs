@@ -149,7 +149,7 @@ fn torrent_page(tracker: &Tracker, offset: usize, limit: usize) -> Vec<TorrentIt
         from: Option<InfoHash>,
         done: bool,
     }
-    fn fill<const N: usize>(c: &mut Cursor, store: &crate::swarm::store::Store<N>) {
+    fn fill<const N: usize>(c: &mut Cursor, store: &impl crate::swarm::shards::TorrentWalk<N>) {
         if c.buf.is_empty() && !c.done {
             let next = store.for_each_from(c.from.as_ref(), SLICE, |h, counts| {
                 c.buf.push_back((*h, counts));
