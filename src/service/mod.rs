@@ -190,6 +190,9 @@ pub struct Tracker {
     purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
     /// The made-up peers of `tracker.random_peers` ([`deniability`]).
     fakes: deniability::Fakes,
+    /// With several workers: this worker's number and the board where every worker publishes
+    /// its counters, so `/stats` and `/metrics` read their sum ([`Tracker::stats_total`]).
+    board: Option<(usize, Arc<crate::stats::workers::Board>)>,
 }
 
 /// What the workers share besides the stores, `private` and the completed marks: the access
@@ -226,14 +229,16 @@ impl Tracker {
             sync: None,
             purged_downloads: Default::default(),
             fakes,
+            board: None,
         }
     }
 
-    /// Another worker's tracker over the same state: the same stores, keys, API whitelist,
-    /// access list (as published, [`Tracker::refresh`]), completed marks and made-up peers'
-    /// key; its own counters (zero), random generator (seeded from the OS) and no live sync
-    /// outbox, purge or kept counts (side work stays on the first worker).
-    pub fn worker(&self) -> Tracker {
+    /// Worker `index`'s tracker over the same state: the same stores, keys, API whitelist,
+    /// access list (as published, [`Tracker::refresh`]), completed marks, made-up peers' key
+    /// and counters board ([`Tracker::join_board`], as worker `index`); its own counters (zero),
+    /// random generator (seeded from the OS) and no live sync outbox, purge or kept counts
+    /// (side work stays on worker 0).
+    pub fn worker(&self, index: usize) -> Tracker {
         let mut t = Tracker {
             v4: Arc::clone(&self.v4),
             v6: Arc::clone(&self.v6),
@@ -249,11 +254,28 @@ impl Tracker {
             sync: None,
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
+            board: self
+                .board
+                .as_ref()
+                .map(|(_, board)| (index, Arc::clone(board))),
         };
         t.access = self.access.clone();
         t.access_generation = self.access_generation;
         t.refresh();
         t
+    }
+
+    /// Makes this tracker worker `index` of those publishing on `board`: its reports then read
+    /// every worker's counters summed ([`Tracker::stats_total`]).
+    pub fn join_board(&mut self, index: usize, board: Arc<crate::stats::workers::Board>) {
+        self.board = Some((index, board));
+    }
+
+    /// Publishes this worker's counters on its board, if any (the loop does it once per turn).
+    pub fn publish_stats(&self) {
+        if let Some((index, board)) = &self.board {
+            board.publish(*index, &self.stats);
+        }
     }
 
     /// Takes the access list worker 0 installed since the last call, if any (one atomic load
