@@ -186,6 +186,10 @@ fn start_workers(
             cpu: (cfg.cpu_affinity && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
         };
         let worker_tracker = tracker.worker(index);
+        let wake = Arc::clone(&waker);
+        worker_tracker.set_stats_wake(Arc::new(move || {
+            let _ = wake.wake();
+        }));
         let handler = udp.worker();
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
@@ -270,7 +274,7 @@ fn run_worker(
         tracker.publish_stats();
     }
     tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
-    tracker.publish_stats();
+    tracker.retire_stats();
     Ok(())
 }
 
@@ -419,6 +423,10 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         &cpus,
     )?;
     if worker_count > 1 {
+        let wake = Arc::clone(&waker);
+        tracker.set_stats_wake(Arc::new(move || {
+            let _ = wake.wake();
+        }));
         log::info!("{worker_count} workers serve the tracker listeners");
     }
     let slices_per_sweep =
@@ -579,6 +587,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
+        tracker.publish_stats();
     }
     // Every worker stops before the state is written, so it holds their last announces.
     workers.stop();
@@ -597,6 +606,6 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         http.open_connections()
     );
     tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
-    log::info!("counters: {}", tracker.stats_total().summary());
+    log::info!("counters: {}", tracker.stats_as_published().summary());
     Ok(())
 }

@@ -429,7 +429,7 @@ impl HttpServer {
         now: u32,
     ) -> Result<(), Close> {
         let limits = self.limits;
-        tracker.stats.http_connections = self.open as u64;
+        tracker.stats.http_connections = self.open_total() as u64;
         let conn = self.conns[slot].as_mut().expect("open slot");
         let mut budget = limits.max_pipelined.max(1);
         let mut drained = false;

@@ -190,6 +190,9 @@ pub struct Tracker {
     purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
     /// The made-up peers of `tracker.random_peers` ([`deniability`]).
     fakes: deniability::Fakes,
+    /// The per-address rate limit of full scrapes (`tracker.fullscrape_interval`), shared by
+    /// every worker so the interval holds whichever worker a connection reaches.
+    fullscrape_limiter: Arc<Mutex<scan::FullScrapeLimiter>>,
     /// With several workers: this worker's number and the board where every worker publishes
     /// its counters, so `/stats` and `/metrics` read their sum ([`Tracker::stats_total`]).
     board: Option<(usize, Arc<crate::stats::workers::Board>)>,
@@ -229,6 +232,7 @@ impl Tracker {
             sync: None,
             purged_downloads: Default::default(),
             fakes,
+            fullscrape_limiter: Arc::default(),
             board: None,
         }
     }
@@ -254,6 +258,7 @@ impl Tracker {
             sync: None,
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
+            fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),
             board: self
                 .board
                 .as_ref()
@@ -263,6 +268,13 @@ impl Tracker {
         t.access_generation = self.access_generation;
         t.refresh();
         t
+    }
+
+    /// Whether `ip` may have a full scrape at `now` given `interval` (seconds, 0 = always):
+    /// [`scan::FullScrapeLimiter::allow`] over the limiter every worker shares. Records the
+    /// scrape when it is allowed.
+    pub fn allow_full_scrape(&self, ip: IpAddr, now: u32, interval: u32) -> bool {
+        interval == 0 || lock(&self.fullscrape_limiter).allow(ip, now, interval)
     }
 
     /// Makes this tracker worker `index` of those publishing on `board`: its reports then read
@@ -275,6 +287,30 @@ impl Tracker {
     pub fn publish_stats(&self) {
         if let Some((index, board)) = &self.board {
             board.publish(*index, &self.stats);
+        }
+    }
+
+    /// Registers how `/stats` readers on other workers wake this worker's loop to have its
+    /// counters published ([`crate::stats::workers::Board`]); nothing with one worker.
+    pub fn set_stats_wake(&self, wake: crate::stats::workers::Wake) {
+        if let Some((index, board)) = &self.board {
+            board.set_waker(*index, wake);
+        }
+    }
+
+    /// Publishes this worker's last counters as it stops: readers no longer wait for it.
+    pub fn retire_stats(&self) {
+        if let Some((index, board)) = &self.board {
+            board.retire(*index, &self.stats);
+        }
+    }
+
+    /// Every worker's counters as last published, summed, without asking for fresh ones (for
+    /// the log line at exit, once the other workers stopped).
+    pub fn stats_as_published(&self) -> std::borrow::Cow<'_, Stats> {
+        match &self.board {
+            None => std::borrow::Cow::Borrowed(&self.stats),
+            Some((index, board)) => std::borrow::Cow::Owned(board.sum(*index, &self.stats)),
         }
     }
 

@@ -57,7 +57,8 @@ pub struct Stats {
     pub fullscrapes: u64,
     /// Of [`Stats::fullscrapes`], those sent gzip-compressed.
     pub fullscrapes_gzip: u64,
-    /// HTTP connections open, as of the last request served (a gauge the HTTP server sets).
+    /// HTTP connections open (over every worker with `tracker.workers`), as of the last request
+    /// served (a gauge the HTTP server sets).
     pub http_connections: u64,
     /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP
     /// server sets).

@@ -1,9 +1,11 @@
 //! Counters of several workers (`tracker.workers`): each worker counts in its own [`Stats`]
 //! (plain integers, no atomics on the hot path) and publishes a copy on a [`Board`] at the end
-//! of each loop turn; `/stats` and `/metrics` read the sum ([`Board::total`]) with a per-worker
-//! breakdown ([`WorkerCounts`]). A worker's figures are at most one of its loop turns old.
+//! of each loop turn; `/stats` and `/metrics` read the sum ([`Board::total`], fresh: see
+//! [`Board`]) with a per-worker breakdown ([`WorkerCounts`]).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{RequestCounts, Stats};
 
@@ -29,20 +31,55 @@ impl WorkerCounts {
 }
 
 /// One published [`Stats`] per worker (index = worker number), each behind its own lock: the
-/// owner writes its slot once per loop turn, readers (a `/stats` request on any worker) copy
-/// the slots. Uncontended but for those reads.
+/// owner writes its slot at the end of each loop turn, readers (a `/stats` request on any
+/// worker) copy the slots.
+///
+/// Fresh on demand: a reader asks every worker for a new copy (a generation number and a
+/// wake-up) and waits until each has published one taken after the request, at most
+/// [`FRESH_WAIT`]: a worker publishes at the end of the turn it is in, so every request
+/// answered before the reader asked is counted (a client that got its reply sees it in the
+/// `/stats` it asks next, whichever worker serves either). While it waits, the reader keeps
+/// publishing its own counters, so two workers reading at once do not wait for each other.
 #[derive(Debug)]
 pub struct Board {
-    slots: Box<[Mutex<Stats>]>,
+    slots: Box<[Slot]>,
+    /// Bumped by each reader; a slot whose `seen` is at least a reader's number was published
+    /// after that reader asked.
+    wanted: AtomicU64,
 }
+
+/// How a reader wakes a worker's loop (its `mio::Waker`, given by the loop).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Slot {
+    stats: Mutex<Stats>,
+    /// The value of `wanted` read just before the copy in `stats` was taken.
+    seen: AtomicU64,
+    /// Wakes the worker's loop so it publishes (none: it is not running yet).
+    waker: Mutex<Option<Wake>>,
+    /// The worker has stopped: its last copy is final, nobody waits for it.
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("seen", &self.seen)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest a `/stats` reader waits for the other workers' fresh counters.
+pub const FRESH_WAIT: Duration = Duration::from_millis(200);
 
 impl Board {
     /// A board of `workers` empty slots.
     pub fn new(workers: usize) -> Self {
         Board {
-            slots: (0..workers.max(1))
-                .map(|_| Mutex::new(Stats::default()))
-                .collect(),
+            slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+            wanted: AtomicU64::new(0),
         }
     }
 
@@ -51,19 +88,69 @@ impl Board {
         self.slots.len()
     }
 
-    /// Publishes worker `index`'s counters (a copy that reuses the slot's allocations); an
-    /// index out of range is ignored.
-    pub fn publish(&self, index: usize, stats: &Stats) {
+    /// Registers worker `index`'s wake-up: readers call it to have its counters published.
+    pub fn set_waker(&self, index: usize, waker: Wake) {
         if let Some(slot) = self.slots.get(index) {
-            slot.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone_from(stats);
+            *lock(&slot.waker) = Some(waker);
         }
     }
 
-    /// The sum of every worker's counters, with `own` (the live counters of worker `index`,
-    /// fresher than its slot) in place of slot `index`; [`Stats::workers`] lists each worker.
+    /// Publishes worker `index`'s counters (a copy that reuses the slot's allocations); an
+    /// index out of range is ignored. The loop calls it at the end of every turn.
+    pub fn publish(&self, index: usize, stats: &Stats) {
+        if let Some(slot) = self.slots.get(index) {
+            let g = self.wanted.load(Ordering::Acquire);
+            lock(&slot.stats).clone_from(stats);
+            slot.seen.store(g, Ordering::Release);
+        }
+    }
+
+    /// Worker `index` publishes its last counters and stops: readers no longer wait for it.
+    pub fn retire(&self, index: usize, stats: &Stats) {
+        self.publish(index, stats);
+        if let Some(slot) = self.slots.get(index) {
+            slot.stopped.store(true, Ordering::Release);
+        }
+    }
+
+    /// Asks every other worker for fresh counters and waits for them (see the type's docs), at
+    /// most [`FRESH_WAIT`].
+    fn refresh(&self, index: usize, own: &Stats) {
+        let want = self.wanted.fetch_add(1, Ordering::AcqRel) + 1;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if i != index {
+                if let Some(wake) = lock(&slot.waker).as_ref() {
+                    wake();
+                }
+            }
+        }
+        let deadline = Instant::now() + FRESH_WAIT;
+        loop {
+            // Another reader may be waiting for us.
+            self.publish(index, own);
+            let fresh = self.slots.iter().enumerate().all(|(i, s)| {
+                i == index
+                    || s.stopped.load(Ordering::Acquire)
+                    || lock(&s.waker).is_none()
+                    || s.seen.load(Ordering::Acquire) >= want
+            });
+            if fresh || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The sum of every worker's counters, with `own` (the live counters of worker `index`)
+    /// in place of slot `index`, the others fresh (see the type's docs); [`Stats::workers`]
+    /// lists each worker.
     pub fn total(&self, index: usize, own: &Stats) -> Stats {
+        self.refresh(index, own);
+        self.sum(index, own)
+    }
+
+    /// [`Board::total`] without asking for fresh counters: each worker's as last published.
+    pub fn sum(&self, index: usize, own: &Stats) -> Stats {
         let mut total = own.clone();
         let mut per = vec![WorkerCounts::default(); self.slots.len()];
         if let Some(p) = per.get_mut(index) {
@@ -73,15 +160,19 @@ impl Board {
             if i == index {
                 continue;
             }
-            let s = slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let s = lock(&slot.stats);
             per[i] = WorkerCounts::of(&s);
             total.add(&s);
         }
         total.workers = per;
         total
     }
+}
+
+/// Locks a board mutex; a poisoned one (a worker panicked while copying counters) still holds
+/// usable counters.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn add_requests(a: &mut [RequestCounts; 2], b: &[RequestCounts; 2]) {
@@ -150,7 +241,9 @@ impl Stats {
         self.longest_stall_us = self.longest_stall_us.max(*longest_stall_us);
         self.fullscrapes += fullscrapes;
         self.fullscrapes_gzip += fullscrapes_gzip;
-        self.http_connections += http_connections;
+        // A gauge of every worker's connections already (the shared count, as of the last
+        // request each served): the reader's own value is the freshest.
+        let _ = http_connections;
         self.http_streams += http_streams;
         self.refused_torrent_limit += refused_torrent_limit;
         self.refused_peer_limit += refused_peer_limit;
@@ -195,7 +288,7 @@ mod tests {
         let mut own = Stats::default();
         own.http[Family::V6 as usize].scrape = 4;
         own.longest_stall_us = 30;
-        let t = board.total(0, &own);
+        let t = board.sum(0, &own);
         assert_eq!(t.udp[Family::V4 as usize].announce, 7);
         assert_eq!(t.http[Family::V6 as usize].scrape, 4);
         assert_eq!(t.http_status_count(404), 2);

@@ -28,7 +28,6 @@ use ipnet::IpNet;
 use self::walk::{Walk, WalkFormat};
 use crate::access::keys::key_in_path;
 use crate::config::ProxyHeader;
-use crate::service::scan::FullScrapeLimiter;
 use crate::service::stats::StatsAccess;
 use crate::service::{Announce, Proto, Tracker, caps, family_of};
 use crate::swarm::store::SwarmCounts;
@@ -66,7 +65,6 @@ pub struct Scratch {
     peers: Vec<u8>,
     body: Vec<u8>,
     hashes: Vec<InfoHash>,
-    limiter: FullScrapeLimiter,
     stream: Option<Box<Walk>>,
 }
 
@@ -409,7 +407,7 @@ fn full_scrape(
     out: &mut Vec<u8>,
     keep_alive: bool,
 ) -> bool {
-    if !scratch.limiter.allow(ip, now, site.fullscrape_interval) {
+    if !tracker.allow_full_scrape(ip, now, site.fullscrape_interval) {
         tracker.stats.http_status(429);
         write_error(out, Status::TooManyRequests429, keep_alive);
         return keep_alive;
