@@ -85,7 +85,8 @@ fuzz:
 			-max_total_time=$(FUZZ_SECS) || exit 1; \
 	done
 
-# python3-libtorrent for the end-to-end swarm test (tests/e2e/libtorrent_swarm.py)
+# python3-libtorrent for the end-to-end swarm test (tests/e2e/libtorrent_swarm.py), rtorrent for
+# tests/e2e_rtorrent.rs, and the rest listed in scripts/install-test-deps.sh
 test-deps:
 	@bash scripts/install-test-deps.sh
 

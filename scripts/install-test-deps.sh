@@ -5,7 +5,9 @@
 #   tests/stats.rs runs over our /metrics output;
 # - chromium (with fonts-dejavu-core): the headless browser in which
 #   scripts/status-page-check.py renders the status page (/stats/html), in .ci/run;
-# - curl: the HTTPS client of tests/tls.rs (announces and the API over https://).
+# - curl: the HTTPS client of tests/tls.rs (announces and the API over https://);
+# - rtorrent (0.9.7 or later, for its daemon mode): the real client of tests/e2e_rtorrent.rs
+#   (tests/e2e/rtorrent_leecher.py), which never sends `completed`.
 # Idempotent and quiet when everything is present. As root it installs with
 # apt-get (running `apt-get update` only when a package is unknown to apt);
 # otherwise it says what to install and exits 1.
@@ -41,6 +43,9 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
     missing+=(curl)
 fi
+if ! command -v rtorrent >/dev/null 2>&1; then
+    missing+=(rtorrent)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 bash "$(dirname "$0")/apt-install.sh" install-test-deps "${missing[@]}"
@@ -58,5 +63,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 if ! command -v curl >/dev/null 2>&1; then
     echo "install-test-deps: curl installed but not in PATH" >&2
+    exit 1
+fi
+if ! command -v rtorrent >/dev/null 2>&1; then
+    echo "install-test-deps: rtorrent installed but not in PATH" >&2
     exit 1
 fi

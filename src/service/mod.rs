@@ -489,9 +489,10 @@ impl Tracker {
                 completed,
             ),
         };
+        let counted = self.stats.completed + self.stats.livesync.completed != completed_before;
         // A database keeps the counts: mark the torrents whose `downloaded` rose (by a client or
         // by a node of the cluster).
-        if self.stats.completed + self.stats.livesync.completed != completed_before {
+        if counted {
             if let Some(marks) = lock(&self.completed_marks).as_mut() {
                 marks.insert(a.info_hash);
             }
@@ -499,7 +500,7 @@ impl Tracker {
         // Live sync (one branch when off): what a client announced goes to the other nodes.
         if let Some(outbox) = &mut self.sync {
             if origin == sync::Origin::Client {
-                outbox.push(a, ip, seeder, &mut self.stats.livesync);
+                outbox.push(a, ip, seeder, counted, &mut self.stats.livesync);
             }
         }
         counts
@@ -643,7 +644,8 @@ impl Tracker {
 
 /// One announce in one family's store: `stopped` removes the peer, anything else inserts or
 /// refreshes it and appends the selected peers to `peers`. Raises `completed` (the counter of
-/// completed events) when the announce raised the torrent's `downloaded`.
+/// completions) when the announce raised the torrent's `downloaded`: a `completed`, or a stored
+/// leecher's first `left=0` whatever the event ([`Store::announce`]).
 fn announce_in<const N: usize>(
     store: &Shards<N>,
     input: &AnnounceInput<'_, N>,
@@ -652,19 +654,14 @@ fn announce_in<const N: usize>(
     peers: &mut Vec<u8>,
     completed: &mut u64,
 ) -> SwarmCounts {
-    if input.event == Event::Stopped {
-        return store.stop(input.info_hash, input.peer, now);
-    }
-    // Completed events are rare: the extra lookup is paid by them only. Both under one lock
-    // of the shard, so another worker's completion cannot fall in between.
-    let (before, counts) = store.with(input.info_hash, |s| {
-        let before = (input.event == Event::Completed)
-            .then(|| s.scrape(input.info_hash, now).map_or(0, |c| c.downloaded));
-        (before, s.announce(input, now, rng, peers))
+    // The store's count of completions before and after, under one lock of the shard, so
+    // another worker's completion in the same shard cannot fall in between.
+    let (counts, new) = store.with(input.info_hash, |s| {
+        let before = s.completions();
+        let counts = s.announce(input, now, rng, peers);
+        (counts, s.completions() - before)
     });
-    if before.is_some_and(|b| counts.downloaded > b) {
-        *completed += 1;
-    }
+    *completed += new;
     counts
 }
 

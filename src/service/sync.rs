@@ -12,7 +12,11 @@
 //! storm between nodes, whatever the topology.
 //!
 //! What is sent: every announce served, `stopped` included (whether or not the peer was
-//! known), with the peer's seeder state and a completed flag for `event=completed`.
+//! known), with the peer's seeder state and a completed flag when the announce counted a
+//! download here (`event=completed`, or a stored leecher's `left=0` without it: rtorrent never
+//! sends `completed`), so a node that missed the peer's earlier records counts it too. A
+//! `stopped` with `left=0` is counted by the nodes that hold the peer as a leecher (a record
+//! carries one event, and `stopped` wins).
 //! opentracker skips re-announces of peers it saw less than 10 minutes before
 //! (`OT_CLIENT_SYNC_RENEW_BOUNDARY`); this store keeps no per-peer time that fine, so every
 //! re-announce is sent (clients announce every 30 minutes: the same records in practice; a
@@ -52,8 +56,10 @@ pub struct PeerChange {
     /// The peer announced `left=0` (opentracker's `PEER_FLAG_SEEDING`).
     pub seeder: bool,
     /// [`Event::Stopped`] removes the peer (`PEER_FLAG_STOPPED`); [`Event::Completed`] with
-    /// `seeder` counts a download once per peer (`PEER_FLAG_COMPLETED`); anything else is a
-    /// plain announce ([`Event::None`]: received records never say `started`).
+    /// `seeder` is `PEER_FLAG_COMPLETED`; anything else is a plain announce ([`Event::None`]:
+    /// received records never say `started`). Applied as a client's announce, a record counts
+    /// a download by the same rule (`Store::announce`): a stored leecher's `seeder`, whatever
+    /// the event, or a `completed` seeder new to the swarm.
     pub event: Event,
 }
 
@@ -96,15 +102,24 @@ impl Outbox {
         std::mem::swap(&mut self.queue, out);
     }
 
-    /// Queues the change an announce made; over [`MAX_QUEUED`] it is dropped and counted.
-    pub(super) fn push(&mut self, a: &Announce, ip: IpAddr, seeder: bool, stats: &mut Livesync) {
+    /// Queues the change an announce made (`counted`: it raised the torrent's `downloaded`
+    /// here, which the record says as `completed`); over [`MAX_QUEUED`] it is dropped and
+    /// counted.
+    pub(super) fn push(
+        &mut self,
+        a: &Announce,
+        ip: IpAddr,
+        seeder: bool,
+        counted: bool,
+        stats: &mut Livesync,
+    ) {
         if self.queue.len() >= MAX_QUEUED {
             stats.queue_dropped += 1;
             return;
         }
         let event = match a.event {
             Event::Stopped => Event::Stopped,
-            Event::Completed if seeder => Event::Completed,
+            _ if counted && seeder => Event::Completed,
             _ => Event::None,
         };
         self.queue.push(PeerChange {
@@ -154,9 +169,10 @@ impl Tracker {
 
     /// Applies a record received from another node as an announce of that peer, without a
     /// reply and without queueing it again ([`Origin::Sync`]): `stopped` removes the peer,
-    /// anything else inserts or refreshes it as seeder or leecher; a completed seeder counts a
-    /// download once, as a client's announce does. Counts the record as received or refused
-    /// in [`Livesync`].
+    /// anything else inserts or refreshes it as seeder or leecher; a download counts once, by
+    /// the rule of a client's announce (a stored leecher now a seeder, whatever the event, or a
+    /// completed seeder new to the swarm). Counts the record as received or refused in
+    /// [`Livesync`].
     ///
     /// Errors: [`SyncRefusal`]; the store is then unchanged.
     pub fn apply_synced(&mut self, change: &PeerChange, now: u32) -> Result<(), SyncRefusal> {
@@ -325,6 +341,90 @@ mod tests {
         assert_eq!(t.stats.livesync.records_received, 4);
         // No request was answered.
         assert_eq!(t.stats.udp[0].announce + t.stats.http[0].announce, 0);
+    }
+
+    /// rtorrent's download (issue #13): `started` with left>0, then a plain announce or a
+    /// `stopped` with left=0, never `completed`. The node it announced to and the node that
+    /// learns it by live sync count the same download once, and both mark the torrent for the
+    /// database.
+    #[test]
+    fn a_download_without_completed_counts_once_on_every_node() {
+        for last in [Event::Stopped, Event::None] {
+            let mut a = Tracker::new(Policy::default());
+            let mut b = Tracker::new(Policy::default());
+            a.enable_sync(*b"aaaa");
+            for t in [&mut a, &mut b] {
+                t.track_completed();
+                // A seeder on node B's side, so the torrent lives on whatever happens.
+                t.apply_synced(
+                    &PeerChange {
+                        info_hash: [3; 20],
+                        peer: "10.9.9.9:6881".parse().unwrap(),
+                        seeder: true,
+                        event: Event::None,
+                    },
+                    1,
+                )
+                .unwrap();
+            }
+            served(&mut a, &ann(3, 51413, 1 << 20, Event::Started), "10.0.0.7");
+            served(&mut a, &ann(3, 51413, 0, last), "10.0.0.7");
+            // A repeat (a seeder's re-announce, or a stop of a peer already gone): nothing.
+            served(&mut a, &ann(3, 51413, 0, last), "10.0.0.7");
+            for change in drained(&mut a) {
+                b.apply_synced(&change, 2).unwrap();
+            }
+            let left = u32::from(last != Event::Stopped);
+            for (node, t) in [("A", &mut a), ("B", &mut b)] {
+                let c = t.scrape_one(&[3; 20], 3).unwrap();
+                assert_eq!(
+                    (c.seeders, c.leechers, c.downloaded),
+                    (1 + left, 0, 1),
+                    "{last:?} on {node}"
+                );
+                assert_eq!(t.take_completed(10), vec![[3; 20]], "{last:?} on {node}");
+            }
+            assert_eq!((a.stats.completed, a.stats.livesync.completed), (1, 0));
+            assert_eq!((b.stats.completed, b.stats.livesync.completed), (0, 1));
+        }
+    }
+
+    /// The record of an announce that counted a download says `completed`; a repeated
+    /// `completed` of a seeder, which counts nothing, does not. So a node that missed the
+    /// leecher's `started` counts the download of a plain left=0 announce too.
+    #[test]
+    fn records_say_completed_when_a_download_was_counted() {
+        let mut a = Tracker::new(Policy::default());
+        a.enable_sync(*b"aaaa");
+        served(&mut a, &ann(4, 6881, 9, Event::Started), "10.0.0.1");
+        served(&mut a, &ann(4, 6881, 0, Event::None), "10.0.0.1");
+        served(&mut a, &ann(4, 6881, 0, Event::Completed), "10.0.0.1");
+        let events: Vec<(bool, Event)> = drained(&mut a)
+            .iter()
+            .map(|c| (c.seeder, c.event))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (false, Event::None),
+                (true, Event::Completed),
+                (true, Event::None)
+            ]
+        );
+        // Node B only gets the second record: it counts the download as A did.
+        let mut b = Tracker::new(Policy::default());
+        b.apply_synced(
+            &PeerChange {
+                info_hash: [4; 20],
+                peer: "10.0.0.1:6881".parse().unwrap(),
+                seeder: true,
+                event: Event::Completed,
+            },
+            11,
+        )
+        .unwrap();
+        assert_eq!(b.scrape_one(&[4; 20], 11).unwrap().downloaded, 1);
+        assert_eq!(a.scrape_one(&[4; 20], 11).unwrap().downloaded, 1);
     }
 
     #[test]

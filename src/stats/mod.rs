@@ -39,7 +39,8 @@ pub struct Stats {
     pub tcp_refused_over_limit: u64,
     /// HTTP responses with a non-200 status (framing errors, 404, 405, 413), by status code.
     pub http_status_errors: Vec<(u16, u64)>,
-    /// `event=completed` announces that raised a torrent's `downloaded` count.
+    /// Announces that raised a torrent's `downloaded` count: `event=completed`, or a stored
+    /// leecher's first `left=0` whatever the event (`swarm::store::Store::announce`).
     pub completed: u64,
     /// Bytes read from and written to HTTP connections and UDP sockets.
     pub bytes_in: u64,
@@ -228,7 +229,7 @@ pub struct Livesync {
     pub packets_refused: [u64; LIVESYNC_PACKET_REFUSALS.len()],
     /// Records not applied, by reason, indexed as [`LIVESYNC_RECORD_REFUSALS`].
     pub records_refused: [u64; LIVESYNC_RECORD_REFUSALS.len()],
-    /// Completed events received by sync that raised a torrent's `downloaded` count (not in
+    /// Records received by sync that raised a torrent's `downloaded` count (not in
     /// [`Stats::completed`], which counts this node's clients only).
     pub completed: u64,
     /// Lag of the last packet sent, in milliseconds: how long its oldest record waited in the

@@ -96,7 +96,7 @@ pub struct SwarmCounts {
     pub seeders: u32,
     /// Peers with `left>0` (`incomplete`).
     pub leechers: u32,
-    /// `event=completed` announces counted, once per peer per stay (`downloaded`).
+    /// Finished downloads counted (`downloaded`): see [`Store::announce`] for when one counts.
     pub downloaded: u32,
 }
 
@@ -131,6 +131,8 @@ pub struct Store<const N: usize> {
     torrents: u64,
     peers: u64,
     seeders: u64,
+    /// Downloads counted since the store was made (see [`Store::completions`]).
+    completions: u64,
 }
 
 /// The IPv4 store (6-byte peers, BEP 23).
@@ -143,6 +145,15 @@ fn counts_of<const N: usize>(t: &Torrent<N>) -> SwarmCounts {
         seeders: t.seeders(),
         leechers: t.leechers(),
         downloaded: t.downloaded(),
+    }
+}
+
+/// Counts one completion in `t`: `downloaded` rises by one (it stays at `u32::MAX` once there),
+/// and a rise is added to the store's `completions`.
+fn count_completion<const N: usize>(t: &mut Torrent<N>, completions: &mut u64) {
+    if let Some(d) = t.downloaded.checked_add(1) {
+        t.downloaded = d;
+        *completions += 1;
     }
 }
 
@@ -213,6 +224,7 @@ impl<const N: usize> Store<N> {
             torrents: 0,
             peers: 0,
             seeders: 0,
+            completions: 0,
         }
     }
 
@@ -250,6 +262,13 @@ impl<const N: usize> Store<N> {
     /// Number of seeders.
     pub fn seeders(&self) -> u64 {
         self.seeders
+    }
+
+    /// Downloads counted since the store was made: every rise of a torrent's `downloaded` by
+    /// [`Store::announce`] (see its rules), none by [`Store::set_downloaded`]. A caller
+    /// compares it before and after an announce to learn whether that announce counted one.
+    pub fn completions(&self) -> u64 {
+        self.completions
     }
 
     /// True when the info_hash has a torrent (no cleaning).
@@ -355,18 +374,33 @@ impl<const N: usize> Store<N> {
         found
     }
 
-    /// Announce (BEP 3; counts as opentracker): inserts or updates the peer, stamped with the
-    /// current tick, then appends up to `numwant` selected peers (N bytes each, compact form;
-    /// see [`super::select`]) to `out` and returns the swarm's counts INCLUDING the announcing
-    /// peer.
+    /// Announce (BEP 3; counts as opentracker, plus the downloads clients never announce):
+    /// inserts or updates the peer, stamped with the current tick, then appends up to
+    /// `numwant` selected peers (N bytes each, compact form; see [`super::select`]) to `out`
+    /// and returns the swarm's counts INCLUDING the announcing peer.
     ///
     /// The torrent is cleaned (expiry) first and created if unknown. A new peer adds to the
     /// peers (and seeders if `seeder`). A known peer is refreshed, and seeder<->leecher changes
-    /// fix the seeders count. `Completed` with `seeder` counts one `downloaded` when the peer
-    /// was not stored as a seeder (new, or a leecher until now): each finished download counts
-    /// once, and a seeder repeating `completed` counts nothing (opentracker counts a repeat
-    /// after any announce without `completed`). `Completed` from a leecher never counts.
-    /// `Stopped` is handled as [`Store::stop`] and selects nothing.
+    /// fix the seeders count. `Stopped` removes the peer as [`Store::stop`] does (after the
+    /// count below) and selects nothing.
+    ///
+    /// `downloaded` counts one finished download (a COMPLETION, also counted in
+    /// [`Store::completions`]) when:
+    /// - a STORED LEECHER reports `left=0` (`seeder`), whatever the event: `completed`, none,
+    ///   `started`, or `stopped` (counted, then the peer is removed). rtorrent never sends
+    ///   `completed`: the `left=0` of its next announce, or of its `stopped`, is all a tracker
+    ///   learns of its download (issue #13);
+    /// - a peer the swarm does not hold sends `completed` with `left=0` (as opentracker, and as
+    ///   BEP 3 means the event: a download finished, whose earlier announces this store lost
+    ///   to a restart, an expiry, or another tracker).
+    ///
+    /// Never twice for one stay of a peer: a stored SEEDER counts nothing, whatever it sends
+    /// (a repeated `completed`, a `completed` after its `left=0` was counted, a re-announce).
+    /// Nothing else counts: `left>0` (even with `completed`), a new peer's `left=0` without
+    /// `completed` (a seeder joining), a `stopped` of a peer the swarm does not hold. A seeder
+    /// that reports `left>0` again is a leecher again, and its next `left=0` counts again: the
+    /// seeder bit is all the store keeps of a peer, no memory is spent on a "counted" flag
+    /// (opentracker counts a `completed` after any announce without it; we count less).
     pub fn announce(
         &mut self,
         req: &AnnounceInput<'_, N>,
@@ -375,7 +409,7 @@ impl<const N: usize> Store<N> {
         out: &mut Vec<u8>,
     ) -> SwarmCounts {
         if req.event == Event::Stopped {
-            return self.stop(req.info_hash, req.peer, now);
+            return self.remove_peer(req.info_hash, req.peer, req.seeder, now);
         }
         let now_tick = self.ticks.tick(now);
         let b = self.local(req.info_hash);
@@ -391,6 +425,7 @@ impl<const N: usize> Store<N> {
         let tick = t.last_clean.max(now_tick);
         t.last_clean = tick;
         let stamp = clean::stamp(tick);
+        // A new peer counts a completion only with `completed` (see above).
         let completed = req.event == Event::Completed && req.seeder;
         let seeder_bit = if req.seeder { SEEDER } else { 0 };
         let mut moved = Move::NONE;
@@ -398,8 +433,9 @@ impl<const N: usize> Store<N> {
             Ok(p) => {
                 let old = t.peers.meta(p).unwrap_or(0);
                 let meta = stamp | seeder_bit;
-                if completed && old & SEEDER == 0 {
-                    t.downloaded = t.downloaded.saturating_add(1);
+                if req.seeder && old & SEEDER == 0 {
+                    // A stored leecher reports left=0: a finished download, whatever the event.
+                    count_completion(t, &mut self.completions);
                 }
                 match (old & SEEDER != 0, req.seeder) {
                     (false, true) => {
@@ -429,7 +465,7 @@ impl<const N: usize> Store<N> {
                             self.seeders += 1;
                         }
                         if completed {
-                            t.downloaded = t.downloaded.saturating_add(1);
+                            count_completion(t, &mut self.completions);
                         }
                         Some(p)
                     }
@@ -460,11 +496,25 @@ impl<const N: usize> Store<N> {
         counts
     }
 
-    /// `event=stopped` (as opentracker's `remove_peer_from_torrent`): removes the peer if
-    /// present and returns the counts after removal; all zeros if the torrent is unknown. Never
-    /// creates a torrent. The torrent is cleaned first; if it ends up peerless it is dropped
-    /// when `downloaded == 0`, else kept (see [`super::clean`]).
+    /// `event=stopped` (as opentracker's `remove_peer_from_torrent`) without the request's
+    /// `left`: removes the peer if present and returns the counts after removal; all zeros if
+    /// the torrent is unknown. Never creates a torrent, never counts a completion (a `stopped`
+    /// announce goes through [`Store::announce`], which counts the `left=0` of a stored
+    /// leecher). The torrent is cleaned first; if it ends up peerless it is dropped when
+    /// `downloaded == 0`, else kept (see [`super::clean`]).
     pub fn stop(&mut self, info_hash: &InfoHash, peer: &[u8; N], now: u32) -> SwarmCounts {
+        self.remove_peer(info_hash, peer, false, now)
+    }
+
+    /// [`Store::stop`], and when `finished` (the `stopped` announce said `left=0`) and the
+    /// peer was a stored leecher, one completion counted before it goes.
+    fn remove_peer(
+        &mut self,
+        info_hash: &InfoHash,
+        peer: &[u8; N],
+        finished: bool,
+        now: u32,
+    ) -> SwarmCounts {
         let now_tick = self.ticks.tick(now);
         let b = self.local(info_hash);
         let Ok(i) = self.find_cleaned(b, info_hash, now_tick) else {
@@ -485,6 +535,9 @@ impl<const N: usize> Store<N> {
         if meta & SEEDER != 0 {
             t.seeders -= 1;
             self.seeders -= 1;
+        } else if finished {
+            // A stored leecher leaves with left=0 (rtorrent's only sign of a finished download).
+            count_completion(t, &mut self.completions);
         }
         if t.peers.is_empty() {
             if t.downloaded == 0 {

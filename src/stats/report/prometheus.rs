@@ -30,7 +30,7 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_http_connections` | | HTTP connections open |
 /// | `opentracker_http_streams` | | streamed responses (full scrapes, stats walks) in progress |
 /// | `opentracker_torrents`, `opentracker_seeders`, `opentracker_leechers` | `family` | store contents |
-/// | `opentracker_completed_total` | | completed events (downloads counted) |
+/// | `opentracker_completed_total` | | downloads counted (`completed`, or a stored leecher's first `left=0`) |
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
 /// | `opentracker_loop_iterations_total` | | event loop iterations |
 /// | `opentracker_worker_requests_total`, `opentracker_worker_loop_iterations_total` | `worker` (0, 1, ...) | with `tracker.workers` above 1 only: requests and loop iterations per worker (the other families are sums over the workers) |
@@ -181,7 +181,7 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         ),
         (
             "opentracker_completed_total",
-            "Completed events that raised a torrent's downloaded count.",
+            "Downloads counted: completed events, and stored leechers reporting left=0 with any event.",
             st.completed,
         ),
         (
@@ -392,7 +392,7 @@ fn write_livesync(s: &mut String, l: &crate::stats::Livesync) {
         ),
         (
             "opentracker_livesync_completed_total",
-            "Completed events learnt by live sync that raised a downloaded count.",
+            "Downloads counted from records learnt by live sync.",
             l.completed,
         ),
     ] {

@@ -91,12 +91,13 @@ fn seeder_leecher_transitions() {
         ann(&mut s, &H1, &p, false, Event::None, 0, 0).0,
         sc(0, 1, 0)
     );
-    assert_eq!(ann(&mut s, &H1, &p, true, Event::None, 0, 0).0, sc(1, 0, 0));
+    // A stored leecher's left=0 counts a download, without `completed` (issue #13).
+    assert_eq!(ann(&mut s, &H1, &p, true, Event::None, 0, 0).0, sc(1, 0, 1));
     assert_eq!(s.seeders(), 1);
-    assert_eq!(ann(&mut s, &H1, &p, true, Event::None, 0, 0).0, sc(1, 0, 0));
+    assert_eq!(ann(&mut s, &H1, &p, true, Event::None, 0, 0).0, sc(1, 0, 1));
     assert_eq!(
         ann(&mut s, &H1, &p, false, Event::None, 0, 0).0,
-        sc(0, 1, 0)
+        sc(0, 1, 1)
     );
     assert_eq!(s.seeders(), 0);
 }
@@ -144,6 +145,114 @@ fn completed_counts_once_per_finished_download_and_only_for_seeders() {
         ann(&mut s, &H1, &p, true, Event::Completed, 0, 7).0,
         sc(2, 0, 4)
     );
+    s.check_invariants();
+}
+
+/// Every transition of the completion rule (issue #13, [`Store::announce`]): what the swarm
+/// holds of the peer before, what it announces, and whether one download is counted.
+#[test]
+fn completions_every_transition() {
+    #[derive(Clone, Copy, Debug)]
+    enum Was {
+        Unknown,
+        Leecher,
+        Seeder,
+    }
+    use Event::{Completed, None as Plain, Started, Stopped};
+    use Was::{Leecher, Seeder, Unknown};
+    // (held before, left=0?, event, counted, held after: Some(seeder) or None)
+    let cases = [
+        (Unknown, false, Started, 0, Some(false)),
+        (Unknown, false, Completed, 0, Some(false)),
+        (Unknown, true, Plain, 0, Some(true)),
+        (Unknown, true, Started, 0, Some(true)),
+        (Unknown, true, Completed, 1, Some(true)),
+        (Unknown, true, Stopped, 0, None),
+        (Unknown, false, Stopped, 0, None),
+        (Leecher, false, Plain, 0, Some(false)),
+        (Leecher, false, Completed, 0, Some(false)),
+        (Leecher, false, Stopped, 0, None),
+        (Leecher, true, Plain, 1, Some(true)),
+        (Leecher, true, Started, 1, Some(true)),
+        (Leecher, true, Completed, 1, Some(true)),
+        (Leecher, true, Stopped, 1, None),
+        (Seeder, true, Plain, 0, Some(true)),
+        (Seeder, true, Started, 0, Some(true)),
+        (Seeder, true, Completed, 0, Some(true)),
+        (Seeder, true, Stopped, 0, None),
+        (Seeder, false, Plain, 0, Some(false)),
+        (Seeder, false, Stopped, 0, None),
+    ];
+    for (was, left0, event, counted, after) in cases {
+        let case = format!("{was:?} then left=0 {left0}, {event:?}");
+        let mut s = StoreV4::new(StoreConfig::default());
+        let p = p4(1, 1);
+        // Another peer keeps the torrent alive whatever happens to `p`.
+        ann(&mut s, &H1, &p4(9, 9), false, Started, 0, 0);
+        match was {
+            Unknown => {}
+            Leecher => drop(ann(&mut s, &H1, &p, false, Started, 0, 0)),
+            // A seeder from the start: joining with left=0 counts nothing.
+            Seeder => drop(ann(&mut s, &H1, &p, true, Started, 0, 0)),
+        }
+        assert_eq!(s.completions(), 0, "{case}: setup");
+        let (c, out) = ann(&mut s, &H1, &p, left0, event, 50, 1);
+        assert_eq!(c.downloaded, counted, "{case}: downloaded");
+        assert_eq!(s.completions(), u64::from(counted), "{case}: completions");
+        assert_eq!(s.scrape(&H1, 1).unwrap().downloaded, counted, "{case}");
+        let held = s
+            .get(&H1)
+            .and_then(|t| t.peers().search(&p).ok().map(|i| t.peers().meta(i)));
+        assert_eq!(
+            held.map(|m| m.unwrap_or(0) & SEEDER != 0),
+            after,
+            "{case}: held after"
+        );
+        if event == Stopped {
+            assert!(out.is_empty(), "{case}: a stop selects nothing");
+        }
+        // Never twice: the same announce again counts nothing more (a stopped peer that
+        // stops again is unknown; a seeder that repeats itself is a seeder).
+        let (c, _) = ann(&mut s, &H1, &p, left0, event, 0, 2);
+        assert_eq!(c.downloaded, counted, "{case}: repeated");
+    }
+}
+
+#[test]
+fn a_stopped_last_leecher_that_finished_keeps_its_torrent() {
+    // rtorrent's sequence alone in a swarm: started with left>0, stopped with left=0. The
+    // torrent is kept (peerless) for its count.
+    let mut s = StoreV4::new(cfg(4, 100));
+    let p = p4(1, 1);
+    assert_eq!(
+        ann(&mut s, &H1, &p, false, Event::Started, 0, 0).0,
+        sc(0, 1, 0)
+    );
+    assert_eq!(
+        ann(&mut s, &H1, &p, true, Event::Stopped, 0, 1).0,
+        sc(0, 0, 1)
+    );
+    assert_eq!((s.torrents(), s.peers(), s.completions()), (1, 0, 1));
+    assert_eq!(s.scrape(&H1, 2), Some(sc(0, 0, 1)));
+    // A leecher that expired before its left=0 is a stranger: nothing counts.
+    ann(&mut s, &H2, &p, false, Event::Started, 0, 10);
+    assert_eq!(
+        ann(&mut s, &H2, &p, true, Event::None, 0, 20).0,
+        sc(1, 0, 0)
+    );
+    // `Store::stop` (no `left`) never counts, even for a leecher.
+    ann(&mut s, &H2, &p4(2, 2), false, Event::Started, 0, 20);
+    assert_eq!(s.stop(&H2, &p4(2, 2), 20), sc(1, 0, 0));
+    // At u32::MAX the count stays, and no completion is counted.
+    s.set_downloaded(&H2, u32::MAX, 20);
+    ann(&mut s, &H2, &p4(3, 3), false, Event::Started, 0, 20);
+    assert_eq!(
+        ann(&mut s, &H2, &p4(3, 3), true, Event::None, 0, 20)
+            .0
+            .downloaded,
+        u32::MAX
+    );
+    assert_eq!(s.completions(), 1);
     s.check_invariants();
 }
 
@@ -761,7 +870,12 @@ fn big_swarms_match_a_model() {
                 let (c, _) = quiet(&mut s, &hashes[t], &p, seeder, ev, 50, now);
                 expire(m);
                 let was = m.insert(p, (seeder, now));
-                if ev == Event::Completed && seeder && !was.is_some_and(|(s, _)| s) {
+                // A stored leecher's left=0, or a new peer's `completed` with left=0.
+                let finished = match was {
+                    Some((was_seeder, _)) => !was_seeder,
+                    None => ev == Event::Completed,
+                };
+                if seeder && finished {
                     *dl += 1;
                 }
                 let seeders = m.values().filter(|(s, _)| *s).count() as u32;

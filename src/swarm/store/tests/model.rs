@@ -26,6 +26,8 @@ impl<const N: usize> MTorrent<N> {
 /// The store's semantics with real ages, no packing, no mod 8.
 struct Model<const N: usize> {
     t: BTreeMap<InfoHash, MTorrent<N>>,
+    /// Rises of a `downloaded` count by announces (the store's `completions`).
+    completions: u64,
     tick_secs: u32,
     peer_ticks: u32,
     torrent_ticks: u32,
@@ -37,6 +39,7 @@ impl<const N: usize> Model<N> {
         let tick_secs = c.peer_timeout.div_ceil(4).max(1);
         Model {
             t: BTreeMap::new(),
+            completions: 0,
             tick_secs,
             peer_ticks: c.peer_timeout.div_ceil(tick_secs),
             torrent_ticks: c.torrent_timeout.div_ceil(tick_secs),
@@ -75,7 +78,7 @@ impl<const N: usize> Model<N> {
         now: u32,
     ) -> SwarmCounts {
         if ev == Event::Stopped {
-            return self.stop(h, peer, now);
+            return self.remove(h, peer, seeder, now);
         }
         let now = now / self.tick_secs;
         self.clean(h, now);
@@ -83,30 +86,44 @@ impl<const N: usize> Model<N> {
             empty_since: now,
             ..Default::default()
         });
-        let completed = ev == Event::Completed && seeder;
-        match t.peers.get_mut(peer) {
+        // A completion: a stored leecher's left=0 whatever the event, a new peer's `completed`
+        // with left=0.
+        let counts = match t.peers.get_mut(peer) {
             Some(p) => {
-                if completed && !p.seeder {
-                    t.downloaded = t.downloaded.saturating_add(1);
-                }
+                let counts = seeder && !p.seeder;
                 p.seeder = seeder;
                 p.tick = now;
+                counts
             }
             None => {
                 t.peers.insert(*peer, MPeer { seeder, tick: now });
-                t.downloaded = t.downloaded.saturating_add(u32::from(completed));
+                ev == Event::Completed && seeder
             }
+        };
+        if counts && t.downloaded < u32::MAX {
+            t.downloaded += 1;
+            self.completions += 1;
         }
         t.counts()
     }
 
     fn stop(&mut self, h: &InfoHash, peer: &[u8; N], now: u32) -> SwarmCounts {
+        self.remove(h, peer, false, now)
+    }
+
+    /// A stop; `finished` (left=0) counts a completion when the peer was a stored leecher.
+    fn remove(&mut self, h: &InfoHash, peer: &[u8; N], finished: bool, now: u32) -> SwarmCounts {
         let now = now / self.tick_secs;
         self.clean(h, now);
         let Some(t) = self.t.get_mut(h) else {
             return SwarmCounts::default();
         };
-        if t.peers.remove(peer).is_some() && t.peers.is_empty() {
+        let removed = t.peers.remove(peer);
+        if finished && removed.as_ref().is_some_and(|p| !p.seeder) && t.downloaded < u32::MAX {
+            t.downloaded += 1;
+            self.completions += 1;
+        }
+        if removed.is_some() && t.peers.is_empty() {
             if t.downloaded == 0 {
                 self.t.remove(h);
                 return SwarmCounts::default();
@@ -286,6 +303,7 @@ fn run_model<const N: usize>(seed: u64, c: StoreConfig, steps: usize, mk: impl F
             m.totals(),
             "step {step} totals"
         );
+        assert_eq!(s.completions(), m.completions, "step {step} completions");
         if step % 64 == 0 {
             compare_all(&s, &m);
         }
