@@ -19,14 +19,20 @@
 #                   apt if missing), alternating, with the ratio ours/opentracker
 #   make bench-memory   bytes per peer at 2,000x100, 20,000x10, 200,000x1 (ours and opentracker)
 #   make bench-micro    criterion micro-benchmarks (cargo bench --bench micro)
-#   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound)
+#   make bench-fullscrape  full scrapes of 1M torrents while UDP announces run (loop stall bound),
+#                   and 300 parallel gzip full scrapes of 1M torrents (one shared snapshot)
 #   make bench-floor    UDP mix and HTTP close against a floor server too (constant replies, no
 #                   state: the least user-space work per request), opentracker-rs and opentracker
 #   make bench-adversarial  the store under attacker-shaped keys (300,000 info_hashes sharing a
 #                   prefix among 5M torrents, a 1M-peer swarm from one IPv6 /64) next to a
 #                   random workload: worst and typical announce cost (examples/bench_adversarial.rs)
+#   make bench-contention  K threads announcing into one shared store, no sockets: a lock per
+#                   shard (S = 1, 16, 256), shard owners with channels, batched locking; K = 1, 2,
+#                   8 (examples/bench_contention.rs; CONTENTION_ARGS, e.g. "--secs 2")
+#   make bench-scale    UDP mix and HTTP keep-alive against opentracker-rs with 1 and 2 workers
+#                   (tracker.workers), unpinned, per tracker-CPU-second and the ratio
 #   make bench-smoke    each load generator for 2 s against a debug build, and 1 s against
-#                       floor_server (CI)
+#                       floor_server, and 1 s of bench-scale with 1 worker (CI)
 #   Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (1), OURS_WHITELIST (auto|on|off),
 #   BENCH_ARGS (more bench_run options, see benches/load/bench_run.rs). See BENCHMARKS.md.
 #
@@ -47,7 +53,7 @@ BENCH_OPTS = --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitel
 
 .PHONY: all run test test-deps install clean soak fuzz deb check-deb check-status-page status-page
 .PHONY: bench bench-compare bench-memory bench-micro bench-smoke bench-fullscrape bench-floor bench-build bench-deps
-.PHONY: bench-adversarial
+.PHONY: bench-adversarial bench-contention bench-scale
 
 all:
 	$(CARGO) build --release --locked
@@ -143,9 +149,13 @@ bench-floor: bench-build bench-deps
 bench-micro:
 	$(CARGO) bench --locked --bench micro
 
-# Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature).
+# Full scrapes of 1M torrents while UDP announces run (needs the full-scrape feature); then
+# 300 parallel gzip full scrapes of 1M torrents from one shared snapshot against the bound of
+# one full scrape's own walk (tests/fullscrape_flood.rs, release build; `make test` runs the
+# 100,000-torrent version).
 bench-fullscrape: bench-build
 	$(BENCH_RUN) fullscrape $(BENCH_OPTS)
+	$(CARGO) test --locked --release --test fullscrape_flood -- --ignored --nocapture
 
 # In-process, no sockets: 3 identical runs of each store in child processes, the least time per
 # operation kept (a few minutes; ADVERSARIAL_ARGS: --secs, --runs, --top, --only v4|v6, sizes).
@@ -153,10 +163,21 @@ ADVERSARIAL_ARGS ?=
 bench-adversarial:
 	$(CARGO) run --release --locked --example bench_adversarial -- $(ADVERSARIAL_ARGS)
 
-# CI: the load generators and the driver must keep working (debug build, no pinning, ~10 s).
+# In-process, no sockets: K threads announcing into S shards of Store<6> (issue #11's measure).
+CONTENTION_ARGS ?=
+bench-contention:
+	$(CARGO) run --release --locked --example bench_contention -- $(CONTENTION_ARGS)
+
+# 1 and 2 workers (tracker.workers), unpinned: responses per tracker-CPU-second and the ratio.
+bench-scale: bench-build
+	$(BENCH_RUN) scale --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --ours-whitelist $(OURS_WHITELIST) $(BENCH_ARGS)
+
+# CI: the load generators and the driver must keep working (debug build, no pinning, ~12 s).
 bench-smoke:
 	$(CARGO) build --locked --bins --examples
 	$(TARGET_DIR)/debug/examples/bench_run smoke --no-pin
+	$(TARGET_DIR)/debug/examples/bench_run scale --workers 1 --duration 1 --warmup 0.5 \
+		--torrents 1000 --peers 5000 --connections 8
 
 clean:
 	$(CARGO) clean

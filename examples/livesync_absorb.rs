@@ -116,7 +116,8 @@ fn free_port() -> u16 {
 fn node_conf(own: u16, other: u16, extra: &str) -> String {
     format!(
         "listen.tcp 127.0.0.1:0\naccess.stats 127.0.0.1\nlivesync.cluster.listen 127.0.0.1:{own}\n\
-         livesync.cluster.peer 127.0.0.1:{other}\nlivesync.cluster.node_ip 127.0.0.0/8\n{extra}"
+         livesync.cluster.peer 127.0.0.1:{other}\nlivesync.cluster.node_ip 127.0.0.0/8\n\
+         udp.rate_limit 0\ntracker.max_new_torrents_per_net 0\ntracker.max_peers_per_source 0\n{extra}"
     )
 }
 

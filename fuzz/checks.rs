@@ -160,6 +160,8 @@ pub fn http_handle(data: &[u8]) {
         keepalive: true,
         stats: Default::default(),
         fullscrape_interval: 0,
+        fullscrape_max_age: 0,
+        fullscrape_max_streams: 0,
         proxy_header: Default::default(),
     };
     let mut scratch = Scratch::default();

@@ -78,6 +78,9 @@ class Tracker:
                 "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\n"
                 "listen.udp 127.0.0.1:0\nlisten.udp [::1]:0\n"
                 "access.stats 127.0.0.1\naccess.stats ::1\n"
+                # The traffic comes from one address: per-source quotas off.
+                "udp.rate_limit 0\ntracker.max_new_torrents_per_net 0\n"
+                "tracker.max_peers_per_source 0\n"
                 f"access.blacklist {blacklist}\n"
             )
         args = [binary, "-f", conf]

@@ -199,8 +199,11 @@ table::directives! {
         "tracker.random_peers" => random_peers: u32 = 0, [0..=200], "peers";
         /// Seconds between two full scrapes (`GET /scrape` without info_hash) from one address
         /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429
-        /// (opentracker's compile-time `WANT_MODEST_FULLSCRAPES`: 300 s, 402).
-        "tracker.fullscrape_interval" => fullscrape_interval: u32 = 0, [0..=86_400], "seconds";
+        /// (opentracker's compile-time `WANT_MODEST_FULLSCRAPES`: 300 s, 402). The default is
+        /// opentracker's 300 s: one host cannot take every `http.fullscrape_max_streams` slot
+        /// or pull the whole store over and over; a client that wants every count that often
+        /// is better served by scrapes of its own info_hashes.
+        "tracker.fullscrape_interval" => fullscrape_interval: u32 = 300, [0..=86_400], "seconds";
         /// Most torrents held over both address families (0 = no limit). When reached, an
         /// announce that would create a torrent is refused (HTTP `failure reason` / UDP error
         /// "tracker is full: no new torrents"); existing torrents keep working. Bounds the
@@ -213,6 +216,22 @@ table::directives! {
         /// (8-15 bytes per peer, `make bench-memory`), so a flood of made-up peers cannot take
         /// all memory of a small machine.
         "tracker.max_peers" => max_peers: u64 = 50_000_000, [0..=1 << 40], "peers";
+        /// Opentracker-rs's own: torrents the announces from one network (an IPv4 /24, an
+        /// IPv6 /48) may create per minute, as a token bucket holding one minute's worth (0 =
+        /// no quota). Beyond it an announce for an unknown info_hash is refused ("too many new
+        /// torrents from your network"); known torrents keep working. The default lets a
+        /// seedbox's 10,000 torrents through in the first minute after a restart of this
+        /// RAM-only tracker, and caps what one network alone can hold at about 450,000
+        /// torrents (a torrent lives as long as its peers: `peer_timeout` = 45 minutes), a
+        /// tenth of `max_torrents`. Counted per source in a fixed table, see `service::quota`.
+        "tracker.max_new_torrents_per_net" => max_new_torrents_per_net: u32 = 10_000,
+            [0..=1_000_000], "torrents per minute";
+        /// Opentracker-rs's own: peers one source (an IPv4 address, any port; an IPv6 /64) may
+        /// have in one swarm (0 = no quota). Beyond it an announce that would add a peer is
+        /// refused ("too many peers from your address in this swarm"); a known peer's refresh
+        /// never is, and `stopped` always works.
+        "tracker.max_peers_per_source" => max_peers_per_source: u32 = 8, [0..=1_000_000],
+            "peers";
         /// Who may announce (torrust's modes): `public` (anyone, any info_hash), `listed`
         /// (whitelisted info_hashes only: the `access.whitelist` file and the API/database
         /// entries), `private` (a valid key in the announce URL, `/announce/KEY`; over UDP in
@@ -276,6 +295,11 @@ table::directives! {
             "connections";
         /// Largest request head buffered (as opentracker's `G_INBUF_SIZE`).
         "http.max_request_size" => max_request_size: usize = 8192, [256..=1 << 20], "bytes";
+        /// Most header lines in a request head (the lines between the request line and the
+        /// blank line); more get 431 Request Header Fields Too Large and the connection closes.
+        /// Clients send 5 to 15, proxies add a few (Apache's `LimitRequestFields` is 100;
+        /// opentracker has no cap but its 8192-byte head).
+        "http.max_header_lines" => max_header_lines: usize = 64, [1..=10_000], "lines";
         /// A connection idle this long is closed (as opentracker's `OT_CLIENT_TIMEOUT`).
         "http.idle_timeout" => idle_timeout: u32 = 30, [1..=3600], "seconds";
         /// A request head must be complete this long after its first byte, or the connection
@@ -291,6 +315,15 @@ table::directives! {
         /// Honour `Connection: keep-alive` (opentracker's default build closes after one
         /// reply).
         "http.keepalive" => keepalive: bool = true;
+        /// Seconds a full-scrape body (one per encoding: plain, gzip) is shared: every full
+        /// scrape that arrives within this long after a build started reads that build
+        /// (`front::http::snapshot`); 0 = every full scrape walks the store for itself. Counts
+        /// in a full scrape may be this much older than the store.
+        "http.fullscrape_max_age" => fullscrape_max_age: u32 = 30, [0..=3600], "seconds";
+        /// Full scrapes sent at once at most; one more gets `503` with `Retry-After` (counted).
+        /// 0 = no cap.
+        "http.fullscrape_max_streams" => fullscrape_max_streams: usize = 64, [0..=100_000],
+            "streams";
     }
 
     /// UDP socket settings. Directives `udp.*`; opentracker-rs's own.
@@ -301,6 +334,13 @@ table::directives! {
         "udp.recv_buffer" => recv_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
         /// `SO_SNDBUF` to request, as `recv_buffer`; 0 keeps the OS default.
         "udp.send_buffer" => send_buffer: usize = 8 << 20, [0..=1 << 30], "bytes";
+        /// UDP requests per second one source (an IPv4 address, an IPv6 /64) may send, in a
+        /// token bucket of `udp.rate_burst` (0 = no limit). Beyond it datagrams get no answer
+        /// at all (counted); the client retries with BEP 15's timeouts. Far above what real
+        /// clients send, even a seedbox announcing its 10,000 torrents at start-up.
+        "udp.rate_limit" => rate_limit: u32 = 500, [0..=10_000_000], "requests per second";
+        /// The bucket of `udp.rate_limit`: requests one source may send at once.
+        "udp.rate_burst" => rate_burst: u32 = 10_000, [1..=100_000_000], "requests";
     }
 }
 

@@ -14,7 +14,7 @@ use opentracker_rs::front::api::ApiSite;
 use opentracker_rs::front::http::HttpSite;
 use opentracker_rs::net::background::BackgroundConfig;
 use opentracker_rs::net::event_loop::{self, LoopConfig};
-use opentracker_rs::net::http_server::HttpLimits;
+use opentracker_rs::net::http_server::{HttpLimits, fds};
 use opentracker_rs::net::livesync::{self, LivesyncConfig};
 use opentracker_rs::net::{self, UdpBuffers};
 use opentracker_rs::privileges;
@@ -288,6 +288,16 @@ fn run(cfg: Config) -> ExitCode {
         },
         if cfg.daemon { ", detached" } else { "" },
     );
+    // Room for http.max_connections under the open-files limit: raised toward the hard limit,
+    // or the cap lowered to what fits (said once, here).
+    let listening = listeners.tcp.len()
+        + listeners.udp.len()
+        + listeners.api.len()
+        + listeners.tls.len()
+        + listeners.api_tls.len()
+        + listeners.livesync.len();
+    let fds = fds::fit_connections(cfg.http.max_connections, listening);
+    fds.log();
     let loop_cfg = LoopConfig {
         policy: Policy {
             announce_interval: cfg.announce_interval,
@@ -300,6 +310,10 @@ fn run(cfg: Config) -> ExitCode {
             max_torrents: cfg.max_torrents,
             max_peers: cfg.max_peers,
             reload_max_drop: cfg.reload_max_drop,
+            max_new_torrents_per_net: cfg.max_new_torrents_per_net,
+            max_peers_per_source: cfg.max_peers_per_source,
+            udp_rate_limit: cfg.udp.rate_limit,
+            udp_rate_burst: cfg.udp.rate_burst,
         },
         site: HttpSite {
             redirect_url: cfg.redirect_url.clone(),
@@ -311,10 +325,14 @@ fn run(cfg: Config) -> ExitCode {
                 allowed: cfg.stats_allowed.clone(),
             },
             fullscrape_interval: cfg.fullscrape_interval,
+            fullscrape_max_age: cfg.http.fullscrape_max_age,
+            fullscrape_max_streams: cfg.http.fullscrape_max_streams,
         },
         http: HttpLimits {
-            max_connections: cfg.http.max_connections,
+            max_connections: fds.max_connections,
+            max_connections_configured: cfg.http.max_connections,
             max_request_size: cfg.http.max_request_size,
+            max_header_lines: cfg.http.max_header_lines,
             idle_timeout: cfg.http.idle_timeout,
             header_timeout: cfg.http.header_timeout,
             max_pipelined: cfg.http.max_pipelined,

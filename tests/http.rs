@@ -245,7 +245,9 @@ impl Counts for Value<'_> {
 fn numwant_default_max_and_zero() {
     let t = Tracker::start(
         "numwant",
-        &config_loopback("tracker.numwant.default 5\ntracker.numwant.max 8"),
+        &config_loopback(&format!(
+            "tracker.numwant.default 5\ntracker.numwant.max 8\n{QUOTAS_OFF}"
+        )),
     );
     let a = t.http_addr(false);
     let h = hash(30);
@@ -569,7 +571,7 @@ fn sigterm_stops_cleanly() {
 
 #[test]
 fn many_connections_at_once_all_served() {
-    let t = start();
+    let t = Tracker::start("http", &config_loopback(QUOTAS_OFF));
     let a = t.http_addr(false);
     let h = hash(80);
     let mut streams: Vec<_> = (0..200).map(|_| connect(a)).collect();

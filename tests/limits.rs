@@ -94,7 +94,10 @@ fn a_silent_connection_is_closed_by_the_idle_timeout_not_the_header_deadline() {
 
 #[test]
 fn pipelined_requests_beyond_the_budget_are_all_answered() {
-    let mut t = Tracker::start("pipelined", &config_loopback("http.max_pipelined 2\n"));
+    let mut t = Tracker::start(
+        "pipelined",
+        &config_loopback(&format!("http.max_pipelined 2\n{QUOTAS_OFF}")),
+    );
     let a = t.http_addr(false);
     let h = hash(2);
     let mut s = connect(a);
@@ -130,7 +133,9 @@ fn pipelined_requests_beyond_the_budget_are_all_answered() {
 fn a_client_that_does_not_read_is_dropped_at_max_write_buffer() {
     let mut t = Tracker::start(
         "slowreader",
-        &config_loopback("http.max_write_buffer 4096\nhttp.max_pipelined 32\n"),
+        &config_loopback(&format!(
+            "http.max_write_buffer 4096\nhttp.max_pipelined 32\n{QUOTAS_OFF}"
+        )),
     );
     let a = t.http_addr(false);
     let h = hash(3);

@@ -73,7 +73,7 @@ fn start(n: u32) -> Tracker {
         "random-peers",
         &format!(
             "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\nlisten.udp 127.0.0.1:0\n\
-             listen.udp [::1]:0\ntracker.random_peers {n}\n"
+             listen.udp [::1]:0\ntracker.random_peers {n}\n{QUOTAS_OFF}"
         ),
     )
 }

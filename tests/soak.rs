@@ -666,7 +666,8 @@ fn soak_under_hostile_traffic() {
          tracker.max_torrents {MAX_TORRENTS}\ntracker.peer_timeout {PEER_TIMEOUT}\n\
          tracker.announce_interval {PEER_TIMEOUT}\n\
          http.max_connections {MAX_CONNECTIONS}\nhttp.header_timeout {HEADER_TIMEOUT}\n\
-         http.idle_timeout {IDLE_TIMEOUT}\n"
+         http.idle_timeout {IDLE_TIMEOUT}\n\
+         udp.rate_limit 0\ntracker.max_new_torrents_per_net 0\ntracker.max_peers_per_source 0\n"
     );
     let mut t = Tracker::start("soak", &config);
     let pid = t.child.id();

@@ -95,7 +95,10 @@ fn scrape_of_74_and_more_hashes_in_request_order() {
 fn many_peers_numwant_bounds() {
     let t = Tracker::start(
         "udpnumwant",
-        "listen.udp 127.0.0.1:0\ntracker.numwant.default 7\ntracker.numwant.max 30\n",
+        &format!(
+            "listen.udp 127.0.0.1:0\ntracker.numwant.default 7\ntracker.numwant.max 30\n\
+             {QUOTAS_OFF}"
+        ),
     );
     let c = Client::new(t.udp_addr(false));
     let id = c.connect();

@@ -16,6 +16,12 @@
 //!                                replies, no state; `mmsg`, and `single` for UDP only),
 //!                                opentracker-rs and opentracker, alternating, with the ratios
 //!                                to opentracker: what the kernel leaves to win in user space
+//! bench_run scale    [options]   the UDP mix and HTTP keep-alive against opentracker-rs with
+//!                                each worker count of --workers (1,2), tracker and load
+//!                                generator UNPINNED, with responses per tracker-CPU-second and
+//!                                the ratios to the first count (issue #11); a count above 1
+//!                                needs `tracker.workers` in the build (else it is skipped and
+//!                                said so); exit 1 if a run had errors or no responses
 //!
 //! options: --bin-dir DIR          opentracker-rs and examples/ (default: next to this binary)
 //!          --opentracker PATH     default /usr/bin/opentracker
@@ -27,6 +33,8 @@
 //!          --torrents 10000 --peers 100000 --connections 64 --sockets 16 --window 8
 //!          --shapes 2000x100,20000x10,200000x1 --fill-order rounds|torrents|random (memory)
 //!          --fs-torrents 1000000 (fullscrape)
+//!          --workers N            write `tracker.workers N` into opentracker-rs's config
+//!                                (scale: a list, default 1,2)
 //! ```
 //!
 //! Each tracker runs pinned to one CPU (`taskset -c`), each load generator to the other. For
@@ -107,6 +115,8 @@ struct Settings {
     shapes: Vec<(u64, u64)>,
     fill_order: String,
     fs_torrents: u64,
+    /// `--workers`: `tracker.workers` values (empty: the directive is not written).
+    workers: Vec<usize>,
 }
 
 /// A running tracker.
@@ -184,7 +194,9 @@ fn run() -> Result<i32> {
         .get_str("bin-dir")
         .map(PathBuf::from)
         .unwrap_or(default_bin);
-    let pin = !o.flag("no-pin");
+    let cmd = o.positional.first().cloned().unwrap_or_default();
+    // `scale` runs unpinned: the workers of a tracker must have every CPU to spread over.
+    let pin = !o.flag("no-pin") && cmd != "scale";
     let s = Settings {
         examples: bin_dir.join("examples"),
         bin_dir,
@@ -209,25 +221,35 @@ fn run() -> Result<i32> {
         window: o.get("window", 8)?,
         fill_order: o.get_str("fill-order").unwrap_or_else(|| "rounds".into()),
         fs_torrents: o.get("fs-torrents", 1_000_000)?,
+        workers: match o.get_str("workers") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(|w| match w.trim().parse::<usize>() {
+                    Ok(n) if n >= 1 => Ok(n),
+                    _ => Err(format!("--workers: {w:?} is not a count of at least 1")),
+                })
+                .collect::<Result<_>>()?,
+        },
         shapes: parse_shapes(
             &o.get_str("shapes")
                 .unwrap_or_else(|| "2000x100,20000x10,200000x1".into()),
         )?,
     };
     o.finish()?;
-    let cmd = o.positional.first().map(String::as_str).unwrap_or("");
     if pin && cmd != "smoke" {
         check_taskset()?;
     }
-    match cmd {
+    match cmd.as_str() {
         "bench" => scenarios(&s, Mode::Bench),
         "compare" => scenarios(&s, Mode::Compare),
         "floor" => scenarios(&s, Mode::Floor),
         "memory" => memory(&s),
         "smoke" => smoke(&s),
         "fullscrape" => fullscrape(&s),
+        "scale" => scale(&s),
         _ => Err(
-            "usage: bench_run bench|compare|floor|memory|smoke|fullscrape [options] (see the source's header)"
+            "usage: bench_run bench|compare|floor|memory|smoke|fullscrape|scale [options] (see the source's header)"
                 .into(),
         ),
     }
@@ -312,6 +334,36 @@ fn ours_supports_whitelist(s: &Settings) -> Result<bool> {
     Ok(st.success())
 }
 
+/// Whether this opentracker-rs build accepts `tracker.workers 2` (`--check-config`).
+fn ours_supports_workers(s: &Settings) -> Result<bool> {
+    let dir = TempDir::new("check-workers")?;
+    let conf = dir.0.join("check.conf");
+    std::fs::write(&conf, "listen.tcp_udp 127.0.0.1:0\ntracker.workers 2\n")
+        .map_err(|e| e.to_string())?;
+    let st = Command::new(s.bin_dir.join("opentracker-rs"))
+        .arg("-f")
+        .arg(&conf)
+        .arg("--check-config")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", s.bin_dir.join("opentracker-rs").display()))?;
+    Ok(st.success())
+}
+
+/// The `tracker.workers` value of the commands other than `scale` (the first of --workers),
+/// after checking that the build accepts the directive.
+fn workers_option(s: &Settings) -> Result<Option<usize>> {
+    match s.workers.first() {
+        None => Ok(None),
+        Some(&n) if ours_supports_workers(s)? => Ok(Some(n)),
+        Some(_) => Err(
+            "--workers: this opentracker-rs build refuses tracker.workers (see --check-config)"
+                .into(),
+        ),
+    }
+}
+
 fn ours_whitelist(s: &Settings) -> Result<bool> {
     match s.ours_whitelist.as_str() {
         "on" => Ok(true),
@@ -325,7 +377,7 @@ fn ours_whitelist(s: &Settings) -> Result<bool> {
 
 fn start(s: &Settings, which: Which, torrents: u64, whitelist: bool) -> Result<Tracker> {
     match which {
-        Which::Ours => start_ours(s, torrents, whitelist),
+        Which::Ours => start_ours(s, torrents, whitelist, workers_option(s)?),
         Which::Opentracker => start_opentracker(s, torrents),
         Which::FloorMmsg => start_floor(s, which, "mmsg"),
         Which::FloorSingle => start_floor(s, which, "single"),
@@ -395,9 +447,24 @@ fn start_floor(s: &Settings, which: Which, udp_mode: &str) -> Result<Tracker> {
     Ok(t)
 }
 
-fn start_ours(s: &Settings, torrents: u64, whitelist: bool) -> Result<Tracker> {
+/// opentracker-rs with a generated config; `workers`: the `tracker.workers` line, if any.
+fn start_ours(
+    s: &Settings,
+    torrents: u64,
+    whitelist: bool,
+    workers: Option<usize>,
+) -> Result<Tracker> {
     let dir = TempDir::new("ours")?;
-    let mut conf = String::from("listen.tcp_udp 127.0.0.1:0\n");
+    // The load generators send from one address: the per-source quotas (issue #13) would
+    // refuse or drop nearly all of it, so they are off here; and full scrapes go without the
+    // per-address interval (the fullscrape scenario sends several).
+    let mut conf = String::from(
+        "listen.tcp_udp 127.0.0.1:0\nudp.rate_limit 0\ntracker.max_new_torrents_per_net 0\n\
+         tracker.max_peers_per_source 0\ntracker.fullscrape_interval 0\n",
+    );
+    if let Some(n) = workers {
+        conf.push_str(&format!("tracker.workers {n}\n"));
+    }
     // SAFETY: geteuid has no preconditions. As root the tracker refuses to serve without a
     // user to switch to; the benchmark does not care about privileges, so it allows root.
     if unsafe { libc::geteuid() } == 0 {
@@ -899,6 +966,139 @@ fn scenarios(s: &Settings, mode: Mode) -> Result<i32> {
     Ok(0)
 }
 
+/// `bench_run scale` (issue #11): opentracker-rs with each worker count of `--workers`
+/// (default 1,2), tracker and load generator unpinned, the UDP mix and HTTP keep-alive;
+/// responses per second of the tracker's CPU time (all its threads, `/proc/PID/stat`) for
+/// each, and the ratio to the first count. The target of the issue: 2 workers within 10% of
+/// 1 worker's responses per CPU-second. A count above 1 needs `tracker.workers` (checked with
+/// `--check-config`); without it that count is skipped, and a count of 1 runs without the
+/// directive (the default). Exit 1 when a run had errors or no responses.
+fn scale(s: &Settings) -> Result<i32> {
+    let whitelist = ours_whitelist(s)?;
+    let supported = ours_supports_workers(s)?;
+    let counts = if s.workers.is_empty() {
+        vec![1, 2]
+    } else {
+        s.workers.clone()
+    };
+    println!(
+        "# {} torrents (Zipf 1.0), {} simulated peers, {} s per run, {} round(s); tracker and load generator unpinned ({} CPUs)",
+        s.torrents,
+        s.peers,
+        s.duration,
+        s.rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "# opentracker-rs {} the whitelist; this build {} tracker.workers",
+        if whitelist { "gets" } else { "runs WITHOUT" },
+        if supported { "accepts" } else { "REFUSES" }
+    );
+    let mut trackers: Vec<(usize, Tracker)> = Vec::new();
+    for &n in &counts {
+        let directive = if supported {
+            Some(n)
+        } else if n == 1 {
+            None
+        } else {
+            println!(
+                "# {n} workers: cannot run, this opentracker-rs build has no tracker.workers (issue #11)"
+            );
+            continue;
+        };
+        let t = start_ours(s, s.torrents, whitelist, directive)?;
+        if s.warmup > 0.0 {
+            let r = scenario_run(s, &t, Scenario::Udp, s.warmup)?;
+            println!("# warm-up {n} worker(s): {}", r.summary);
+        }
+        trackers.push((n, t));
+    }
+    let mut failed = false;
+    let mut table: Vec<(Scenario, Vec<(usize, Figures)>)> = Vec::new();
+    for sc in [Scenario::Udp, Scenario::HttpKeepalive] {
+        if !s.only.is_empty() && !s.only.iter().any(|o| o == sc.key()) {
+            continue;
+        }
+        let mut per: Vec<Vec<Figures>> = trackers.iter().map(|_| Vec::new()).collect();
+        for round in 0..s.rounds {
+            let mut idx: Vec<usize> = (0..trackers.len()).collect();
+            if round % 2 == 1 {
+                idx.reverse();
+            }
+            for i in idx {
+                let (n, t) = &trackers[i];
+                let r = scenario_run(s, t, sc, s.duration)?;
+                let f = figures(&r);
+                if f.errors > 0.0 || f.rps == 0.0 {
+                    failed = true;
+                }
+                println!(
+                    "{:<36} {n} worker(s) {:>10}/s {:>12}/CPU-s  tracker CPU {:>4.0}%  errors {:<4} timeouts {:<4} p50 {:>6} us  p99 {:>6} us",
+                    sc.title(),
+                    fmt_k(f.rps),
+                    fmt_k(f.per_cpu),
+                    f.cpu_share * 100.0,
+                    f.errors,
+                    f.timeouts,
+                    f.p50,
+                    f.p99
+                );
+                println!("    {}", r.summary);
+                per[i].push(f);
+            }
+        }
+        let med = per
+            .into_iter()
+            .zip(trackers.iter().map(|(n, _)| *n))
+            .map(|(fs, n)| {
+                (
+                    n,
+                    Figures {
+                        rps: median(fs.iter().map(|f| f.rps).collect()),
+                        per_cpu: median(fs.iter().map(|f| f.per_cpu).collect()),
+                        cpu_share: median(fs.iter().map(|f| f.cpu_share).collect()),
+                        errors: fs.iter().map(|f| f.errors).sum(),
+                        timeouts: fs.iter().map(|f| f.timeouts).sum(),
+                        p50: median(fs.iter().map(|f| f.p50).collect()),
+                        p99: median(fs.iter().map(|f| f.p99).collect()),
+                    },
+                )
+            })
+            .collect();
+        table.push((sc, med));
+    }
+    println!();
+    println!(
+        "{:<36} {:>8} {:>12} {:>14} {:>6} {:>12} {:>16}",
+        "scenario", "workers", "resp/s", "resp/CPU-s", "CPU", "x resp/s", "x resp/CPU-s"
+    );
+    for (sc, med) in &table {
+        let Some((_, base)) = med.first() else {
+            continue;
+        };
+        for (n, f) in med {
+            println!(
+                "{:<36} {:>8} {:>12} {:>14} {:>5.0}% {:>11.2}x {:>15.2}x",
+                sc.title(),
+                n,
+                fmt_k(f.rps),
+                fmt_k(f.per_cpu),
+                f.cpu_share * 100.0,
+                f.rps / base.rps.max(1e-9),
+                f.per_cpu / base.per_cpu.max(1e-9)
+            );
+        }
+    }
+    println!(
+        "# target (issue #11): with 2 workers, responses per tracker-CPU-second within 10% of 1 worker's (x resp/CPU-s >= 0.90)"
+    );
+    if failed {
+        println!("# WARNING: some runs had errors or no responses (see rows above)");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
 /// `bench_run floor`'s summary: per scenario and server, the medians and the ratios to
 /// opentracker.
 fn floor_table(table: &[(Scenario, Vec<(Which, Figures)>)]) {
@@ -1056,7 +1256,7 @@ fn memory(s: &Settings) -> Result<i32> {
 
 /// Each load generator briefly against opentracker-rs, so they never rot (CI).
 fn smoke(s: &Settings) -> Result<i32> {
-    let t = start_ours(s, 1000, false)?;
+    let t = start_ours(s, 1000, false, workers_option(s)?)?;
     let small = |dur: &str| -> Vec<String> {
         vec![
             "--duration".into(),
@@ -1195,7 +1395,7 @@ fn get_full_scrape(addr: SocketAddr, gzip: bool) -> Result<(String, String, usiz
 fn fullscrape(s: &Settings) -> Result<i32> {
     let whitelist = ours_whitelist(s)?;
     let n = s.fs_torrents;
-    let t = start_ours(s, n, whitelist)?;
+    let t = start_ours(s, n, whitelist, workers_option(s)?)?;
     println!(
         "# full scrape of {n} torrents x 1 peer, filled over UDP; UDP announces (20,000 peers on the 10,000 most popular torrents) run meanwhile"
     );

@@ -21,22 +21,32 @@ fn defaults() {
     );
     assert_eq!((c.max_torrents, c.max_peers), (5_000_000, 50_000_000));
     assert_eq!(
+        (c.max_new_torrents_per_net, c.max_peers_per_source),
+        (10_000, 8)
+    );
+    assert_eq!(
         c.http,
         HttpConfig {
             max_connections: 10000,
             max_request_size: 8192,
+            max_header_lines: 64,
             idle_timeout: 30,
             keepalive: true,
             header_timeout: 10,
             max_pipelined: 16,
             max_write_buffer: 262144,
+            fullscrape_max_age: 30,
+            fullscrape_max_streams: 64,
         }
     );
+    assert_eq!(c.fullscrape_interval, 300);
     assert_eq!(
         c.udp,
         UdpConfig {
             recv_buffer: 8388608,
-            send_buffer: 8388608
+            send_buffer: 8388608,
+            rate_limit: 500,
+            rate_burst: 10_000,
         }
     );
 }
@@ -165,11 +175,14 @@ api.listen [::1]:8081
 db.path /var/lib/ot/sqlite3.db
 http.max_connections 123
 http.max_request_size 4096
+http.max_header_lines 32
 http.idle_timeout 5
 http.header_timeout 3
 http.max_pipelined 4
 http.max_write_buffer 65536
 http.keepalive no
+http.fullscrape_max_age 5
+http.fullscrape_max_streams 8
 udp.recv_buffer 0
 udp.send_buffer 65536
 ";
@@ -253,6 +266,8 @@ fn to_config_text_exact() {
             "tracker.fullscrape_interval 300",
             "tracker.max_torrents 1000000",
             "tracker.max_peers 5000000",
+            "tracker.max_new_torrents_per_net 10000",
+            "tracker.max_peers_per_source 8",
             "tracker.mode private_listed",
             "tracker.workers 1",
             "tracker.cpu_affinity off",
@@ -264,13 +279,18 @@ fn to_config_text_exact() {
             "# db.url (not set)",
             "http.max_connections 123",
             "http.max_request_size 4096",
+            "http.max_header_lines 32",
             "http.idle_timeout 5",
             "http.header_timeout 3",
             "http.max_pipelined 4",
             "http.max_write_buffer 65536",
             "http.keepalive off",
+            "http.fullscrape_max_age 5",
+            "http.fullscrape_max_streams 8",
             "udp.recv_buffer 0",
             "udp.send_buffer 65536",
+            "udp.rate_limit 500",
+            "udp.rate_burst 10000",
         ]
     );
     assert!(text.starts_with("# opentracker-rs "), "{text}");

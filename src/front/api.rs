@@ -38,7 +38,7 @@ use crate::config::ApiToken;
 use crate::front::http::Outcome;
 use crate::service::Tracker;
 use crate::types::InfoHash;
-use crate::wire::http::{Request, Status, parse_request, write_head};
+use crate::wire::http::{HttpError, Request, Status, parse_request_with, write_head};
 use crate::wire::query::{self, name_is};
 
 /// Most items one list request returns (`limit` is capped to this), as torrust's default page.
@@ -169,7 +169,8 @@ pub fn write_reply(reply: &Reply, keep_alive: bool, out: &mut Vec<u8>) {
 /// and its body (`Content-Length`, at most [`MAX_BODY`] bytes; 413 beyond, 400 for a
 /// `Transfer-Encoding` body), answers or submits the request's [`Op`] to `sink`, and appends the
 /// response to `out`, or nothing when it comes later ([`Outcome::Deferred`]). A head over
-/// `max_request_size` gets 413, a malformed one 400 (both close the connection).
+/// `max_request_size` gets 413, a malformed one 400, one with more than `max_header_lines`
+/// header lines 431 (all close the connection).
 #[allow(clippy::too_many_arguments)]
 pub fn serve_request(
     tracker: &mut Tracker,
@@ -177,6 +178,7 @@ pub fn serve_request(
     sink: &mut dyn OpSink,
     data: &[u8],
     max_request_size: usize,
+    max_header_lines: usize,
     waiter: Waiter,
     now: u32,
     out: &mut Vec<u8>,
@@ -186,7 +188,7 @@ pub fn serve_request(
         write_reply(&error(status, text), false, out);
         Outcome::Refused
     };
-    let (req, head_len) = match parse_request(data) {
+    let (req, head_len) = match parse_request_with(data, max_header_lines) {
         Ok(Some((_, len))) if len > max_request_size => {
             return refuse(
                 tracker,
@@ -205,6 +207,14 @@ pub fn serve_request(
             );
         }
         Ok(None) => return Outcome::Incomplete,
+        Err(HttpError::TooManyHeaderLines) => {
+            return refuse(
+                tracker,
+                out,
+                Status::RequestHeaderFieldsTooLarge431,
+                "too many header lines",
+            );
+        }
         Err(e) => return refuse(tracker, out, e.status(), "malformed request"),
     };
     if req.transfer_encoding {

@@ -36,6 +36,9 @@ pub const REPLY_CAPACITY: usize = caps::UDP_REPLY_MAX;
 /// texts are short enough that only a few-byte request loses part of its text).
 ///
 /// Error packets carry no trailing NUL (opentracker adds one; clients read the length).
+///
+/// Before any of this, a source (IPv4 address, IPv6 /64) over `udp.rate_limit` gets silence
+/// ([`Tracker::udp_admit`], `service::quota`).
 pub struct UdpHandler {
     ids: ConnectionIds,
     peers: Vec<u8>,
@@ -70,6 +73,11 @@ impl UdpHandler {
         now: u32,
         out: &mut Vec<u8>,
     ) -> bool {
+        // The per-source rate limit (`udp.rate_limit`) comes first: a source over it gets no
+        // answer at all, whatever it sent (counted in `udp.rate_limited`).
+        if !tracker.udp_admit(src.ip(), now) {
+            return false;
+        }
         let (Some(connection_id), Some(transaction_id)) = (
             udp::peek_connection_id(data),
             udp::peek_transaction_id(data),

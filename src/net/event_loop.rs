@@ -389,6 +389,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         api.add_tls_listeners(tls(listeners.api_tls), &ids.configs);
     }
     http.register(poll.registry(), 0)?;
+    http.publish_limits(&mut tracker.stats);
     api.register(poll.registry(), API_LISTEN_BASE)?;
     let mut udp: Vec<UdpServer> = listeners
         .udp

@@ -6,6 +6,18 @@
 //! - `http.max_connections`: when that many are open, a new connection is accepted and closed at
 //!   once (counted as `tcp_refused_over_limit`), so the backlog never fills with clients that wait.
 //! - `http.max_request_size`: a request head larger than this gets `413` and the connection closes.
+//! - `http.max_header_lines`: a request head with more header lines gets `431` and the
+//!   connection closes.
+//! - A head that arrives in pieces is framed by a [`HeadScan`] kept with the connection: each
+//!   read looks only at the new bytes, and the front parses the head once, when it is complete
+//!   (or wrong, or over the size limit). The work per byte received stays constant however the
+//!   client splits its head (one byte per packet at worst).
+//! - Out of file descriptors (EMFILE, ENFILE at `accept`): a spare descriptor held for the
+//!   purpose is closed, the newcomer accepted and closed at once (it sees a clean close instead
+//!   of waiting in the backlog until its own timeout), the spare reopened; counted as
+//!   `tcp_refused_no_fd`, logged at most once per [`fds::LOG_INTERVAL`] with the count since the
+//!   last line. At start, [`fds::fit_connections`] raises the soft open-files limit and lowers
+//!   `http.max_connections` to what fits.
 //! - `http.idle_timeout`: a connection with no read or write progress for that many seconds is
 //!   closed (also a client that sends half a request and stops).
 //! - `http.header_timeout`: a request head must be complete that many seconds after its first
@@ -22,13 +34,18 @@
 //!   Back-pressure keeps a reading client far below it: one turn queues at most `max_pipelined`
 //!   responses.
 //!
-//! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Walk`] on its
-//! connection (the "producer"). The loop calls [`HttpServer::advance_streams`] once per turn;
-//! it asks each producer for one more slice only while that connection's unsent bytes are
-//! under [`STREAM_HIGH_WATER`], so a slow reader holds at most that plus one slice in memory,
-//! and many full scrapes share the loop with everything else slice by slice. A streamed
-//! response is the last one on its connection (it is closed once the body is sent), and its
-//! connection reads nothing more, so `http.max_write_buffer` does not apply to it.
+//! Streamed responses (full scrape, `/stats` walks): the request leaves a [`Stream`] on its
+//! connection (the "producer"): a [`Walk`](crate::front::http::walk::Walk) of its own (`/stats`
+//! walks), or a reader of the shared full-scrape snapshot of its encoding
+//! ([`crate::front::http::snapshot`]). The loop
+//! calls [`HttpServer::advance_streams`] once per turn; it asks each producer for more only
+//! while that connection's unsent bytes are under [`STREAM_HIGH_WATER`], so a slow reader holds
+//! at most that plus one slice in its write buffer, and many full scrapes share the loop with
+//! everything else: per turn, one slice of each walk, at most one slice of each snapshot being
+//! built (when a reader waits for it), and at most [`TURN_BYTES`] copied from snapshots to all
+//! readers together ([`PIECE_BYTES`] each, taking turns). A streamed response is the last one
+//! on its connection (it is closed once the body is sent), and its connection reads nothing
+//! more, so `http.max_write_buffer` does not apply to it.
 //!
 //! HTTPS: a connection accepted on a TLS listener (`listen.tls`, `api.listen_tls`) reads and
 //! writes through its [`TlsConn`] (see [`super::tls`]); all of the above applies to its
@@ -43,15 +60,20 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use crate::front::api::{Reply, Waiter, write_reply};
-use crate::front::http::walk::{SLICE_TORRENTS, Walk};
-use crate::front::http::{Outcome, Scratch};
+use crate::front::http::snapshot::{PIECE_BYTES, TURN_BYTES};
+use crate::front::http::walk::SLICE_TORRENTS;
+use crate::front::http::{Outcome, Scratch, Stream};
 use crate::service::Tracker;
 use crate::stats::TlsHandshakes;
 
 use super::tls::TlsConn;
 
+pub mod fds;
 mod front;
-pub use front::{ApiFront, Front};
+pub use front::{ApiFront, Front, HeadLimits};
+
+use crate::wire::http::HeadScan;
+use fds::{Refusal, Spare, Throttle};
 
 /// Limits of the HTTP server, from the config file (`http.*`).
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +82,11 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Most bytes of one request head (`http.max_request_size`).
     pub max_request_size: usize,
+    /// Most header lines of one request head (`http.max_header_lines`).
+    pub max_header_lines: usize,
+    /// `http.max_connections` as configured, before [`fds::fit_connections`] lowered
+    /// `max_connections` to what the open-files limit allows (equal when it did not).
+    pub max_connections_configured: usize,
     /// Seconds without progress before a connection is closed (`http.idle_timeout`).
     pub idle_timeout: u32,
     /// Seconds from the first byte of a request head to its end (`http.header_timeout`).
@@ -87,6 +114,9 @@ struct Conn {
     remote: IpAddr,
     /// Bytes of a request head not complete yet.
     rbuf: Vec<u8>,
+    /// How far the head at the start of `rbuf` was framed (reset when bytes are taken from
+    /// the front of `rbuf`).
+    scan: HeadScan,
     /// Response bytes not written yet, from `wpos`.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -103,7 +133,7 @@ struct Conn {
     /// On the pending list: requests may be buffered here or in the kernel.
     queued: bool,
     /// The streamed response being written, if any (see the module doc).
-    producer: Option<Box<Walk>>,
+    producer: Option<Stream>,
     /// Registered with the poll (a connection served at once after `accept` never is).
     registered: bool,
     /// Told apart from earlier connections in the same slot ([`Waiter`]).
@@ -150,6 +180,13 @@ pub struct HttpServer {
     /// With several workers (`tracker.workers`): the connections open over every worker's
     /// server, so `http.max_connections` bounds them all ([`HttpServer::share_open_count`]).
     open_everywhere: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// The descriptor given up to refuse a newcomer when the process has no other
+    /// (see the module doc).
+    spare: Spare,
+    /// Accepts that failed for want of a descriptor, logged at most once per interval.
+    no_fd: Throttle,
+    /// Other accept failures, logged the same way.
+    accept_errors: Throttle,
 }
 
 impl HttpServer {
@@ -176,6 +213,9 @@ impl HttpServer {
             pending_spare: Vec::new(),
             streaming: Vec::new(),
             next_serial: 0,
+            spare: Spare::open(),
+            no_fd: Throttle::default(),
+            accept_errors: Throttle::default(),
             open_everywhere: None,
         })
     }
@@ -194,6 +234,16 @@ impl HttpServer {
         self.open_everywhere
             .as_ref()
             .map_or(self.open, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Sets the gauges of the connection cap in `stats`: `http.max_connections` in effect, and
+    /// by how much the open-files limit lowered it ([`fds::fit_connections`]).
+    pub fn publish_limits(&self, stats: &mut crate::stats::Stats) {
+        stats.http_max_connections = self.limits.max_connections as u64;
+        stats.http_max_connections_lowered_by =
+            self.limits
+                .max_connections_configured
+                .saturating_sub(self.limits.max_connections) as u64;
     }
 
     /// Adds HTTPS listeners after the plain ones (call before [`HttpServer::register`]): each
@@ -256,9 +306,29 @@ impl HttpServer {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if fds::is_exhaustion(&e) => {
+                    // The newcomer waits in the backlog: refuse it cleanly with the spare
+                    // descriptor, then go on with the backlog.
+                    let refusal = self.spare.refuse(&self.listeners[index]);
+                    if refusal == Refusal::NothingWaiting {
+                        // EMFILE comes before the backlog is looked at: it was empty.
+                        return;
+                    }
+                    let refused = refusal == Refusal::Refused;
+                    tracker.stats.tcp_refused_no_fd += u64::from(refused);
+                    if let Some(n) = self.no_fd.note(now) {
+                        log_no_fd(n, &e, refused);
+                    }
+                    if refused {
+                        continue;
+                    }
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next readiness event.
-                    log::warn!("accept failed: {e}");
+                    // Others (ENOBUFS, ENOMEM, ...): retry on the next readiness event.
+                    if let Some(n) = self.accept_errors.note(now) {
+                        log::warn!("accept failed ({e}): {n} failure(s) since the last line");
+                    }
                     return;
                 }
             };
@@ -287,6 +357,7 @@ impl HttpServer {
                 stream,
                 remote: addr.ip(),
                 rbuf: Vec::new(),
+                scan: HeadScan::default(),
                 wbuf: Vec::new(),
                 wpos: 0,
                 last_active: now,
@@ -437,7 +508,7 @@ impl HttpServer {
         // incomplete head, or requests left by the budget) or appended by a read below.
         let mut fresh = true;
         loop {
-            if fresh && budget > 0 && !conn.rbuf.is_empty() {
+            if fresh && budget > 0 && !conn.rbuf.is_empty() && head_ready(conn, &limits) {
                 let buf = std::mem::take(&mut conn.rbuf);
                 let served = serve_buffer(
                     conn,
@@ -501,6 +572,7 @@ impl HttpServer {
                     consumed: 0,
                     ..served
                 };
+                conn.scan = HeadScan::default();
                 keep_rest(conn, rest, served, now);
             }
         }
@@ -543,39 +615,71 @@ impl HttpServer {
         })
     }
 
-    /// Gives each streaming connection with room in its write buffer one more slice
-    /// ([`SLICE_TORRENTS`] torrents per store) and writes what the socket takes. A finished
-    /// connection is closed once its last bytes are written. See the module doc.
+    /// Gives each streaming connection with room in its write buffer more of its body (a walk:
+    /// one slice of [`SLICE_TORRENTS`] torrents per store; a full-scrape snapshot reader: up to
+    /// [`PIECE_BYTES`], within [`TURN_BYTES`] for all of them, after one slice of each snapshot
+    /// a reader waits for) and writes what the socket takes. A finished connection is closed
+    /// once its last bytes are written. See the module doc.
     pub fn advance_streams(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        let snapshots = self.scratch.snapshots();
+        snapshots.build(&tracker.v4, &tracker.v6, |h| tracker.allowed(h));
+        snapshots.sweep(now);
+        let mut budget = TURN_BYTES;
         let mut i = 0;
         while i < self.streaming.len() {
+            if budget == 0 {
+                // Out of budget: the next turn starts with the readers not served in this one.
+                self.streaming.rotate_left(i);
+                break;
+            }
             let slot = self.streaming[i];
             let token = Token(self.token_base + slot);
             let Some(conn) = self.conns[slot].as_mut() else {
                 self.streaming.swap_remove(i);
                 continue;
             };
-            if conn.wbuf.len() - conn.wpos >= STREAM_HIGH_WATER {
+            let unsent = conn.wbuf.len() - conn.wpos;
+            if unsent >= STREAM_HIGH_WATER {
                 // Waits for the socket: the last flush stopped at WouldBlock.
                 i += 1;
                 continue;
             }
-            let Some(walk) = conn.producer.as_mut() else {
-                self.streaming.swap_remove(i);
-                continue;
+            let finished = match conn.producer.as_mut() {
+                None => {
+                    self.streaming.swap_remove(i);
+                    continue;
+                }
+                Some(Stream::Snapshot(reader)) if !self.scratch.snapshots().ready(reader) => {
+                    // Waits for the next slice of the build.
+                    i += 1;
+                    continue;
+                }
+                Some(producer) => {
+                    // Drop what was written already, so the buffer stays bounded.
+                    conn.wbuf.drain(..conn.wpos);
+                    conn.wpos = 0;
+                    match producer {
+                        Stream::Walk(walk) => walk.step(
+                            &tracker.v4,
+                            &tracker.v6,
+                            |h| tracker.allowed(h),
+                            SLICE_TORRENTS,
+                            &mut conn.wbuf,
+                        ),
+                        Stream::Snapshot(reader) => {
+                            let room = (STREAM_HIGH_WATER - unsent).min(PIECE_BYTES).min(budget);
+                            let before = conn.wbuf.len();
+                            let done = self.scratch.snapshots().feed(reader, room, &mut conn.wbuf);
+                            budget -= (conn.wbuf.len() - before).min(budget);
+                            done
+                        }
+                    }
+                }
             };
-            // Drop what was written already, so the buffer stays bounded.
-            conn.wbuf.drain(..conn.wpos);
-            conn.wpos = 0;
-            let finished = walk.step(
-                &tracker.v4,
-                &tracker.v6,
-                |h| tracker.allowed(h),
-                SLICE_TORRENTS,
-                &mut conn.wbuf,
-            );
             if finished {
-                conn.producer = None;
+                if let Some(Stream::Snapshot(reader)) = conn.producer.take() {
+                    self.scratch.snapshots().leave(reader);
+                }
             }
             let result = flush(conn, tracker, now).and_then(|()| {
                 if conn.wpos == conn.wbuf.len() {
@@ -597,6 +701,7 @@ impl HttpServer {
             }
         }
         tracker.stats.http_streams = self.streaming.len() as u64;
+        tracker.stats.fullscrape_snapshot_bytes = self.scratch.snapshots().bytes() as u64;
     }
 
     /// Writes the deferred answer `reply` to the connection `waiter` names, if it is still open
@@ -637,8 +742,20 @@ impl HttpServer {
     }
 
     /// Closes connections whose request head is older than `http.header_timeout` seconds, then
-    /// those idle for `http.idle_timeout` seconds or more. Call about once a second.
+    /// those idle for `http.idle_timeout` seconds or more; logs the accept failures counted
+    /// since the last line once [`fds::LOG_INTERVAL`] passed, and takes the spare descriptor
+    /// back if it could not be reopened. Call about once a second.
     pub fn sweep_idle(&mut self, registry: &Registry, tracker: &mut Tracker, now: u32) {
+        if let Some(n) = self.no_fd.flush(now) {
+            log::warn!(
+                "accept: out of file descriptors: {n} new connection(s) refused since the last \
+                 line"
+            );
+        }
+        if let Some(n) = self.accept_errors.flush(now) {
+            log::warn!("accept failed: {n} failure(s) since the last line");
+        }
+        self.spare.reopen();
         let limits = self.limits;
         for slot in 0..self.conns.len() {
             let why = match &self.conns[slot] {
@@ -669,8 +786,13 @@ impl HttpServer {
                     (false, _) => tls.close_notify(&mut conn.stream),
                 }
             }
-            if conn.producer.is_some() {
-                self.streaming.retain(|&s| s != slot);
+            match conn.producer.take() {
+                Some(Stream::Snapshot(reader)) => {
+                    self.streaming.retain(|&s| s != slot);
+                    self.scratch.snapshots().leave(reader);
+                }
+                Some(Stream::Walk(_)) => self.streaming.retain(|&s| s != slot),
+                None => {}
             }
             self.free.push(slot);
             self.open -= 1;
@@ -728,7 +850,10 @@ fn serve_buffer<F: Front>(
         match front.serve(
             tracker,
             &data[served.consumed..],
-            limits.max_request_size,
+            &HeadLimits {
+                max_request_size: limits.max_request_size,
+                max_header_lines: limits.max_header_lines,
+            },
             conn.remote,
             waiter,
             now,
@@ -748,9 +873,9 @@ fn serve_buffer<F: Front>(
                 if !keep_alive {
                     conn.closing = true;
                 }
-                if let Some(walk) = scratch.take_stream() {
+                if let Some(stream) = scratch.take_stream() {
                     // A streamed response is the last on its connection (see the module doc).
-                    conn.producer = Some(walk);
+                    conn.producer = Some(stream);
                     conn.closing = true;
                 }
             }
@@ -773,8 +898,13 @@ fn serve_buffer<F: Front>(
 fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     if conn.closing {
         conn.rbuf = Vec::new();
+        conn.scan = HeadScan::default();
         conn.head_since = None;
         return;
+    }
+    if served.consumed > 0 {
+        // The head at the front of the buffer changed: frame the rest from its start.
+        conn.scan = HeadScan::default();
     }
     buf.drain(..served.consumed);
     conn.rbuf = buf;
@@ -785,6 +915,33 @@ fn keep_rest(conn: &mut Conn, mut buf: Vec<u8>, served: Served, now: u32) {
     } else {
         conn.head_since
     };
+}
+
+/// Whether the bytes in the connection's read buffer are worth handing to the front: the head
+/// at their start is complete or wrong by its [`HeadScan`] (which looks only at the bytes that
+/// arrived since the last call), or the buffer passed `http.max_request_size` (413). An
+/// incomplete head under the limits waits for more bytes without being parsed again.
+fn head_ready(conn: &mut Conn, limits: &HttpLimits) -> bool {
+    match conn.scan.scan(&conn.rbuf, limits.max_header_lines) {
+        Ok(None) => conn.rbuf.len() > limits.max_request_size,
+        Ok(Some(_)) | Err(_) => true,
+    }
+}
+
+/// Logs accepts that failed for want of a descriptor, the first after a quiet interval:
+/// `count` since the last line, this one included; `refused`: this one was accepted and closed
+/// with the spare descriptor (else it waits in the backlog).
+fn log_no_fd(count: u64, e: &io::Error, refused: bool) {
+    log::warn!(
+        "accept: out of file descriptors ({e}): {count} new connection(s) refused since the last \
+         line{}; raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower \
+         http.max_connections",
+        if refused {
+            " (accepted and closed at once)"
+        } else {
+            " (no spare descriptor: the last one waits in the backlog)"
+        }
+    );
 }
 
 /// Reads from the connection's socket, through its TLS session if it has one (plaintext out).
@@ -855,3 +1012,6 @@ fn set_interest(
     conn.registered = true;
     result.map_err(|_| Close::ByClient)
 }
+
+#[cfg(test)]
+mod tests;

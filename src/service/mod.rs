@@ -13,6 +13,7 @@ pub mod capacity;
 pub mod caps;
 pub mod deniability;
 pub mod private;
+pub mod quota;
 pub mod scan;
 pub mod stats;
 pub mod sync;
@@ -58,6 +59,16 @@ pub struct Policy {
     /// Largest share of the access list a reload may drop, in percent (`access.reload_max_drop`,
     /// default 50; 100 = no check); see [`Tracker::reload_access_list`].
     pub reload_max_drop: u32,
+    /// Torrents one network (IPv4 /24, IPv6 /48) may create per minute, 0 = no quota
+    /// (`tracker.max_new_torrents_per_net`); see [`quota`].
+    pub max_new_torrents_per_net: u32,
+    /// Peers one source (IPv4 address, IPv6 /64) may have in one swarm, 0 = no quota
+    /// (`tracker.max_peers_per_source`).
+    pub max_peers_per_source: u32,
+    /// UDP requests per second one source may send, 0 = no limit (`udp.rate_limit`).
+    pub udp_rate_limit: u32,
+    /// UDP requests one source may send at once (`udp.rate_burst`).
+    pub udp_rate_burst: u32,
 }
 
 impl Default for Policy {
@@ -75,6 +86,10 @@ impl Default for Policy {
             max_torrents: c.max_torrents,
             max_peers: c.max_peers,
             reload_max_drop: c.reload_max_drop,
+            max_new_torrents_per_net: c.max_new_torrents_per_net,
+            max_peers_per_source: c.max_peers_per_source,
+            udp_rate_limit: c.udp.rate_limit,
+            udp_rate_burst: c.udp.rate_burst,
         }
     }
 }
@@ -129,6 +144,9 @@ pub enum AnnounceError {
     Auth(private::AuthError),
     /// `tracker.max_torrents` / `tracker.max_peers` reached ([`capacity`]).
     Capacity(capacity::Refusal),
+    /// A quota of the source reached: new torrents of its network, peers of its address in
+    /// the swarm ([`quota`]).
+    Quota(quota::Refusal),
     /// Port 0 (BEP 3 and BEP 15 name the port the peer listens on; nobody listens on 0). The
     /// HTTP query parser refuses it first, with the same text ([`QueryError::InvalidPort`]);
     /// this is the same rule for UDP, whose packet has no invalid port value otherwise.
@@ -137,12 +155,14 @@ pub enum AnnounceError {
 
 impl AnnounceError {
     /// The text sent to the client: [`private::AuthError::reason`] (for an info_hash not
-    /// listed, opentracker's [`access::NOT_AUTHORIZED`]), [`capacity::Refusal::reason`], or for
+    /// listed, opentracker's [`access::NOT_AUTHORIZED`]), [`capacity::Refusal::reason`],
+    /// [`quota::Refusal::reason`], or for
     /// port 0 the HTTP parser's text (`invalid port (must be 1-65535)`).
     pub fn reason(self) -> &'static str {
         match self {
             AnnounceError::Auth(e) => e.reason(),
             AnnounceError::Capacity(r) => r.reason(),
+            AnnounceError::Quota(r) => r.reason(),
             AnnounceError::InvalidPort => QueryError::InvalidPort.reason(),
         }
     }
@@ -196,6 +216,8 @@ pub struct Tracker {
     /// With several workers: this worker's number and the board where every worker publishes
     /// its counters, so `/stats` and `/metrics` read their sum ([`Tracker::stats_total`]).
     board: Option<(usize, Arc<crate::stats::workers::Board>)>,
+    /// The per-source rate tables ([`quota`]).
+    quotas: quota::Quotas,
 }
 
 /// What the workers share besides the stores, `private` and the completed marks: the access
@@ -217,6 +239,7 @@ impl Tracker {
             torrent_timeout: policy.torrent_timeout,
         };
         let fakes = deniability::Fakes::new(policy.peer_timeout);
+        let quotas = quota::Quotas::new(&policy);
         Tracker {
             v4: Arc::new(Shards::new(store_cfg)),
             v6: Arc::new(Shards::new(store_cfg)),
@@ -234,6 +257,7 @@ impl Tracker {
             fakes,
             fullscrape_limiter: Arc::default(),
             board: None,
+            quotas,
         }
     }
 
@@ -259,6 +283,8 @@ impl Tracker {
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
             fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),
+            // Per worker: a source's quotas count on each worker its packets reach.
+            quotas: quota::Quotas::new(&self.policy),
             board: self
                 .board
                 .as_ref()
@@ -527,7 +553,7 @@ impl Tracker {
 
     /// Serves an announce for any front: the mode's check ([`Tracker::authorize`]: the whitelist
     /// or blacklist, and in a private mode `key`, the raw key from the announce URL's path),
-    /// then [`Tracker::announce`]. A refused announce counts as failed for `proto` and the
+    /// the source's quotas ([`quota`]), then [`Tracker::announce`]. A refused announce counts as failed for `proto` and the
     /// family of `ip`, and changes nothing in the store.
     ///
     /// Errors: [`AnnounceError`], whose text the front sends back.
@@ -542,9 +568,7 @@ impl Tracker {
     ) -> Result<AnnounceReply, AnnounceError> {
         let result = match self.authorize(&a.info_hash, key, now) {
             Ok(()) if a.port == 0 => Err(AnnounceError::InvalidPort),
-            Ok(()) => self
-                .announce(a, ip, proto, now, peers)
-                .map_err(AnnounceError::Capacity),
+            Ok(()) => self.announce_within_quotas(a, ip, proto, now, peers),
             Err(e) => Err(AnnounceError::Auth(e)),
         };
         if result.is_err() {

@@ -190,7 +190,9 @@ pub fn write_head(out: &mut Vec<u8>, snap: &Snapshot<'_>) {
         + a.unknown_key
         + a.expired_key
         + st.refused_torrent_limit
-        + st.refused_peer_limit;
+        + st.refused_peer_limit
+        + st.quota.new_torrents_per_net
+        + st.quota.peers_per_source;
     let failed: u64 = st.http.iter().chain(&st.udp).map(|c| c.failed).sum();
     let u = &st.udp_invalid;
     let mut rows: Vec<(String, String, u64)> = [
@@ -225,6 +227,16 @@ pub fn write_head(out: &mut Vec<u8>, snap: &Snapshot<'_>) {
             st.refused_peer_limit,
         ),
         (
+            "announce refused: tracker.max_new_torrents_per_net (the network's new torrents)",
+            "new-torrents-per-net",
+            st.quota.new_torrents_per_net,
+        ),
+        (
+            "announce refused: tracker.max_peers_per_source (the address's peers in the swarm)",
+            "peers-per-source",
+            st.quota.peers_per_source,
+        ),
+        (
             "request with bad parameters (failure reason sent)",
             "bad-request",
             failed.saturating_sub(refused),
@@ -235,6 +247,11 @@ pub fn write_head(out: &mut Vec<u8>, snap: &Snapshot<'_>) {
             st.tcp_refused_over_limit,
         ),
         (
+            "TCP connection refused: out of file descriptors",
+            "tcp-no-fd",
+            st.tcp_refused_no_fd,
+        ),
+        (
             "UDP: forged or expired connection_id",
             "udp-bad-connection-id",
             u.bad_connection_id,
@@ -243,6 +260,11 @@ pub fn write_head(out: &mut Vec<u8>, snap: &Snapshot<'_>) {
             "UDP: malformed datagram or request",
             "udp-malformed",
             u.malformed_header + u.malformed_request + u.bad_magic + u.unknown_action,
+        ),
+        (
+            "UDP: source over udp.rate_limit (dropped unanswered)",
+            "udp-rate-limited",
+            st.quota.udp_rate_limited,
         ),
     ]
     .into_iter()

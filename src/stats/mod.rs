@@ -37,6 +37,15 @@ pub struct Stats {
     pub tcp_accepted: u64,
     /// TCP connections closed at once because `http.max_connections` were open.
     pub tcp_refused_over_limit: u64,
+    /// TCP connections accepted and closed at once because the process had no file descriptor
+    /// left (EMFILE, ENFILE), with the spare descriptor (`net::http_server::fds`).
+    pub tcp_refused_no_fd: u64,
+    /// `http.max_connections` in effect (a gauge the HTTP server sets at start): the
+    /// configured value, or less when the open-files limit could not hold it.
+    pub http_max_connections: u64,
+    /// By how many connections the open-files limit lowered `http.max_connections` at start
+    /// (0 when it did not).
+    pub http_max_connections_lowered_by: u64,
     /// HTTP responses with a non-200 status (framing errors, 404, 405, 413), by status code.
     pub http_status_errors: Vec<(u16, u64)>,
     /// Announces that raised a torrent's `downloaded` count: `event=completed`, or a stored
@@ -58,6 +67,16 @@ pub struct Stats {
     pub fullscrapes: u64,
     /// Of [`Stats::fullscrapes`], those sent gzip-compressed.
     pub fullscrapes_gzip: u64,
+    /// Full-scrape snapshots built (one per encoding per `http.fullscrape_max_age`, see
+    /// `front::http::snapshot`): the full scrapes that walked the store.
+    pub fullscrape_snapshots: u64,
+    /// Full scrapes served from a snapshot another full scrape had started (no walk of their
+    /// own). With [`Stats::fullscrape_snapshots`] they add up to [`Stats::fullscrapes`].
+    pub fullscrape_shared: u64,
+    /// Full scrapes refused with 503 because `http.fullscrape_max_streams` were being sent.
+    pub fullscrape_refused_busy: u64,
+    /// Bytes the full-scrape snapshots hold now (a gauge the HTTP server sets).
+    pub fullscrape_snapshot_bytes: u64,
     /// HTTP connections open (over every worker with `tracker.workers`), as of the last request
     /// served (a gauge the HTTP server sets).
     pub http_connections: u64,
@@ -72,6 +91,8 @@ pub struct Stats {
     pub tcp_closed: TcpClosed,
     /// Announces refused by the tracker's mode (keys, whitelist), HTTP and UDP.
     pub auth_refused: AuthRefused,
+    /// Requests refused or dropped by the quotas per source (`service::quota`).
+    pub quota: QuotaRefused,
     /// Live sync (cluster) packets and records sent, received and refused.
     pub livesync: Livesync,
     /// TLS handshakes of the HTTPS listeners (`listen.tls`, `api.listen_tls`).
@@ -98,6 +119,20 @@ pub struct AuthRefused {
     pub not_authorized: u64,
 }
 
+/// Requests refused or dropped by the quotas per source (`service::quota`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaRefused {
+    /// Announces refused because their network (IPv4 /24, IPv6 /48) created
+    /// `tracker.max_new_torrents_per_net` torrents within a minute (HTTP and UDP).
+    pub new_torrents_per_net: u64,
+    /// Announces of a new peer refused because the swarm held `tracker.max_peers_per_source`
+    /// peers of its source (IPv4 address, IPv6 /64), HTTP and UDP.
+    pub peers_per_source: u64,
+    /// UDP datagrams dropped unanswered: their source (IPv4 address, IPv6 /64) was over
+    /// `udp.rate_limit`.
+    pub udp_rate_limited: u64,
+}
+
 /// TLS handshakes on HTTPS connections (`net::tls`), by outcome, and the time they took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlsHandshakes {
@@ -117,7 +152,8 @@ pub struct TlsHandshakes {
 }
 
 /// HTTP connections closed, by who or what closed them. With `tcp_refused_over_limit` and the
-/// connections still open, these add up to `tcp_accepted`.
+/// connections still open, these add up to `tcp_accepted` (`tcp_refused_no_fd` is apart: those
+/// were never counted as accepted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpClosed {
     /// The client closed (end of stream) or the socket failed (reset, write error).

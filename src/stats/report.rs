@@ -61,7 +61,7 @@ impl Snapshot<'_> {
             u[0].scrape + u[1].scrape,
         )
     }
-    /// Every UDP datagram received: served or refused.
+    /// Every UDP datagram received: served, refused, or dropped by `udp.rate_limit`.
     fn udp_packets(&self) -> u64 {
         let (c, a, s) = self.udp();
         let i = &self.stats.udp_invalid;
@@ -72,6 +72,7 @@ impl Snapshot<'_> {
             + i.unknown_action
             + i.bad_connection_id
             + i.malformed_request
+            + self.stats.quota.udp_rate_limited
     }
 }
 
@@ -280,7 +281,10 @@ fn http_codes(st: &Stats) -> Vec<(u16, &'static str, u64)> {
 /// `connections/udp/{overall,connect,announce,scrape,missmatch}`, `connections/livesync/count`
 /// (records received), `debug/http_error/count code="..."`), with `tracker_id` (8 hex digits)
 /// when live sync is on, without what we do not have (renew histogram, mutex stalls) and with
-/// the loop's own figures under `debug/loop`.
+/// the loop's own figures under `debug/loop`, the connection cap under
+/// `debug/http_connections` (`max` in effect, `max_lowered_by` the open-files limit, and
+/// `refused_no_fd` newcomers closed for want of a descriptor), and the full scrapes' under
+/// `debug/fullscrape` (`started`, `snapshots` built, `shared`, `refused_busy`).
 pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let st = snap.stats;
     let (http_announce, http_scrape) = snap.http();
@@ -322,8 +326,20 @@ pub fn write_everything(s: &mut String, snap: &Snapshot<'_>) {
     let _ = write!(
         s,
         "    </http_error>\n    <loop>\n      <iterations>{}</iterations>\n      \
-         <longest_stall_us>{}</longest_stall_us>\n    </loop>\n  </debug>\n</stats>\n",
-        st.loop_iterations, st.longest_stall_us
+         <longest_stall_us>{}</longest_stall_us>\n    </loop>\n    <http_connections>\n      \
+         <max>{}</max>\n      <max_lowered_by>{}</max_lowered_by>\n      \
+         <refused_no_fd>{}</refused_no_fd>\n    </http_connections>\n    <fullscrape>\n      \
+         <started>{}</started>\n      <snapshots>{}</snapshots>\n      <shared>{}</shared>\n      \
+         <refused_busy>{}</refused_busy>\n    </fullscrape>\n  </debug>\n</stats>\n",
+        st.loop_iterations,
+        st.longest_stall_us,
+        st.http_max_connections,
+        st.http_max_connections_lowered_by,
+        st.tcp_refused_no_fd,
+        st.fullscrapes,
+        st.fullscrape_snapshots,
+        st.fullscrape_shared,
+        st.fullscrape_refused_busy
     );
 }
 
@@ -341,6 +357,7 @@ fn status_reason(code: u16) -> &'static str {
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Other",

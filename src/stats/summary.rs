@@ -10,10 +10,12 @@ impl Stats {
     /// Every counter as space-separated `name=value` pairs, names stable (tests parse them):
     /// `http.ipv4.announce`, `http.ipv4.scrape`, `http.ipv4.failed`, the same for `ipv6` and for
     /// `udp.*` (plus `udp.*.connect`), `http.status.CODE` for each non-200 status sent,
-    /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.closed.{by_client,after_response,
+    /// `tcp.accepted`, `tcp.refused_over_limit`, `tcp.refused_no_fd`, `http.max_connections`,
+    /// `http.max_connections_lowered_by`, `tcp.closed.{by_client,after_response,
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
-    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`, `completed`, `bytes_in`, `bytes_out`.
+    /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`,
+    /// `fullscrape.{started,snapshots,shared,refused_busy}`, `completed`, `bytes_in`, `bytes_out`.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, v: u64| {
@@ -42,6 +44,12 @@ impl Stats {
         }
         put("tcp.accepted", self.tcp_accepted);
         put("tcp.refused_over_limit", self.tcp_refused_over_limit);
+        put("tcp.refused_no_fd", self.tcp_refused_no_fd);
+        put("http.max_connections", self.http_max_connections);
+        put(
+            "http.max_connections_lowered_by",
+            self.http_max_connections_lowered_by,
+        );
         let c = &self.tcp_closed;
         put("tcp.closed.by_client", c.by_client);
         put("tcp.closed.after_response", c.after_response);
@@ -55,14 +63,24 @@ impl Stats {
         put("udp.invalid.unknown_action", u.unknown_action);
         put("udp.invalid.bad_connection_id", u.bad_connection_id);
         put("udp.invalid.malformed_request", u.malformed_request);
+        put("udp.rate_limited", self.quota.udp_rate_limited);
         put("udp.send_dropped", self.udp_send_dropped);
         put("refused.torrent_limit", self.refused_torrent_limit);
         put("refused.peer_limit", self.refused_peer_limit);
+        put(
+            "refused.new_torrents_per_net",
+            self.quota.new_torrents_per_net,
+        );
+        put("refused.peers_per_source", self.quota.peers_per_source);
         let a = &self.auth_refused;
         put("refused.missing_key", a.missing_key);
         put("refused.unknown_key", a.unknown_key);
         put("refused.expired_key", a.expired_key);
         put("refused.not_authorized", a.not_authorized);
+        put("fullscrape.started", self.fullscrapes);
+        put("fullscrape.snapshots", self.fullscrape_snapshots);
+        put("fullscrape.shared", self.fullscrape_shared);
+        put("fullscrape.refused_busy", self.fullscrape_refused_busy);
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);

@@ -196,6 +196,14 @@ impl Stats {
             udp,
             tcp_accepted,
             tcp_refused_over_limit,
+            tcp_refused_no_fd,
+            http_max_connections: _,
+            http_max_connections_lowered_by: _,
+            fullscrape_snapshots,
+            fullscrape_shared,
+            fullscrape_refused_busy,
+            fullscrape_snapshot_bytes,
+            quota,
             http_status_errors,
             completed,
             bytes_in,
@@ -221,6 +229,15 @@ impl Stats {
         add_requests(&mut self.udp, udp);
         self.tcp_accepted += tcp_accepted;
         self.tcp_refused_over_limit += tcp_refused_over_limit;
+        self.tcp_refused_no_fd += tcp_refused_no_fd;
+        // http_max_connections(_lowered_by): the same settings on every worker, kept as they are.
+        self.fullscrape_snapshots += fullscrape_snapshots;
+        self.fullscrape_shared += fullscrape_shared;
+        self.fullscrape_refused_busy += fullscrape_refused_busy;
+        self.fullscrape_snapshot_bytes += fullscrape_snapshot_bytes;
+        self.quota.new_torrents_per_net += quota.new_torrents_per_net;
+        self.quota.peers_per_source += quota.peers_per_source;
+        self.quota.udp_rate_limited += quota.udp_rate_limited;
         for &(code, n) in http_status_errors {
             match self.http_status_errors.iter_mut().find(|(c, _)| *c == code) {
                 Some((_, m)) => *m += n,

@@ -23,9 +23,11 @@
 //! A swarm of more than [`PeerVec::CHUNK_MAX`] peers is stored in chunks (see
 //! [`super::torrent`]); the rule is the same over the chunks taken in order as one array, and
 //! the cost stays bounded however the swarm is made up: the slices are walked with one cursor
-//! over the chunks (each chunk passed once per selection), a chunk without a candidate is
-//! skipped by its seeder count, and inside a chunk the next leecher is found 16 records per
-//! step. So a seeder asking in a swarm of a million seeders and a few leechers costs a pass
+//! over the chunks (each chunk passed once per selection) that keeps the current chunk's
+//! records at hand (a pick costs what it costs in a flat swarm, and the picks are the same as
+//! over one flat array of the same records for the same random draws), a chunk without a
+//! candidate is skipped by its seeder count, and inside a chunk the next leecher is found 16
+//! records per step. So a seeder asking in a swarm of a million seeders and a few leechers costs a pass
 //! over the chunk list and a few chunk scans, not a walk over a million records.
 
 use super::torrent::{Chunk, PeerVec, SEEDER, next_with_seeder_bit, nibble_has};
@@ -158,8 +160,97 @@ enum Want {
     Seeder(bool),
 }
 
+/// The records of chunk `c`: (address bytes, META bytes, records, seeders); all empty past the
+/// last chunk.
+#[inline]
+fn run_of<const N: usize>(chunks: &[Chunk<N>], c: usize) -> (&[u8], &[u8], usize, usize) {
+    match chunks
+        .get(c)
+        .and_then(|ch| Some((ch.peers().flat()?, ch.len(), ch.seeders())))
+    {
+        Some(((a, m), n, s)) => (a, m, n, s),
+        None => (&[], &[], 0, 0),
+    }
+}
+
+/// From chunk `c` (whose first record has swarm index `base`), the chunk holding the record of
+/// index `j`, skipping over chunks by their lengths alone (and, with `leechers`, over chunks
+/// without a leecher, moving `j` past them): (chunk, index of its first record, `j`). Past the
+/// last chunk: (`chunks.len()`, the swarm's length, `j`). A walk over many chunks reads only
+/// the directory, not the chunks' records.
+#[inline]
+fn skip<const N: usize>(
+    chunks: &[Chunk<N>],
+    mut c: usize,
+    mut base: usize,
+    mut j: usize,
+    leechers: bool,
+) -> (usize, usize, usize) {
+    while let Some(ch) = chunks.get(c) {
+        let n = ch.len();
+        if j < base + n && !(leechers && ch.seeders() >= n) {
+            break;
+        }
+        (c, base) = (c + 1, base + n);
+        j = j.max(base);
+    }
+    (c, base, j)
+}
+
+/// The swarm index of the first record at or after index `j` that `want` accepts and that is
+/// not the requester (`req`: chunk, index in it), skipping whole chunks without one by their
+/// seeder counts; `None` when there is none. `at` is a cursor (chunk, index of its first
+/// record) that moves forward from where the last call left it, back to the start only when
+/// `j` lies before it. For the paths that run at most once per selection (every candidate, the
+/// wrap-around); the sample's own loop is inlined in [`select_chunked`].
+fn next_from<const N: usize>(
+    chunks: &[Chunk<N>],
+    at: &mut (usize, usize),
+    mut j: usize,
+    want: Want,
+    req: (usize, usize),
+) -> Option<usize> {
+    if j < at.1 {
+        *at = (0, 0);
+    }
+    let (mut c, mut base) = *at;
+    let result = loop {
+        let Some(ch) = chunks.get(c) else {
+            break None;
+        };
+        let (n, seeders) = (ch.len(), ch.seeders());
+        let none = match want {
+            Want::Any => false,
+            Want::Seeder(true) => seeders == 0,
+            Want::Seeder(false) => seeders >= n,
+        };
+        if j >= base + n || none {
+            (c, base) = (c + 1, base + n);
+            j = j.max(base);
+            continue;
+        }
+        let (_, metas, _, _) = run_of(chunks, c);
+        let o = j - base;
+        let found = match want {
+            Want::Any => Some(o),
+            Want::Seeder(s) => next_with_seeder_bit(metas, o, n, s),
+        };
+        match found {
+            Some(f) if (c, f) != req => break Some(base + f),
+            Some(f) => j = base + f + 1,
+            None => j = base + n,
+        }
+    };
+    *at = (c, base);
+    result
+}
+
 /// [`select_peers`] over the chunks of a big swarm (at least two, in order); positions are
-/// `chunk << 16 | index`, as [`PeerVec::search`] gives them.
+/// `chunk << 16 | index`, as [`PeerVec::search`] gives them. The same rule, and the same picks
+/// for the same random draws, as over one flat array of the same records: the slices and the
+/// picks are indexes in the whole swarm, mapped to chunks by cursors that move forward only
+/// and keep the current chunk's records at hand, so a pick costs about what it costs in a flat
+/// swarm.
 #[allow(clippy::too_many_arguments)]
 fn select_chunked<const N: usize>(
     chunks: &[Chunk<N>],
@@ -172,49 +263,17 @@ fn select_chunked<const N: usize>(
     out: &mut Vec<u8>,
 ) -> usize {
     const SHIFT: usize = 16;
-    let req = requester.map(|p| (p >> SHIFT, p & ((1 << SHIFT) - 1)));
-    let metas_of = |c: usize| chunks[c].peers().flat().map_or(&[][..], |(_, m)| m);
-    let is_seeder = |(c, o): (usize, usize)| nibble_has(metas_of(c), o, SEEDER);
+    // The requester's position (chunk, index); one that matches nothing when not stored.
+    let req = requester.map_or((usize::MAX, usize::MAX), |p| {
+        (p >> SHIFT, p & ((1 << SHIFT) - 1))
+    });
     let seeders = seeders.min(len);
     let pool = if seeder { len - seeders } else { len };
-    let self_in_pool = req.is_some_and(|(c, o)| {
-        c < chunks.len() && o < chunks[c].len() && !(seeder && is_seeder((c, o)))
-    });
+    let self_in_pool = {
+        let (_, metas, n, _) = run_of(chunks, req.0);
+        req.1 < n && !(seeder && nibble_has(metas, req.1, SEEDER))
+    };
     let candidates = pool - usize::from(self_in_pool && pool > 0);
-    // The first record at or after (c, o) that `want` accepts, skipping whole chunks that
-    // have none (by their seeder counts).
-    let next = |mut c: usize, mut o: usize, want: Want| -> Option<(usize, usize)> {
-        while c < chunks.len() {
-            let ch = &chunks[c];
-            let n = ch.len();
-            let has = match want {
-                Want::Any => true,
-                Want::Seeder(true) => ch.seeders() > 0,
-                Want::Seeder(false) => ch.seeders() < n,
-            };
-            if has && o < n {
-                let found = match want {
-                    Want::Any => Some(o),
-                    Want::Seeder(s) => next_with_seeder_bit(metas_of(c), o, n, s),
-                };
-                if let Some(f) = found {
-                    if Some((c, f)) != req {
-                        return Some((c, f));
-                    }
-                    o = f + 1;
-                    continue;
-                }
-            }
-            c += 1;
-            o = 0;
-        }
-        None
-    };
-    let push = |out: &mut Vec<u8>, (c, o): (usize, usize)| {
-        if let Some(addr) = chunks[c].peers().addr(o) {
-            out.extend_from_slice(addr);
-        }
-    };
     let candidate_kind = if seeder {
         Want::Seeder(false)
     } else {
@@ -226,24 +285,32 @@ fn select_chunked<const N: usize>(
         out.reserve(candidates * N);
         let mut written = 0;
         let passes: &[bool] = if seeder { &[false] } else { &[false, true] };
+        let mut cur = (0, 0);
         for &s in passes {
-            let mut at = next(0, 0, Want::Seeder(s));
-            while let Some((c, o)) = at {
-                push(out, (c, o));
+            let mut at = next_from(chunks, &mut cur, 0, Want::Seeder(s), req);
+            while let Some(j) = at {
+                let (addrs, _, _, _) = run_of(chunks, cur.0);
+                let o = (j - cur.1) * N;
+                if let Some(addr) = addrs.get(o..o + N) {
+                    out.extend_from_slice(addr);
+                }
                 written += 1;
-                at = next(c, o + 1, Want::Seeder(s));
+                at = next_from(chunks, &mut cur, j + 1, Want::Seeder(s), req);
             }
         }
         return written;
     }
 
-    // Sample: the slices of the flat rule over the global index, with a cursor (chunk `cc`
-    // whose first record has global index `base`) that only moves forward.
+    // Sample: the slices of the flat rule over the swarm's indexes, with a cursor (chunk `c`,
+    // whose first record has index `base`, and its META bytes, length and seeders) that only
+    // moves forward. A pick is kept as its position (chunk, index in it): positions are in the
+    // order of the swarm's indexes.
     let mut picks = [(0u32, 0u32); MAX_NUMWANT];
     let mut k = 0usize;
     let step = ((len as u64) << 32) / numwant as u64;
-    let (mut cc, mut base) = (0usize, 0usize);
     let (mut start, mut after) = (0usize, 0usize);
+    let (mut c, mut base) = (0usize, 0usize);
+    let (_, mut metas, mut n, mut chunk_seeders) = run_of(chunks, 0);
     for slice in 0..numwant {
         let end = if slice + 1 == numwant {
             len
@@ -252,35 +319,62 @@ fn select_chunked<const N: usize>(
         };
         let pos = start + rng.usize(..end.saturating_sub(start).max(1));
         start = end;
-        let j = pos.max(after);
-        while cc < chunks.len() && base + chunks[cc].len() <= j {
-            base += chunks[cc].len();
-            cc += 1;
-        }
-        if cc >= chunks.len() {
-            break;
-        }
-        let Some((c, o)) = next(cc, j - base, candidate_kind) else {
+        let mut j = pos.max(after);
+        // The first candidate at or after j.
+        let found = loop {
+            if j >= base + n {
+                if c >= chunks.len() {
+                    break None;
+                }
+                // On to the chunk holding j, by the chunks' counts alone (a seeder skips
+                // those without a leecher), then its records.
+                (c, base) = (c + 1, base + n);
+                (c, base, j) = skip(chunks, c, base, j, seeder);
+                (_, metas, n, chunk_seeders) = run_of(chunks, c);
+                continue;
+            }
+            let o = j - base;
+            let f = if seeder {
+                // A seeder gets leechers only.
+                let hit = if chunk_seeders < n {
+                    next_with_seeder_bit(metas, o, n, false)
+                } else {
+                    None
+                };
+                match hit {
+                    Some(f) => f,
+                    None => {
+                        j = base + n;
+                        continue;
+                    }
+                }
+            } else {
+                o
+            };
+            if (c, f) == req {
+                j = base + f + 1;
+                continue;
+            }
+            break Some(f);
+        };
+        let Some(o) = found else {
             break;
         };
-        while cc < c {
-            base += chunks[cc].len();
-            cc += 1;
-        }
         picks[k] = (c as u32, o as u32);
         k += 1;
         after = base + o + 1;
     }
     if k < numwant {
-        // Wrap around: the first candidates not picked yet (picks[..first] is in order).
+        // Wrap around: the first candidates not picked yet (picks[..first] is ascending).
         let first = k;
         let mut p = 0usize;
-        let mut at = next(0, 0, candidate_kind);
+        let mut cur = (0, 0);
+        let mut at = next_from(chunks, &mut cur, 0, candidate_kind, req);
         while k < numwant {
-            let Some((c, o)) = at else {
+            let Some(j) = at else {
                 break;
             };
-            let here = (c as u32, o as u32);
+            let here = (cur.0 as u32, (j - cur.1) as u32);
             while p < first && picks[p] < here {
                 p += 1;
             }
@@ -288,17 +382,28 @@ fn select_chunked<const N: usize>(
                 picks[k] = here;
                 k += 1;
             }
-            at = next(c, o + 1, candidate_kind);
+            at = next_from(chunks, &mut cur, j + 1, candidate_kind, req);
         }
     }
     let picks = &picks[..k];
     out.reserve(k * N);
-    let at = |&(c, o): &(u32, u32)| (c as usize, o as usize);
-    for p in picks.iter().map(at).filter(|&p| !is_seeder(p)) {
-        push(out, p);
-    }
-    for p in picks.iter().map(at).filter(|&p| is_seeder(p)) {
-        push(out, p);
+    // The picked leechers, then the picked seeders, each in the order picked; a chunk's records
+    // are read again only when the chunk changes.
+    for want_seeder in [false, true] {
+        let mut last = usize::MAX;
+        let (mut addrs, mut metas) = (&[][..], &[][..]);
+        for &(c, o) in picks {
+            let (c, o) = (c as usize, o as usize);
+            if c != last {
+                (addrs, metas, _, _) = run_of(chunks, c);
+                last = c;
+            }
+            if nibble_has(metas, o, SEEDER) == want_seeder {
+                if let Some(addr) = addrs.get(o * N..o * N + N) {
+                    out.extend_from_slice(addr);
+                }
+            }
+        }
     }
     k
 }
@@ -536,6 +641,102 @@ mod tests {
             .filter(|&i| i != 3000 && !(10..150).contains(&seen[i]))
             .collect();
         assert!(odd.is_empty(), "picked too rarely or too often: {odd:?}");
+    }
+
+    /// The rule of the module docs over a plain array of (address, seeder) records, written
+    /// out as directly as possible: what a flat swarm of these records would return.
+    fn rule(
+        recs: &[([u8; 6], bool)],
+        requester: Option<usize>,
+        seeder: bool,
+        numwant: usize,
+        rng: &mut fastrand::Rng,
+    ) -> Vec<u8> {
+        let numwant = numwant.min(MAX_NUMWANT);
+        let len = recs.len();
+        let cand = |i: usize| Some(i) != requester && !(seeder && recs[i].1);
+        let all: Vec<usize> = (0..len).filter(|&i| cand(i)).collect();
+        let picks: Vec<usize> = if all.len() <= numwant {
+            all
+        } else {
+            let mut picks = vec![];
+            let step = ((len as u64) << 32) / numwant as u64;
+            let (mut start, mut next) = (0, 0);
+            for slice in 0..numwant {
+                let end = if slice + 1 == numwant {
+                    len
+                } else {
+                    (((slice as u64 + 1) * step) >> 32) as usize
+                };
+                let pos = start + rng.usize(..(end - start).max(1));
+                start = end;
+                match (pos.max(next)..len).find(|&j| cand(j)) {
+                    Some(j) => {
+                        picks.push(j);
+                        next = j + 1;
+                    }
+                    None => break,
+                }
+            }
+            let more: Vec<usize> = all.iter().copied().filter(|j| !picks.contains(j)).collect();
+            let missing = numwant - picks.len();
+            picks.extend(more.into_iter().take(missing));
+            picks
+        };
+        let mut out = vec![];
+        for want_seeder in [false, true] {
+            for &i in picks.iter().filter(|&&i| recs[i].1 == want_seeder) {
+                out.extend_from_slice(&recs[i].0);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunked_selection_picks_what_the_rule_picks_over_one_array() {
+        let max = PeerVec::<6>::CHUNK_MAX as u16;
+        let mut draw = fastrand::Rng::with_seed(77);
+        for round in 0..12 {
+            let n = draw.u16(max + 1..5 * max);
+            let (v, s) = match round % 4 {
+                0 => big_swarm(n, |i| i % 3 == 0),
+                1 => big_swarm(n, |i| i.wrapping_mul(7919) % 10 < 9),
+                2 => big_swarm(n, |i| i % 997 != 5),
+                _ => big_swarm(n, |i| i >= n - 40),
+            };
+            let recs: Vec<([u8; 6], bool)> = v.iter().map(|(a, m)| (*a, m & SEEDER != 0)).collect();
+            assert_eq!(recs.len(), n as usize);
+            for _ in 0..20 {
+                let req = draw.usize(..n as usize + 1);
+                let (p, index) = if req == n as usize {
+                    (None, None)
+                } else {
+                    (Some(pos_of(&v, req as u16)), Some(req))
+                };
+                let seeder_req = index.map_or(draw.bool(), |i| recs[i].1);
+                let numwant = [1usize, 7, 50, 200, 256, 300][draw.usize(..6)];
+                let seed = draw.u64(..);
+                let mut out = vec![];
+                let k = select_peers(
+                    &v,
+                    s,
+                    p,
+                    seeder_req,
+                    numwant,
+                    &mut fastrand::Rng::with_seed(seed),
+                    &mut out,
+                );
+                let want = rule(
+                    &recs,
+                    index,
+                    seeder_req,
+                    numwant,
+                    &mut fastrand::Rng::with_seed(seed),
+                );
+                assert_eq!(k * 6, out.len());
+                assert_eq!(out, want, "round {round}, n {n}, numwant {numwant}");
+            }
+        }
     }
 
     #[test]

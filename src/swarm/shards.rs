@@ -287,6 +287,17 @@ impl<const N: usize> Shards<N> {
             .contains_peer(info_hash, peer)
     }
 
+    /// [`Store::source_peers`] in the info_hash's shard.
+    pub fn source_peers(
+        &self,
+        info_hash: &InfoHash,
+        peer: &[u8; N],
+        prefix: usize,
+    ) -> super::store::SourcePeers {
+        self.lock(self.shard_of(info_hash))
+            .source_peers(info_hash, peer, prefix)
+    }
+
     /// [`Store::for_each_peer`], under the shard's lock: `f` must be short (it is called
     /// for every peer of one torrent).
     pub fn for_each_peer(&self, info_hash: &InfoHash, f: impl FnMut(&[u8; N], bool)) {

@@ -116,6 +116,18 @@ pub struct AnnounceInput<'a, const N: usize> {
     pub numwant: usize,
 }
 
+/// What a swarm holds of one source ([`Store::source_peers`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourcePeers {
+    /// The store has a torrent for the info_hash.
+    pub torrent: bool,
+    /// Its swarm holds the peer itself (address and port): an announce refreshes it.
+    pub peer: bool,
+    /// Peers of the swarm from the same source (the address prefix asked for); 0 (not
+    /// counted) when `peer` is true.
+    pub same_source: usize,
+}
+
 /// The RAM store of one address family; `N` is the compact peer length (6 or 18 bytes).
 pub struct Store<const N: usize> {
     buckets: Box<[Bucket<N>]>,
@@ -284,6 +296,36 @@ impl<const N: usize> Store<N> {
         match bucket.find(info_hash) {
             Ok(i) => bucket[i].peers.search(peer).is_ok(),
             Err(_) => false,
+        }
+    }
+
+    /// What the torrent of `info_hash` holds of `peer`'s source, for the per-source quotas
+    /// (`service::quota`): whether the torrent and the peer are known, and, for a peer not yet
+    /// known, how many stored peers share its first `prefix` bytes (4 of 6: the same IPv4
+    /// address, any port; 8 of 18: the same IPv6 /64). One torrent lookup and at most three
+    /// binary searches (records are sorted, so a source's peers are adjacent: a range, never
+    /// a scan). No cleaning: peers expired but not yet swept count.
+    pub fn source_peers(&self, info_hash: &InfoHash, peer: &[u8; N], prefix: usize) -> SourcePeers {
+        let bucket = &self.buckets[self.local(info_hash)];
+        let Ok(i) = bucket.find(info_hash) else {
+            return SourcePeers::default();
+        };
+        let peers = &bucket[i].peers;
+        if peers.search(peer).is_ok() {
+            return SourcePeers {
+                torrent: true,
+                peer: true,
+                same_source: 0,
+            };
+        }
+        let prefix = prefix.min(N);
+        let (mut lo, mut hi) = (*peer, *peer);
+        lo[prefix..].fill(0);
+        hi[prefix..].fill(0xff);
+        SourcePeers {
+            torrent: true,
+            peer: false,
+            same_source: peers.count_between(&lo, &hi),
         }
     }
 

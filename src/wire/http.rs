@@ -9,7 +9,15 @@
 //!
 //! The size limit is the caller's: [`parse_request`] returns `Ok(None)` until the head is
 //! complete, and the server answers 413 when its bounded buffer fills first (opentracker
-//! answers 500 past 8192 bytes).
+//! answers 500 past 8192 bytes). The number of header lines is capped by
+//! [`parse_request_with`] (`http.max_header_lines`; 431 beyond it).
+//!
+//! A head that arrives in pieces (a byte at a time, at worst) is framed by a [`HeadScan`] kept
+//! with the connection: each call looks only at the bytes that arrived since the last one and
+//! checks each line once as it completes, with the same rules as the parser, so the server
+//! hands the buffer to [`parse_request_with`] once, when the head is complete or wrong, and the
+//! work per byte received stays constant (a parser restarted from the first byte on every read
+//! costs the square of the head's length).
 
 use std::fmt;
 
@@ -77,7 +85,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
 }
 
-/// Why a request head was rejected. Every variant answers 400 ([`HttpError::status`]).
+/// Why a request head was rejected. Every variant answers 400 ([`HttpError::status`]) but
+/// [`HttpError::TooManyHeaderLines`] (431).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpError {
     /// The request line is not `METHOD SP target [SP HTTP/1.x]`: too few or too many tokens,
@@ -88,12 +97,20 @@ pub enum HttpError {
     /// A header line without `:`, with an empty name or whitespace in the name, a folded
     /// (obs-fold) continuation line, or a `Content-Length` that is not decimal digits.
     BadHeader,
+    /// More header lines than the cap given to [`parse_request_with`] (`http.max_header_lines`):
+    /// 431 Request Header Fields Too Large (RFC 6585 §5). Reported as soon as the line past the
+    /// cap is complete.
+    TooManyHeaderLines,
 }
 
 impl HttpError {
-    /// The status to answer with: 400 Bad Request for every malformed head.
+    /// The status to answer with: 400 Bad Request for a malformed head, 431 Request Header
+    /// Fields Too Large for [`HttpError::TooManyHeaderLines`].
     pub fn status(&self) -> Status {
-        Status::BadRequest400
+        match self {
+            HttpError::TooManyHeaderLines => Status::RequestHeaderFieldsTooLarge431,
+            _ => Status::BadRequest400,
+        }
     }
 }
 
@@ -103,6 +120,7 @@ impl fmt::Display for HttpError {
             HttpError::BadRequestLine => "malformed HTTP request line",
             HttpError::BadVersion => "unsupported HTTP version",
             HttpError::BadHeader => "malformed HTTP header line",
+            HttpError::TooManyHeaderLines => "too many HTTP header lines",
         })
     }
 }
@@ -132,6 +150,8 @@ pub enum Status {
     PayloadTooLarge413,
     /// 429: rate limited.
     TooManyRequests429,
+    /// 431: more header lines than `http.max_header_lines` (RFC 6585 §5).
+    RequestHeaderFieldsTooLarge431,
     /// 500: internal error.
     InternalError500,
     /// 503: overloaded or shutting down.
@@ -152,6 +172,7 @@ impl Status {
             Status::Conflict409 => 409,
             Status::PayloadTooLarge413 => 413,
             Status::TooManyRequests429 => 429,
+            Status::RequestHeaderFieldsTooLarge431 => 431,
             Status::InternalError500 => 500,
             Status::ServiceUnavailable503 => 503,
         }
@@ -170,6 +191,7 @@ impl Status {
             Status::Conflict409 => "Conflict",
             Status::PayloadTooLarge413 => "Payload Too Large",
             Status::TooManyRequests429 => "Too Many Requests",
+            Status::RequestHeaderFieldsTooLarge431 => "Request Header Fields Too Large",
             Status::InternalError500 => "Internal Server Error",
             Status::ServiceUnavailable503 => "Service Unavailable",
         }
@@ -202,7 +224,14 @@ fn next_line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
     Some((line, from + nl + 1))
 }
 
-/// Parses one request head at the start of `buf`.
+/// Parses one request head at the start of `buf`, without a cap on its header lines: as
+/// [`parse_request_with`] with `usize::MAX`.
+pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
+    parse_request_with(buf, usize::MAX)
+}
+
+/// Parses one request head at the start of `buf`, with at most `max_header_lines` header lines
+/// (the lines between the request line and the blank line).
 ///
 /// Returns `Ok(None)` while the head is incomplete (no blank line yet), or
 /// `Ok(Some((request, consumed)))` where `consumed` is the length in bytes of the head
@@ -219,11 +248,15 @@ fn next_line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
 /// Headers: names are matched case-insensitively, values are trimmed of spaces/tabs, unknown
 /// headers are ignored; see [`Request`] for the ones read.
 ///
-/// Errors (all 400): [`HttpError::BadRequestLine`], [`HttpError::BadVersion`],
-/// [`HttpError::BadHeader`]. An error is reported as soon as the offending line is complete,
-/// and junk whose first bytes cannot be a method is rejected even before its first line ends.
-/// No size limit is applied here.
-pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
+/// Errors: [`HttpError::BadRequestLine`], [`HttpError::BadVersion`], [`HttpError::BadHeader`]
+/// (400), [`HttpError::TooManyHeaderLines`] (431). An error is reported as soon as the
+/// offending line is complete, and junk whose first bytes cannot be a method is rejected even
+/// before its first line ends. No size limit is applied here. A [`HeadScan`] fed the same
+/// bytes in any number of pieces reports the same end and the same errors.
+pub fn parse_request_with(
+    buf: &[u8],
+    max_header_lines: usize,
+) -> Result<Option<(Request<'_>, usize)>, HttpError> {
     // Skip empty lines before the request line.
     let mut pos = 0;
     let (line, mut pos) = loop {
@@ -240,6 +273,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
 
     let mut conn_close = false;
     let mut conn_keep_alive = false;
+    let mut lines = 0usize;
     loop {
         let Some((line, next)) = next_line(buf, pos) else {
             return Ok(None);
@@ -247,6 +281,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
         pos = next;
         if line.is_empty() {
             break;
+        }
+        lines += 1;
+        if lines > max_header_lines {
+            return Err(HttpError::TooManyHeaderLines);
         }
         let (name, value) = split_header(line)?;
         if name.eq_ignore_ascii_case(b"connection") {
@@ -263,15 +301,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
         } else if name.eq_ignore_ascii_case(b"accept-encoding") {
             req.accept_encoding = Some(value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-                return Err(HttpError::BadHeader);
-            }
-            if value.iter().any(|&b| b != b'0') {
+            let length = content_length(value)?;
+            if length > 0 {
                 req.has_body = true;
             }
-            let length = value.iter().fold(0u64, |n, &d| {
-                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-            });
             req.content_length = Some(length);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             req.has_body = true;
@@ -285,6 +318,178 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
         Version::Http10 => conn_keep_alive && !conn_close,
     };
     Ok(Some((req, pos)))
+}
+
+/// A `Content-Length` value: decimal digits only (bytes; saturates at `u64::MAX`).
+fn content_length(value: &[u8]) -> Result<u64, HttpError> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadHeader);
+    }
+    Ok(value.iter().fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+/// The checks [`parse_request_with`] makes of one complete header line (line end removed).
+fn check_header_line(line: &[u8]) -> Result<(), HttpError> {
+    let (name, value) = split_header(line)?;
+    if name.eq_ignore_ascii_case(b"content-length") {
+        content_length(value)?;
+    }
+    Ok(())
+}
+
+/// Incremental framing of one request head, kept per connection while the head arrives in
+/// pieces: where the last call stopped, the line being read, and the header lines so far.
+///
+/// [`HeadScan::scan`] is called with the whole buffer each time more bytes arrived (the same
+/// head at the start of the buffer, longer); it looks only at the new bytes (and the line end
+/// they complete), checks each line once as it completes with the same rules as
+/// [`parse_request_with`] (request line, header syntax, `Content-Length`, the partial method,
+/// the line cap), and says whether the head is complete yet. So its answer for a buffer is
+/// the parser's (complete at the same offset, the same error, or incomplete), however the
+/// bytes were split, at a cost linear in the head's length in total. Once it reports an end
+/// or an error, the caller parses the buffer once with [`parse_request_with`]. After bytes
+/// were taken from the front of the buffer, start a new scan ([`HeadScan::default`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadScan {
+    /// Offset of the first byte not looked at yet.
+    scanned: usize,
+    /// Offset of the first byte of the line not complete yet.
+    line_start: usize,
+    /// The request line was complete (and checked): the lines after it are header lines.
+    in_headers: bool,
+    /// Header lines complete so far.
+    lines: usize,
+    /// While the request line is incomplete: its bytes up to here are known to be method bytes
+    /// (`tchar`), or, once `method_done`, the method ended at a space.
+    method_checked: usize,
+    /// The partial request line's method ended (a space was seen): nothing more to check
+    /// before its line end.
+    method_done: bool,
+    /// Where the head ends (past its blank line), once found; or the error found.
+    outcome: Option<Result<usize, HttpError>>,
+    /// Bytes looked at in total, by the search for line ends, the check of each complete line
+    /// and the check of a partial method: what the scan costs, for tests and benchmarks.
+    examined: u64,
+}
+
+impl HeadScan {
+    /// Frames the head at the start of `buf` (the bytes given to earlier calls, followed by
+    /// new ones), with at most `max_header_lines` header lines: `Ok(None)` while incomplete,
+    /// `Ok(Some(end))` once the blank line ended it at `end` bytes, or the error
+    /// [`parse_request_with`] returns for `buf`. Once an end or an error was found, later
+    /// calls return it again without looking at `buf`.
+    ///
+    /// `buf` must start with the bytes given to the previous calls since this scan began (a
+    /// shorter buffer counts as incomplete and changes nothing).
+    pub fn scan(
+        &mut self,
+        buf: &[u8],
+        max_header_lines: usize,
+    ) -> Result<Option<usize>, HttpError> {
+        if let Some(outcome) = self.outcome {
+            return outcome.map(Some);
+        }
+        if buf.len() < self.scanned {
+            return Ok(None);
+        }
+        let result = self.scan_new(buf, max_header_lines);
+        match result {
+            Ok(None) => {}
+            Ok(Some(end)) => self.outcome = Some(Ok(end)),
+            Err(e) => self.outcome = Some(Err(e)),
+        }
+        result
+    }
+
+    fn scan_new(
+        &mut self,
+        buf: &[u8],
+        max_header_lines: usize,
+    ) -> Result<Option<usize>, HttpError> {
+        while let Some(i) = memchr(b'\n', &buf[self.scanned..]) {
+            let nl = self.scanned + i;
+            self.examined += i as u64 + 1;
+            self.scanned = nl + 1;
+            let line = &buf[self.line_start..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.line_start = nl + 1;
+            self.examined += line.len() as u64;
+            if !self.in_headers {
+                if !line.is_empty() {
+                    parse_request_line(line)?;
+                    self.in_headers = true;
+                }
+                // A new line starts: its method is not checked yet.
+                self.method_checked = self.line_start;
+                self.method_done = false;
+                continue;
+            }
+            if line.is_empty() {
+                return Ok(Some(nl + 1));
+            }
+            self.lines += 1;
+            if self.lines > max_header_lines {
+                return Err(HttpError::TooManyHeaderLines);
+            }
+            check_header_line(line)?;
+        }
+        self.examined += (buf.len() - self.scanned) as u64;
+        self.scanned = buf.len();
+        if !self.in_headers {
+            self.check_method(buf)?;
+        }
+        Ok(None)
+    }
+
+    /// [`check_partial_method`] over the bytes of the unfinished request line not checked yet.
+    fn check_method(&mut self, buf: &[u8]) -> Result<(), HttpError> {
+        if self.method_done {
+            return Ok(());
+        }
+        let mut i = self.method_checked.max(self.line_start);
+        while i < buf.len() {
+            let b = buf[i];
+            if b == b' ' {
+                self.method_done = true;
+                break;
+            }
+            if b == b'\r' {
+                // Allowed as the method's last byte, the first half of a line end not yet
+                // received, or right before the space that ends the method.
+                match buf.get(i + 1) {
+                    None => break,
+                    Some(b' ') => {
+                        self.method_done = true;
+                        break;
+                    }
+                    Some(_) => return Err(HttpError::BadRequestLine),
+                }
+            }
+            if !is_tchar(b) {
+                return Err(HttpError::BadRequestLine);
+            }
+            i += 1;
+        }
+        // A `\r` left at the end is looked at again when the next byte arrives.
+        self.examined += (i - self.method_checked.max(self.line_start)) as u64;
+        self.method_checked = i;
+        Ok(())
+    }
+
+    /// Header lines complete so far.
+    pub fn header_lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Bytes this scan has looked at so far, in total over every call: each byte at most three
+    /// times (line-end search, line check, method check), plus one per call (a `\r` at the
+    /// end of a partial method is looked at again). A parser started again from the first byte
+    /// on every read would look at about n²/2 for a head of n bytes sent a byte at a time.
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
 }
 
 /// Rejects an unfinished first line whose method part already contains a non-token byte

@@ -107,6 +107,17 @@ impl Tracker {
 
     /// Starts the tracker with exactly these flags (no `--allow-root` added).
     pub fn start_as_is(name: &str, config: &str, extra: &[&str]) -> Tracker {
+        Self::start_with_command(name, config, extra, |_| {})
+    }
+
+    /// As [`Tracker::start_as_is`], with `setup` applied to the command before it is spawned
+    /// (a `pre_exec` that sets a resource limit, say).
+    pub fn start_with_command(
+        name: &str,
+        config: &str,
+        extra: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Tracker {
         let dir = temp_dir(name);
         let conf = dir.join("opentracker.conf");
         let config = &with_workers(config);
@@ -131,16 +142,17 @@ impl Tracker {
             .lines()
             .filter(|l| l.starts_with("api.listen_tls"))
             .count();
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .arg("-f")
             .arg(&conf)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tracker");
+            .stderr(Stdio::piped());
+        setup(&mut command);
+        let mut child = command.spawn().expect("spawn tracker");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -375,6 +387,11 @@ pub fn announce(info_hash: &[u8; 20], port: u16, left: u64, extra: &str) -> Stri
         port
     )
 }
+
+/// Config lines that turn the quotas per source off (issue #13): for tests that send many
+/// peers, torrents or datagrams from 127.0.0.1 alone.
+pub const QUOTAS_OFF: &str =
+    "tracker.max_peers_per_source 0\ntracker.max_new_torrents_per_net 0\nudp.rate_limit 0\n";
 
 pub fn config_loopback(extra: &str) -> String {
     format!("listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\n{extra}\n")

@@ -16,8 +16,10 @@
 //! Application errors (a bad `port`, a short `info_hash`, ...) are answered with status 200 and a
 //! bencoded `failure reason` (BEP 3), which is what clients show their users. Framing errors get an
 //! HTTP status and a closed connection from [`serve_request`] (400 for a malformed head or one
-//! with a body, 413 for a head over `http.max_request_size`).
+//! with a body, 413 for a head over `http.max_request_size`, 431 for more header lines than
+//! `http.max_header_lines`).
 
+pub mod snapshot;
 pub mod stats;
 pub mod walk;
 
@@ -25,7 +27,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use self::walk::{Walk, WalkFormat};
+use self::snapshot::{Reader, Snapshots};
+use self::walk::Walk;
 use crate::access::keys::key_in_path;
 use crate::config::ProxyHeader;
 use crate::service::stats::StatsAccess;
@@ -34,7 +37,7 @@ use crate::swarm::store::SwarmCounts;
 use crate::types::{Family, InfoHash};
 use crate::wire::bencode;
 use crate::wire::http::{
-    self, Status, accepts_gzip, parse_request, write_error, write_head, write_redirect,
+    self, Status, accepts_gzip, parse_request_with, write_error, write_head, write_redirect,
 };
 use crate::wire::query::{self, QueryError, name_is, parse_announce, parse_scrape};
 use crate::wire::stream::write_stream_head;
@@ -55,6 +58,26 @@ pub struct HttpSite {
     /// `tracker.fullscrape_interval`: seconds between two full scrapes from one address
     /// (IPv6: one /64); 0 = no limit. A full scrape within the interval gets 429.
     pub fullscrape_interval: u32,
+    /// `http.fullscrape_max_age`: seconds a full-scrape snapshot is shared with later requests
+    /// ([`snapshot`]); 0 = every full scrape builds its own.
+    pub fullscrape_max_age: u32,
+    /// `http.fullscrape_max_streams`: full scrapes sent at once at most; one more gets 503 with
+    /// `Retry-After` ([`RETRY_AFTER_SECS`]). 0 = no cap.
+    pub fullscrape_max_streams: usize,
+}
+
+/// The `Retry-After` (seconds) of a full scrape refused over `http.fullscrape_max_streams`:
+/// about what a full scrape of a million torrents takes to send on a fast link.
+pub const RETRY_AFTER_SECS: u32 = 10;
+
+/// A streamed response a request started ([`Scratch::take_stream`]).
+#[derive(Debug)]
+pub enum Stream {
+    /// A walk of its own: the `/stats` walk modes and the status page.
+    Walk(Box<Walk>),
+    /// A full scrape: a reader of the shared snapshot of its encoding
+    /// ([`Scratch::snapshots`]).
+    Snapshot(Reader),
 }
 
 /// Buffers reused from request to request, so the hot path does not allocate; plus the state
@@ -66,14 +89,25 @@ pub struct Scratch {
     body: Vec<u8>,
     hashes: Vec<InfoHash>,
     stream: Option<Box<Walk>>,
+    reader: Option<Reader>,
+    snapshots: Snapshots,
 }
 
 impl Scratch {
-    /// The walk [`handle`] started, if its response is streamed: `handle` wrote the head, the
-    /// server writes the body by calling [`Walk::step`] until it returns true, then closes the
+    /// The stream [`handle`] started, if its response is streamed: `handle` wrote the head, the
+    /// server writes the body (a walk: [`Walk::step`] until it returns true; a full scrape:
+    /// [`Snapshots::feed`] until it returns true, then [`Snapshots::leave`]), then closes the
     /// connection.
-    pub fn take_stream(&mut self) -> Option<Box<Walk>> {
-        self.stream.take()
+    pub fn take_stream(&mut self) -> Option<Stream> {
+        match self.reader.take() {
+            Some(r) => Some(Stream::Snapshot(r)),
+            None => self.stream.take().map(Stream::Walk),
+        }
+    }
+
+    /// The full-scrape snapshots of this server, which its full scrapes read.
+    pub fn snapshots(&mut self) -> &mut Snapshots {
+        &mut self.snapshots
     }
 }
 
@@ -108,8 +142,9 @@ pub enum Outcome {
 }
 
 /// Serves the request at the start of `data` (a connection's unread bytes), appending the
-/// response to `out`: frames the head ([`parse_request`]), enforces `http.max_request_size`
-/// (`max_request_size` bytes, 413), refuses requests with a body (400: we never read bodies,
+/// response to `out`: frames the head ([`parse_request_with`]), enforces `http.max_request_size`
+/// (`max_request_size` bytes, 413) and `http.max_header_lines` (`max_header_lines` lines
+/// between the request line and the blank line, 431), refuses requests with a body (400: we never read bodies,
 /// so the framing of what follows is unknown), and hands the head to [`handle`]. Counts every
 /// error status. See [`Outcome`].
 #[allow(clippy::too_many_arguments)]
@@ -118,6 +153,7 @@ pub fn serve_request(
     site: &HttpSite,
     data: &[u8],
     max_request_size: usize,
+    max_header_lines: usize,
     remote: IpAddr,
     now: u32,
     scratch: &mut Scratch,
@@ -128,7 +164,7 @@ pub fn serve_request(
         write_error(out, status, false);
         Outcome::Refused
     };
-    match parse_request(data) {
+    match parse_request_with(data, max_header_lines) {
         Ok(Some((_, len))) if len > max_request_size => {
             refuse(tracker, out, Status::PayloadTooLarge413)
         }
@@ -393,9 +429,12 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
 }
 
 /// Full scrape: a scrape without `info_hash` lists every torrent, sorted by info_hash, counts
-/// summed over both families (the body is built in slices by [`Walk`]); gzip-compressed when
-/// `Accept-Encoding` allows it. Refused with 429 when the address had one less than
-/// `tracker.fullscrape_interval` seconds ago. Logs `full scrape by IP` at info, as opentracker.
+/// summed over both families (the body is built in slices by [`Walk`], into a snapshot shared
+/// with the full scrapes of the next `http.fullscrape_max_age` seconds, see [`snapshot`]);
+/// gzip-compressed when `Accept-Encoding` allows it. Refused with 503 and `Retry-After` when
+/// `http.fullscrape_max_streams` full scrapes are being sent, and with 429 when the address had
+/// one less than `tracker.fullscrape_interval` seconds ago. Logs `full scrape by IP` at info,
+/// as opentracker.
 #[allow(clippy::too_many_arguments)]
 fn full_scrape(
     tracker: &mut Tracker,
@@ -407,6 +446,24 @@ fn full_scrape(
     out: &mut Vec<u8>,
     keep_alive: bool,
 ) -> bool {
+    let streams = scratch.snapshots.readers();
+    if site.fullscrape_max_streams > 0 && streams >= site.fullscrape_max_streams {
+        tracker.stats.http_status(503);
+        tracker.stats.fullscrape_refused_busy += 1;
+        let status = Status::ServiceUnavailable503;
+        let body = format!("{} {}\n", status.code(), status.reason());
+        let retry = RETRY_AFTER_SECS.to_string();
+        write_head(
+            out,
+            status,
+            "text/plain",
+            body.len(),
+            keep_alive,
+            &[("Retry-After", &retry)],
+        );
+        out.extend_from_slice(body.as_bytes());
+        return keep_alive;
+    }
     if !tracker.allow_full_scrape(ip, now, site.fullscrape_interval) {
         tracker.stats.http_status(429);
         write_error(out, Status::TooManyRequests429, keep_alive);
@@ -418,9 +475,18 @@ fn full_scrape(
     tracker.stats.fullscrapes_gzip += u64::from(gzip);
     let framing = stats::framing_for(req.version);
     write_stream_head(out, "text/plain", framing, gzip);
-    scratch.stream = Some(Box::new(
-        Walk::new(WalkFormat::Bencode, framing, gzip).count_fakes(tracker.fake_peers(now)),
-    ));
+    let (reader, shared) =
+        scratch
+            .snapshots
+            .join(gzip, framing, now, site.fullscrape_max_age, || {
+                tracker.fake_peers(now)
+            });
+    if shared {
+        tracker.stats.fullscrape_shared += 1;
+    } else {
+        tracker.stats.fullscrape_snapshots += 1;
+    }
+    scratch.reader = Some(reader);
     false
 }
 

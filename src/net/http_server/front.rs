@@ -7,17 +7,27 @@ use crate::front::api::{self, ApiSite, OpSink, Waiter};
 use crate::front::http::{HttpSite, Outcome, Scratch, serve_request};
 use crate::service::Tracker;
 
+/// The limits of a request head, passed to [`Front::serve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Most bytes of a request head (`http.max_request_size`; 413 beyond).
+    pub max_request_size: usize,
+    /// Most header lines of a request head (`http.max_header_lines`; 431 beyond).
+    pub max_header_lines: usize,
+}
+
 /// What answers the requests of a server's connections: the tracker (`&HttpSite`, see
 /// [`crate::front::http`]) or the REST API ([`ApiFront`]). One [`super::HttpServer`] serves one front.
 pub trait Front {
-    /// Serves the request at the start of `data` (see [`crate::front::http::serve_request`]);
-    /// `waiter` names the connection for an answer that comes later ([`Outcome::Deferred`]).
+    /// Serves the request at the start of `data` (see [`crate::front::http::serve_request`])
+    /// within `limits` (`http.max_request_size`, `http.max_header_lines`); `waiter` names the
+    /// connection for an answer that comes later ([`Outcome::Deferred`]).
     #[allow(clippy::too_many_arguments)]
     fn serve(
         &mut self,
         tracker: &mut Tracker,
         data: &[u8],
-        max_request_size: usize,
+        limits: &HeadLimits,
         remote: IpAddr,
         waiter: Waiter,
         now: u32,
@@ -31,7 +41,7 @@ impl Front for &HttpSite {
         &mut self,
         tracker: &mut Tracker,
         data: &[u8],
-        max_request_size: usize,
+        limits: &HeadLimits,
         remote: IpAddr,
         _waiter: Waiter,
         now: u32,
@@ -42,7 +52,8 @@ impl Front for &HttpSite {
             tracker,
             self,
             data,
-            max_request_size,
+            limits.max_request_size,
+            limits.max_header_lines,
             remote,
             now,
             scratch,
@@ -64,7 +75,7 @@ impl Front for ApiFront<'_> {
         &mut self,
         tracker: &mut Tracker,
         data: &[u8],
-        max_request_size: usize,
+        limits: &HeadLimits,
         _remote: IpAddr,
         waiter: Waiter,
         now: u32,
@@ -76,7 +87,8 @@ impl Front for ApiFront<'_> {
             self.site,
             self.sink,
             data,
-            max_request_size,
+            limits.max_request_size,
+            limits.max_header_lines,
             waiter,
             now,
             out,

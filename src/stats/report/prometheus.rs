@@ -27,8 +27,13 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_refused_total` | `reason` (not_authorized, missing_key, unknown_key, expired_key, torrent_limit, peer_limit) | announces refused by the access list or `tracker.mode`, or by the capacity limits |
 /// | `opentracker_udp_send_dropped_total` | | UDP replies the kernel refused |
 /// | `opentracker_tcp_accepted_total`, `opentracker_tcp_refused_total` | | TCP connections accepted; closed at once over `http.max_connections` |
+/// | `opentracker_tcp_refused_no_fd_total` | | TCP connections accepted and closed at once for want of a file descriptor (EMFILE, ENFILE) |
 /// | `opentracker_http_connections` | | HTTP connections open |
+/// | `opentracker_http_max_connections`, `opentracker_http_max_connections_lowered` | | `http.max_connections` in effect; by how much the open-files limit lowered it at start |
 /// | `opentracker_http_streams` | | streamed responses (full scrapes, stats walks) in progress |
+/// | `opentracker_full_scrape_snapshots_total`, `opentracker_full_scrapes_shared_total` | | full-scrape snapshots built; full scrapes served from one another request started |
+/// | `opentracker_full_scrapes_refused_total` | | full scrapes refused (503) over `http.fullscrape_max_streams` |
+/// | `opentracker_full_scrape_snapshot_bytes` | | bytes held by full-scrape snapshots |
 /// | `opentracker_torrents`, `opentracker_seeders`, `opentracker_leechers` | `family` | store contents |
 /// | `opentracker_completed_total` | | downloads counted (`completed`, or a stored leecher's first `left=0`) |
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
@@ -118,6 +123,37 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         "opentracker_full_scrapes_total{{encoding=\"gzip\"}} {}",
         st.fullscrapes_gzip
     );
+    for (name, help, v) in [
+        (
+            "opentracker_full_scrape_snapshots_total",
+            "Full-scrape snapshots built (walks of the store), plain and gzip.",
+            st.fullscrape_snapshots,
+        ),
+        (
+            "opentracker_full_scrapes_shared_total",
+            "Full scrapes served from a snapshot another request had started.",
+            st.fullscrape_shared,
+        ),
+        (
+            "opentracker_full_scrapes_refused_total",
+            "Full scrapes refused with 503 over http.fullscrape_max_streams.",
+            st.fullscrape_refused_busy,
+        ),
+    ] {
+        family(s, name, "counter", help);
+        let _ = writeln!(s, "{name} {v}");
+    }
+    family(
+        s,
+        "opentracker_full_scrape_snapshot_bytes",
+        "gauge",
+        "Bytes held by full-scrape snapshots.",
+    );
+    let _ = writeln!(
+        s,
+        "opentracker_full_scrape_snapshot_bytes {}",
+        st.fullscrape_snapshot_bytes
+    );
     family(
         s,
         "opentracker_http_responses_total",
@@ -160,6 +196,8 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         ("expired_key", a.expired_key),
         ("torrent_limit", st.refused_torrent_limit),
         ("peer_limit", st.refused_peer_limit),
+        ("new_torrents_per_net", st.quota.new_torrents_per_net),
+        ("peers_per_source", st.quota.peers_per_source),
     ] {
         let _ = writeln!(s, "opentracker_refused_total{{reason=\"{reason}\"}} {n}");
     }
@@ -170,6 +208,11 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
             st.udp_send_dropped,
         ),
         (
+            "opentracker_udp_rate_limited_total",
+            "UDP datagrams dropped unanswered: their source was over udp.rate_limit.",
+            st.quota.udp_rate_limited,
+        ),
+        (
             "opentracker_tcp_accepted_total",
             "TCP connections accepted.",
             st.tcp_accepted,
@@ -178,6 +221,11 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
             "opentracker_tcp_refused_total",
             "TCP connections closed at once because http.max_connections were open.",
             st.tcp_refused_over_limit,
+        ),
+        (
+            "opentracker_tcp_refused_no_fd_total",
+            "TCP connections accepted and closed at once for want of a file descriptor.",
+            st.tcp_refused_no_fd,
         ),
         (
             "opentracker_completed_total",
@@ -264,6 +312,21 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         "HTTP connections open.",
     );
     let _ = writeln!(s, "opentracker_http_connections {}", st.http_connections);
+    for (name, help, n) in [
+        (
+            "opentracker_http_max_connections",
+            "http.max_connections in effect.",
+            st.http_max_connections,
+        ),
+        (
+            "opentracker_http_max_connections_lowered",
+            "By how much the open-files limit lowered http.max_connections at start.",
+            st.http_max_connections_lowered_by,
+        ),
+    ] {
+        family(s, name, "gauge", help);
+        let _ = writeln!(s, "{name} {n}");
+    }
     family(
         s,
         "opentracker_http_streams",

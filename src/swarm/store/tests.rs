@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 
 mod memory;
 mod model;
+mod source;
 
 const H1: InfoHash = [0x11; 20];
 const H2: InfoHash = [0x22; 20];

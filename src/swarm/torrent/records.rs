@@ -606,6 +606,38 @@ impl<const N: usize> PeerVec<N> {
         self.flat_search(addr)
     }
 
+    /// The number of records whose compact address lies in `lo..=hi` (memcmp order, as the
+    /// records are sorted): with `lo` and `hi` a prefix padded with 0x00 and 0xff bytes, the
+    /// peers of one source (an IPv4 address with any port, an IPv6 /64). Two binary searches,
+    /// plus the lengths of the chunks the range spans in a big swarm: never a scan of the
+    /// records.
+    pub fn count_between(&self, lo: &[u8; N], hi: &[u8; N]) -> usize {
+        if lo > hi {
+            return 0;
+        }
+        let from = match self.search(lo) {
+            Ok(p) | Err(p) => p,
+        };
+        // One past the last record <= hi (in a chunked swarm, the next index of its chunk).
+        let to = match self.search(hi) {
+            Ok(p) => p + 1,
+            Err(p) => p,
+        };
+        let chunks = self.chunks();
+        if chunks.is_empty() {
+            return to.saturating_sub(from);
+        }
+        let ((c1, o1), (c2, o2)) = (unpack(from), unpack(to));
+        if c1 >= c2 {
+            return o2.saturating_sub(o1);
+        }
+        let first = chunks.get(c1).map_or(0, |c| c.len().saturating_sub(o1));
+        let middle: usize = chunks
+            .get(c1 + 1..c2)
+            .map_or(0, |cs| cs.iter().map(Chunk::len).sum());
+        first + middle + o2
+    }
+
     /// Inserts a record at position `pos` (which must be the position [`Self::search`]
     /// returned, to keep the order), moving the records to bigger storage when needed (a swarm
     /// growing past [`Self::CHUNK_MAX`] is split into chunks); `key` names the owner in a first

@@ -539,3 +539,5 @@ fn absolute_form_routes_like_origin_form() {
     let (req, _) = parse_ok(b"GET /http://h/announce HTTP/1.1\r\n\r\n");
     assert_eq!(req.path, b"/http://h/announce");
 }
+
+mod scan;
