@@ -20,6 +20,12 @@ use opentracker_rs::types::Event;
 use opentracker_rs::wire::udp::{Response, parse_response};
 
 const TORRENTS: u32 = 24;
+
+/// Every client here sends from one loopback address: the per-source quotas and the
+/// full-scrape interval are off, and every full scrape walks the store (no snapshot reused).
+const QUOTAS_OFF: &str = "tracker.max_peers_per_source 0\ntracker.max_new_torrents_per_net 0\n\
+                          udp.rate_limit 0\ntracker.fullscrape_interval 0\n\
+                          http.fullscrape_max_age 0\n";
 const PEERS_PER_CLIENT: u16 = 150;
 const ROUNDS: u32 = 3;
 
@@ -172,8 +178,10 @@ fn metric(text: &str, name: &str) -> u64 {
 fn two_workers_lose_and_double_no_peer_under_a_storm() {
     let t = Tracker::start(
         "workers-storm",
-        "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\nlisten.udp 127.0.0.1:0\n\
-         listen.udp [::1]:0\naccess.stats 127.0.0.1\ntracker.workers 2\n",
+        &format!(
+            "listen.tcp 127.0.0.1:0\nlisten.tcp [::1]:0\nlisten.udp 127.0.0.1:0\n\
+             listen.udp [::1]:0\naccess.stats 127.0.0.1\ntracker.workers 2\n{QUOTAS_OFF}"
+        ),
     );
     // Logged right after the listeners (which the harness waited for).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -319,7 +327,7 @@ fn sigterm_stops_every_worker_and_writes_the_state_once() {
         "workers-sigterm",
         &format!(
             "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\ntracker.workers 2\n\
-             tracker.state_file {}\n",
+             tracker.state_file {}\n{QUOTAS_OFF}",
             state.display()
         ),
     );
