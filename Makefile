@@ -2,7 +2,8 @@
 #
 #   make            build the release binary (target/release/opentracker-rs)
 #   make run        build and start the tracker in the foreground with opentracker.conf.sample
-#   make test       install the test dependencies (python3-libtorrent) and run every test
+#   make test       install the test dependencies (python3-libtorrent) and run every test,
+#                   then the integration tests again with tracker.workers 2 (OTRS_TEST_WORKERS)
 #   make install    install the binary and the sample config (PREFIX=/usr/local)
 #   make deb        a Debian package (target/debian/*.deb) with cargo-deb, installed with cargo
 #                   if missing: binary, config as a conffile, systemd unit, man page, system user
@@ -63,8 +64,11 @@ RUN_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 run: all
 	./$(BIN) -f $(CONFIG) $(RUN_FLAGS)
 
+# Every test, then the integration tests again with two workers (tracker.workers 2, added by
+# tests/common to every tracker they start): the same tests over several event loops.
 test: test-deps
 	$(CARGO) test --locked
+	OTRS_TEST_WORKERS=2 $(CARGO) test --locked --test '*'
 
 # Hostile traffic for SOAK_SECS seconds, then the five checks of tests/soak.rs (needs test-deps).
 SOAK_SECS ?= 60

@@ -67,7 +67,7 @@ fn peer(i: u64) -> [u8; 6] {
 /// A tracker whose IPv4 store holds TORRENTS x PEERS_PER_TORRENT peers.
 fn filled_tracker() -> Tracker {
     // The per-source quotas off: the UDP benches send millions of requests from 1024 sources.
-    let mut t = Tracker::new(Policy {
+    let t = Tracker::new(Policy {
         udp_rate_limit: 0,
         max_new_torrents_per_net: 0,
         max_peers_per_source: 0,

@@ -157,7 +157,7 @@ fn main() {
     let t = Instant::now();
     let loaded = state::load(&state_path).unwrap();
     let parse = t.elapsed();
-    let mut fresh = Tracker::new(Policy::default());
+    let fresh = Tracker::new(Policy::default());
     let t = Instant::now();
     for (h, d) in &loaded.entries {
         fresh.v4.set_downloaded(h, *d, 0);

@@ -42,6 +42,7 @@ mod special;
 mod table;
 mod tls;
 mod value;
+mod workers;
 
 pub use args::{parse_args, parse_args_with_env, usage, version};
 pub use env::{ENV_CONFIG, ENV_PREFIX, apply_env, env_name};
@@ -50,6 +51,7 @@ pub use private::{ApiToken, DbUrl, TrackerMode};
 pub use proxy::ProxyHeader;
 pub use table::{Directive, MASK, Syntax};
 pub use tls::TlsListen;
+pub use workers::{Workers, allowed_cpus};
 
 /// Port of a listen address written without one (`listen.tcp_udp 1.2.3.4`), and of the
 /// default listeners: 6969, as opentracker.
@@ -70,9 +72,9 @@ table::directives! {
     pub struct Config {
         // opentracker's directives.
 
-        /// opentracker starts N blocking UDP threads per UDP socket; opentracker-rs serves UDP
-        /// in its single-threaded loop, so the value is only recorded (a non-zero value adds a
-        /// warning).
+        /// opentracker starts N blocking UDP threads per UDP socket; opentracker-rs maps a
+        /// non-zero value onto `tracker.workers` (N event loops, each serving every listener)
+        /// when `tracker.workers` is left at its default ([`Config::worker_count`]); 0 = not set.
         "listen.udp.workers" => udp_workers: u32 = 0, [0..=1024], "threads",
             hook special::udp_workers;
         /// HTTP and UDP listeners on the same address (port 6969 when none is given); adds to
@@ -236,6 +238,16 @@ table::directives! {
         /// BEP 41's URL data), `private_listed` (both). An `access.whitelist` file makes any
         /// mode listed.
         "tracker.mode" => mode: TrackerMode;
+        /// Opentracker-rs's own: event loops (threads) serving the tracker, each with its own
+        /// copy of every `listen.tcp` and `listen.udp` socket (bound with `SO_REUSEPORT`, so
+        /// the kernel spreads datagrams and connections) over one shared store; `auto` = one
+        /// per CPU the process may use. 1 (the default) is one loop, as before. Side work
+        /// (access-list reload, state file, database, REST API, HTTPS listeners, cleaning)
+        /// stays on the first worker. Live sync needs 1.
+        "tracker.workers" => workers: Workers = Workers::Count(1), [1..=1024], "threads";
+        /// Opentracker-rs's own: pin worker i to the i-th CPU the process may use (wrapping
+        /// around), with `tracker.workers` above 1.
+        "tracker.cpu_affinity" => cpu_affinity: bool = false;
         /// REST API listen addresses (torrust's v1 API, port 1212 when none is given); none = no
         /// API. Served by the event loop with the HTTP limits of `http.*`.
         "api.listen" => api_listen: Vec<SocketAddr>, [API_DEFAULT_PORT, "API"];
@@ -380,6 +392,16 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// The number of event loops to start: `tracker.workers` resolved (`auto`: the CPUs the
+    /// process may use), or, when `tracker.workers` is left at 1, opentracker's
+    /// `listen.udp.workers` if it is not 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            Workers::Count(1) if self.udp_workers > 0 => self.udp_workers as usize,
+            w => w.resolve(),
+        }
+    }
+
     /// Completes a parsed configuration; idempotent ([`parse_args`] already calls it).
     ///
     /// - If none of `listen_tcp`, `listen_udp`, `listen_tls` has an entry, the first two get `0.0.0.0:6969` and

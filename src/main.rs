@@ -118,13 +118,27 @@ fn run(cfg: Config) -> ExitCode {
         eprintln!("opentracker-rs: {e}");
         return ExitCode::FAILURE;
     }
-    // Step 2: bind.
+    // Step 2: bind (every worker's copy of the tracker listeners, with tracker.workers).
     let buffers = UdpBuffers {
         recv: cfg.udp.recv_buffer,
         send: cfg.udp.send_buffer,
     };
-    let mut listeners = match net::bind(&cfg.listen_tcp, &cfg.listen_udp, &cfg.api_listen, buffers)
-    {
+    let mut workers = cfg.worker_count();
+    if workers > 1 && livesync_cfg.is_some() {
+        log::warn!(
+            "live sync runs with one worker: tracker.workers {workers} is not applied, 1 worker \
+             serves"
+        );
+        workers = 1;
+    }
+    let bound = net::bind_for_workers(
+        &cfg.listen_tcp,
+        &cfg.listen_udp,
+        &cfg.api_listen,
+        buffers,
+        workers,
+    );
+    let mut listeners = match bound {
         Ok(l) => l,
         Err(e) => {
             eprintln!("opentracker-rs: {e}");
@@ -340,6 +354,7 @@ fn run(cfg: Config) -> ExitCode {
         },
         livesync: livesync_cfg,
         on_sighup: Some(daemon::reopen_log),
+        cpu_affinity: cfg.cpu_affinity,
     };
     // Tests widen the start-up window a stop signal may hit (debug builds only).
     #[cfg(debug_assertions)]

@@ -444,8 +444,8 @@ batchsync.cluster.admin_ip 10.1.1.1
         assert_eq!(
             cfg.warnings,
             [
-                "o.conf:1: listen.udp.workers: UDP is served by the single-threaded event loop; \
-              the worker count is recorded but no worker threads are started"
+                "o.conf:1: listen.udp.workers: mapped onto tracker.workers 4 (event loops serving \
+              every listener) unless tracker.workers is set"
             ]
         );
     }

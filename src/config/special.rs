@@ -10,16 +10,17 @@ use super::{Config, DEFAULT_PORT, value};
 /// Error text for `access.whitelist` together with `access.blacklist`.
 pub(crate) const EXCLUSIVE: &str = "access.whitelist and access.blacklist are exclusive";
 
-/// `listen.udp.workers`: recorded, with a warning when not 0 (opentracker starts N UDP
-/// threads per socket; this tracker serves UDP in its event loop).
+/// `listen.udp.workers`: recorded, with a note when not 0 (opentracker starts N UDP threads
+/// per socket; this tracker starts N event loops instead, unless `tracker.workers` says
+/// otherwise: [`Config::worker_count`]).
 pub(super) fn udp_workers(cfg: &mut Config, text: &str, set: Setter<Config>) -> Applied {
     set(cfg, text)?;
     if cfg.udp_workers > 0 {
-        return Ok(Some(
-            "UDP is served by the single-threaded event loop; the worker count is \
-             recorded but no worker threads are started"
-                .to_owned(),
-        ));
+        return Ok(Some(format!(
+            "mapped onto tracker.workers {} (event loops serving every listener) unless \
+             tracker.workers is set",
+            cfg.udp_workers
+        )));
     }
     Ok(None)
 }

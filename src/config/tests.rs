@@ -269,6 +269,8 @@ fn to_config_text_exact() {
             "tracker.max_new_torrents_per_net 10000",
             "tracker.max_peers_per_source 8",
             "tracker.mode private_listed",
+            "tracker.workers 1",
+            "tracker.cpu_affinity off",
             "api.listen 127.0.0.1:1212",
             "api.listen [::1]:8081",
             "# api.listen_tls (not set)",
@@ -769,4 +771,26 @@ fn tls_listeners_take_three_words_and_refuse_a_taken_address() {
     assert!(c.listen_tcp.is_empty() && c.listen_udp.is_empty());
     assert_eq!(c.api_listen_tls, []);
     assert_eq!(c.listen_tls[0].addr.port(), 443);
+}
+
+/// `tracker.workers` (default 1, `auto`), and opentracker's `listen.udp.workers` mapped onto
+/// it when `tracker.workers` is left at 1.
+#[test]
+fn worker_count_from_tracker_workers_or_udp_workers() {
+    let count = |text: &str| {
+        let mut c = Config::default();
+        parse_str(text, "w.conf", &mut c).unwrap();
+        c.worker_count()
+    };
+    assert_eq!(count(""), 1);
+    assert_eq!(count("tracker.workers 3\n"), 3);
+    assert_eq!(count("listen.udp.workers 2\n"), 2);
+    assert_eq!(count("listen.udp.workers 2\ntracker.workers 4\n"), 4);
+    assert_eq!(
+        count("tracker.workers auto\n"),
+        crate::config::allowed_cpus().len()
+    );
+    let mut c = Config::default();
+    let e = parse_str("tracker.workers 0\n", "w.conf", &mut c).unwrap_err();
+    assert!(e.to_string().contains("tracker.workers"), "{e}");
 }

@@ -492,9 +492,8 @@ fn route_v1(
         (b"whitelist", None) => {
             allow(b"GET")?;
             let (offset, limit) = page(req)?;
-            let mut all: Vec<&InfoHash> = tracker.private.listed.iter().collect();
-            all.sort_unstable();
-            let list: Vec<String> = all.into_iter().skip(offset).take(limit).map(hex).collect();
+            let all = tracker.private.listed.sorted();
+            let list: Vec<String> = all.iter().skip(offset).take(limit).map(hex).collect();
             json(Status::Ok200, &list)
         }
         (b"whitelist", Some(b"reload")) => {

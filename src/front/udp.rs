@@ -53,6 +53,15 @@ impl UdpHandler {
         })
     }
 
+    /// Another worker's handler (`tracker.workers`): the same connection_id key, so a client
+    /// may connect through one worker and announce through another.
+    pub fn worker(&self) -> Self {
+        UdpHandler {
+            ids: self.ids.clone(),
+            peers: Vec::with_capacity(REPLY_CAPACITY),
+        }
+    }
+
     /// Handles one datagram from `src`; appends the reply to `out` (empty) and returns whether to
     /// send it.
     pub fn handle(

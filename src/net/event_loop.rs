@@ -8,6 +8,16 @@
 //!
 //! Signals: SIGTERM and SIGINT stop the loop cleanly (state file written, sockets closed, exit
 //! status 0); SIGHUP reloads the access list off the loop (see [`super::background`]).
+//!
+//! Workers (`tracker.workers N`): [`run`] is worker 0, which serves everything as above; it
+//! starts N - 1 more threads ([`run_worker`]), each a loop of the same kind over its own copies
+//! of the tracker's TCP and UDP listeners ([`super::Listeners::workers`], `SO_REUSEPORT`) and
+//! the shared store, serving announces, scrapes, full scrapes and `/stats` only. Side work
+//! stays on worker 0: signals, access-list and TLS reloads, the state file, the database, live
+//! sync, the REST API and HTTPS listeners, the cleaning sweep and the key expiry. The others
+//! take a new access list within one turn ([`Tracker::refresh`]); the keys and API whitelist
+//! are shared. On SIGTERM worker 0 stops the others (a flag and their wakers), waits for them,
+//! then writes the state once.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -89,6 +99,183 @@ pub struct LoopConfig {
     pub livesync: Option<LivesyncConfig>,
     /// Called on SIGHUP besides the access-list reload (`main` reopens the log file).
     pub on_sighup: Option<fn()>,
+    /// `tracker.cpu_affinity`: with several workers, pin worker i to the i-th CPU the process
+    /// may use.
+    pub cpu_affinity: bool,
+}
+
+/// The other workers, as worker 0 holds them.
+struct Workers {
+    /// Set to stop every worker; each is woken through its waker to see it.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<(std::thread::JoinHandle<io::Result<()>>, Arc<mio::Waker>)>,
+}
+
+impl Workers {
+    /// Stops every worker and waits for it. A worker that failed or panicked is logged.
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        for (_, waker) in &self.threads {
+            let _ = waker.wake();
+        }
+        for (i, (thread, _)) in self.threads.into_iter().enumerate() {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::error!("worker {} failed: {e}", i + 1),
+                Err(_) => log::error!("worker {} panicked", i + 1),
+            }
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu` (`sched_setaffinity`); a failure is logged, not fatal.
+fn pin_to(cpu: usize, worker: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it for
+    // cpu < CPU_SETSIZE (checked); sched_setaffinity(0, ...) reads the set for this thread.
+    let ok = cpu < libc::CPU_SETSIZE as usize
+        && unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0
+        };
+    if ok {
+        log::info!("worker {worker} pinned to CPU {cpu}");
+    } else {
+        log::warn!(
+            "worker {worker}: cannot pin to CPU {cpu}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// What a worker other than 0 needs besides its sockets and its tracker.
+struct WorkerConfig {
+    index: usize,
+    site: HttpSite,
+    http: HttpLimits,
+    start: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    cpu: Option<usize>,
+}
+
+/// Starts workers 1..N over `sockets`, each with a tracker over `tracker`'s shared state
+/// ([`Tracker::worker`]) and a UDP handler with `udp`'s connection_id key.
+fn start_workers(
+    sockets: Vec<super::WorkerListeners>,
+    tracker: &Tracker,
+    udp: &UdpHandler,
+    cfg: &LoopConfig,
+    start: Instant,
+    open: &Arc<std::sync::atomic::AtomicUsize>,
+    cpus: &[usize],
+) -> io::Result<Workers> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (i, sockets) in sockets.into_iter().enumerate() {
+        let index = i + 1;
+        let poll = Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), Token(WAKER))?);
+        let wc = WorkerConfig {
+            index,
+            site: cfg.site.clone(),
+            http: cfg.http,
+            start,
+            stop: Arc::clone(&stop),
+            open: Arc::clone(open),
+            cpu: (cfg.cpu_affinity && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+        };
+        let worker_tracker = tracker.worker(index);
+        let wake = Arc::clone(&waker);
+        worker_tracker.set_stats_wake(Arc::new(move || {
+            let _ = wake.wake();
+        }));
+        let handler = udp.worker();
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || run_worker(wc, poll, sockets, worker_tracker, handler))?;
+        threads.push((thread, waker));
+    }
+    Ok(Workers { stop, threads })
+}
+
+/// Worker `index` (1..N): serves its copies of the tracker's listeners until worker 0 sets the
+/// stop flag. Announces, scrapes (full ones too, in slices), `/stats`; no side work.
+fn run_worker(
+    wc: WorkerConfig,
+    mut poll: Poll,
+    sockets: super::WorkerListeners,
+    mut tracker: Tracker,
+    mut udp_handler: UdpHandler,
+) -> io::Result<()> {
+    if let Some(cpu) = wc.cpu {
+        pin_to(cpu, wc.index);
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut http = HttpServer::new(sockets.tcp, wc.http, CONN_BASE)?;
+    http.share_open_count(Arc::clone(&wc.open));
+    http.register(poll.registry(), 0)?;
+    let mut udp: Vec<UdpServer> = sockets.udp.into_iter().map(UdpServer::new).collect();
+    for (i, u) in udp.iter_mut().enumerate() {
+        u.register(poll.registry(), Token(UDP_BASE + i))?;
+    }
+    let site = wc.site;
+    let mut next_idle = Instant::now() + Duration::from_secs(1);
+    while !wc.stop.load(std::sync::atomic::Ordering::Acquire) {
+        let runnable =
+            udp.iter().any(|u| u.pending) || http.streams_runnable() || http.has_pending();
+        let timeout = if runnable {
+            Duration::ZERO
+        } else {
+            next_idle.saturating_duration_since(Instant::now())
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let t0 = Instant::now();
+        let now = t0.duration_since(wc.start).as_secs() as u32;
+        tracker.private.unix_at_start = unix_seconds().saturating_sub(u64::from(now));
+        tracker.refresh();
+        for event in events.iter() {
+            let token = event.token().0;
+            if token < http.listener_count() {
+                http.accept(token, poll.registry(), &mut tracker, &mut &site, now);
+            } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
+                udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
+            } else if token >= CONN_BASE {
+                http.ready(
+                    event.token(),
+                    event.is_readable() || event.is_read_closed() || event.is_error(),
+                    event.is_writable() || event.is_write_closed() || event.is_error(),
+                    poll.registry(),
+                    &mut tracker,
+                    &mut &site,
+                    now,
+                );
+            }
+            // WAKER: the stop flag, checked at the top of the loop.
+        }
+        http.advance_streams(poll.registry(), &mut tracker, now);
+        http.serve_pending(poll.registry(), &mut tracker, &mut &site, now);
+        for u in udp.iter_mut().filter(|u| u.pending) {
+            u.serve(&mut udp_handler, &mut tracker, now);
+        }
+        if t0 >= next_idle {
+            http.sweep_idle(poll.registry(), &mut tracker, now);
+            tracker.stats.sample(now);
+            next_idle = t0 + Duration::from_secs(1);
+        }
+        let busy = t0.elapsed().as_micros() as u64;
+        tracker.stats.loop_iterations += 1;
+        tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
+        tracker.publish_stats();
+    }
+    tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
+    tracker.retire_stats();
+    Ok(())
 }
 
 /// Seconds since the Unix epoch, by the wall clock (0 before 1970).
@@ -116,6 +303,8 @@ pub fn sweep_period(peer_timeout: u32) -> Duration {
 /// Serves `listeners` until SIGTERM or SIGINT. `db` is the database opened at start with what
 /// it held (`db.path`), or `None` (RAM only).
 pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) -> io::Result<()> {
+    let worker_sockets = std::mem::take(&mut listeners.workers);
+    let worker_count = worker_sockets.len() + 1;
     // Signals first: a SIGTERM that arrives once the listeners are announced must stop us cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     // From here on `signals` sees every stop; one that came earlier was caught by the flag.
@@ -126,6 +315,9 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
     let mut tracker = Tracker::new(cfg.policy.clone());
     tracker.private.mode = cfg.mode;
     tracker.private.unix_at_start = unix_seconds();
+    if worker_count > 1 {
+        tracker.join_board(0, Arc::new(crate::stats::workers::Board::new(worker_count)));
+    }
     // One waker for every helper thread (mio allows one per poll).
     let waker = Arc::new(mio::Waker::new(poll.registry(), Token(WAKER))?);
     // The state file and the database are loaded before the listeners are announced:
@@ -179,6 +371,11 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         cfg.http,
         CONN_BASE,
     )?;
+    // `http.max_connections` over every worker's tracker listeners.
+    let open_everywhere = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    if worker_count > 1 {
+        http.share_open_count(Arc::clone(&open_everywhere));
+    }
     let mut api = HttpServer::new(
         listeners.api.into_iter().map(|(l, _)| l).collect(),
         cfg.http,
@@ -207,6 +404,32 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         .register(&mut signals, Token(SIGNAL), mio::Interest::READABLE)?;
 
     let start = Instant::now();
+    // The other workers start once the state is loaded; they share `start` (so the loop
+    // seconds and the connection_id windows agree) and the connection_id key.
+    let cpus = if cfg.cpu_affinity && worker_count > 1 {
+        crate::config::allowed_cpus()
+    } else {
+        Vec::new()
+    };
+    if let Some(&cpu) = cpus.first() {
+        pin_to(cpu, 0);
+    }
+    let workers = start_workers(
+        worker_sockets,
+        &tracker,
+        &udp_handler,
+        &cfg,
+        start,
+        &open_everywhere,
+        &cpus,
+    )?;
+    if worker_count > 1 {
+        let wake = Arc::clone(&waker);
+        tracker.set_stats_wake(Arc::new(move || {
+            let _ = wake.wake();
+        }));
+        log::info!("{worker_count} workers serve the tracker listeners");
+    }
     let slices_per_sweep =
         (sweep_period(cfg.policy.peer_timeout).as_millis() as u64 / CLEAN_SLICE_MS).max(1);
     let buckets_per_slice = (BUCKETS as u64).div_ceil(slices_per_sweep) as usize;
@@ -249,6 +472,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         // Key expiry and new keys' `valid_until` count in Unix seconds: `unix_at_start + now`
         // follows the wall clock to the second (one vDSO clock read per turn).
         tracker.private.unix_at_start = unix_seconds().saturating_sub(u64::from(now));
+        tracker.refresh();
         for event in events.iter() {
             let token = event.token().0;
             if token < http.listener_count() {
@@ -364,7 +588,10 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
+        tracker.publish_stats();
     }
+    // Every worker stops before the state is written, so it holds their last announces.
+    workers.stop();
     if let Some(l) = &mut livesync {
         l.flush(&mut tracker);
     }
@@ -380,6 +607,6 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         http.open_connections()
     );
     tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
-    log::info!("counters: {}", tracker.stats.summary());
+    log::info!("counters: {}", tracker.stats_as_published().summary());
     Ok(())
 }

@@ -177,6 +177,9 @@ pub struct HttpServer {
     listener_tls: Vec<Option<usize>>,
     /// TLS server configurations (certificate/key pairs), replaced on reload.
     tls_configs: Vec<Arc<rustls::ServerConfig>>,
+    /// With several workers (`tracker.workers`): the connections open over every worker's
+    /// server, so `http.max_connections` bounds them all ([`HttpServer::share_open_count`]).
+    open_everywhere: Option<Arc<std::sync::atomic::AtomicUsize>>,
     /// The descriptor given up to refuse a newcomer when the process has no other
     /// (see the module doc).
     spare: Spare,
@@ -213,7 +216,24 @@ impl HttpServer {
             spare: Spare::open(),
             no_fd: Throttle::default(),
             accept_errors: Throttle::default(),
+            open_everywhere: None,
         })
+    }
+
+    /// Counts this server's open connections in `count` too, which the servers of the other
+    /// workers share, and applies `http.max_connections` to that total: the bound stays
+    /// global with `tracker.workers` above 1 (exact but for connections accepted at the same
+    /// instant by two workers: at most one over per other worker).
+    pub fn share_open_count(&mut self, count: Arc<std::sync::atomic::AtomicUsize>) {
+        count.fetch_add(self.open, std::sync::atomic::Ordering::Relaxed);
+        self.open_everywhere = Some(count);
+    }
+
+    /// Connections open now over every worker sharing the count, else [`Self::open_connections`].
+    fn open_total(&self) -> usize {
+        self.open_everywhere
+            .as_ref()
+            .map_or(self.open, |c| c.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Sets the gauges of the connection cap in `stats`: `http.max_connections` in effect, and
@@ -313,7 +333,7 @@ impl HttpServer {
                 }
             };
             tracker.stats.tcp_accepted += 1;
-            if self.open >= self.limits.max_connections {
+            if self.open_total() >= self.limits.max_connections {
                 tracker.stats.tcp_refused_over_limit += 1;
                 drop(stream);
                 continue;
@@ -355,6 +375,9 @@ impl HttpServer {
             });
             self.next_serial += 1;
             self.open += 1;
+            if let Some(c) = &self.open_everywhere {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let token = Token(self.token_base + slot);
             let result = self.read_and_serve(slot, registry, token, tracker, front, now);
             self.settle(slot, registry, token, result, tracker);
@@ -477,7 +500,7 @@ impl HttpServer {
         now: u32,
     ) -> Result<(), Close> {
         let limits = self.limits;
-        tracker.stats.http_connections = self.open as u64;
+        tracker.stats.http_connections = self.open_total() as u64;
         let conn = self.conns[slot].as_mut().expect("open slot");
         let mut budget = limits.max_pipelined.max(1);
         let mut drained = false;
@@ -773,6 +796,9 @@ impl HttpServer {
             }
             self.free.push(slot);
             self.open -= 1;
+            if let Some(c) = &self.open_everywhere {
+                c.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let c = &mut tracker.stats.tcp_closed;
             match why {
                 Close::ByClient => c.by_client += 1,

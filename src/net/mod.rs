@@ -36,6 +36,20 @@ pub struct Listeners {
     pub api_tls: Vec<(std::net::TcpListener, SocketAddr, usize)>,
     /// The certificate/key pairs of `tls` and `api_tls`, loaded; `None` when there are none.
     pub identities: Option<tls::Identities>,
+    /// With `tracker.workers N` above 1: the sockets of workers 1..N, each a copy of every
+    /// `tcp` and `udp` listener on the same (bound) address, all bound with `SO_REUSEPORT`
+    /// ([`bind_for_workers`]). Empty with one worker.
+    pub workers: Vec<WorkerListeners>,
+}
+
+/// One extra worker's copies of the tracker's plain listeners, in the order of
+/// [`Listeners::tcp`] and [`Listeners::udp`].
+#[derive(Debug)]
+pub struct WorkerListeners {
+    /// HTTP listeners.
+    pub tcp: Vec<std::net::TcpListener>,
+    /// UDP sockets.
+    pub udp: Vec<std::net::UdpSocket>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -55,6 +69,25 @@ pub fn bind(
     api: &[SocketAddr],
     buffers: UdpBuffers,
 ) -> io::Result<Listeners> {
+    bind_for_workers(tcp, udp, api, buffers, 1)
+}
+
+/// [`bind`] for `workers` event loops (`tracker.workers`): with more than one, every TCP and UDP
+/// tracker listener is bound with `SO_REUSEPORT`, and `workers - 1` more copies of each are
+/// bound to its address (the real port when 0 was asked), so the kernel spreads connections
+/// and datagrams over the workers ([`Listeners::workers`]). With one worker nothing is bound
+/// with `SO_REUSEPORT`, so a second process on the same port still fails with "address in
+/// use". The API listeners are bound once (worker 0 serves them).
+///
+/// Errors: as [`bind`]; the text names the address.
+pub fn bind_for_workers(
+    tcp: &[SocketAddr],
+    udp: &[SocketAddr],
+    api: &[SocketAddr],
+    buffers: UdpBuffers,
+    workers: usize,
+) -> io::Result<Listeners> {
+    let reuse = workers > 1;
     let mut out = Listeners {
         tcp: Vec::new(),
         udp: Vec::new(),
@@ -63,21 +96,37 @@ pub fn bind(
         tls: Vec::new(),
         api_tls: Vec::new(),
         identities: None,
+        workers: Vec::new(),
     };
     for addr in api {
-        let l = bind_tcp(*addr).map_err(|e| annotate(e, "api", addr))?;
+        let l = bind_tcp(*addr, false).map_err(|e| annotate(e, "api", addr))?;
         let local = l.local_addr()?;
         out.api.push((l, local));
     }
     for addr in tcp {
-        let l = bind_tcp(*addr).map_err(|e| annotate(e, "tcp", addr))?;
+        let l = bind_tcp(*addr, reuse).map_err(|e| annotate(e, "tcp", addr))?;
         let local = l.local_addr()?;
         out.tcp.push((l, local));
     }
     for addr in udp {
-        let s = bind_udp(*addr, buffers).map_err(|e| annotate(e, "udp", addr))?;
+        let s = bind_udp(*addr, buffers, reuse).map_err(|e| annotate(e, "udp", addr))?;
         let local = s.local_addr()?;
         out.udp.push((s, local));
+    }
+    for _ in 1..workers {
+        let mut w = WorkerListeners {
+            tcp: Vec::new(),
+            udp: Vec::new(),
+        };
+        for (_, addr) in &out.tcp {
+            w.tcp
+                .push(bind_tcp(*addr, true).map_err(|e| annotate(e, "tcp", addr))?);
+        }
+        for (_, addr) in &out.udp {
+            w.udp
+                .push(bind_udp(*addr, buffers, true).map_err(|e| annotate(e, "udp", addr))?);
+        }
+        out.workers.push(w);
     }
     Ok(out)
 }
@@ -99,7 +148,7 @@ pub fn bind_tls(
     let (identities, index) = tls::Identities::load(tracker.iter().chain(api))?;
     for (i, l) in tracker.iter().chain(api).enumerate() {
         let kind = if i < tracker.len() { "tls" } else { "api tls" };
-        let socket = bind_tcp(l.addr).map_err(|e| annotate(e, kind, &l.addr).to_string())?;
+        let socket = bind_tcp(l.addr, false).map_err(|e| annotate(e, kind, &l.addr).to_string())?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let list = if i < tracker.len() {
             &mut out.tls
@@ -116,12 +165,16 @@ fn annotate(e: io::Error, kind: &str, addr: &SocketAddr) -> io::Error {
     io::Error::new(e.kind(), format!("cannot bind {kind} {addr}: {e}"))
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// `reuse_port`: `SO_REUSEPORT` (the listeners of several workers on one address).
+fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     // Accepted sockets inherit TCP_NODELAY (Linux), so responses written in one call go out at
     // once without a setsockopt per connection.
     socket.set_nodelay(true)?;
@@ -131,10 +184,17 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn bind_udp(addr: SocketAddr, buffers: UdpBuffers) -> io::Result<std::net::UdpSocket> {
+fn bind_udp(
+    addr: SocketAddr,
+    buffers: UdpBuffers,
+    reuse_port: bool,
+) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
     }
     socket.set_nonblocking(true)?;
     // Best effort: the kernel silently caps these at rmem_max/wmem_max.

@@ -46,6 +46,7 @@ impl Tracker {
     pub fn set_access(&mut self, access: Option<Access>) {
         self.access = access;
         self.purge_next = None;
+        self.publish_access();
     }
 
     /// Swaps in a reloaded list (same mode) and starts a purge of the torrents it refuses, from the
@@ -59,6 +60,7 @@ impl Tracker {
         };
         access.list = std::sync::Arc::new(list);
         self.purge_next = Some(0);
+        self.publish_access();
         true
     }
 

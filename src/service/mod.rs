@@ -19,10 +19,13 @@ pub mod stats;
 pub mod sync;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::stats::{RequestCounts, Stats};
 use crate::swarm::peer::{peer_v4, peer_v6};
-use crate::swarm::store::{AnnounceInput, Store, StoreConfig, SwarmCounts};
+use crate::swarm::shards::Shards;
+use crate::swarm::store::{AnnounceInput, StoreConfig, SwarmCounts};
 use crate::types::{Event, Family, InfoHash};
 use crate::wire::query::QueryError;
 
@@ -165,38 +168,67 @@ impl AnnounceError {
     }
 }
 
-/// The tracker state owned by one event loop: the two swarm stores, the policy, the counters and
-/// a random generator (for peer selection and interval jitter).
+/// The tracker state of one worker (one event loop, `tracker.workers`): the two swarm stores
+/// shared by every worker ([`Shards`]: one lock per shard), the policy, this worker's counters
+/// and random generator (peer selection, interval jitter), and handles on the state every
+/// worker shares ([`Tracker::worker`]): keys and API whitelist ([`private::Private`]), the
+/// access list in force (each worker keeps a copy, switched by [`Tracker::refresh`]), the
+/// completed marks. Side work (access-list reload and purge, state file, database, live sync,
+/// REST API, cleaning) runs on worker 0's `Tracker`; the others serve requests only.
 pub struct Tracker {
-    /// IPv4 swarms: peers as 6-byte records.
-    pub v4: Store<6>,
-    /// IPv6 swarms: peers as 18-byte records.
-    pub v6: Store<18>,
+    /// IPv4 swarms: peers as 6-byte records (shared by every worker).
+    pub v4: Arc<Shards<6>>,
+    /// IPv6 swarms: peers as 18-byte records (shared by every worker).
+    pub v6: Arc<Shards<18>>,
     /// The policy values.
     pub policy: Policy,
     /// Counters.
     pub stats: Stats,
     rng: fastrand::Rng,
     /// The whitelist/blacklist in force (`None`: every info_hash is served); see [`access`].
+    /// This worker's copy of `shared.access` (the list itself is shared, behind an `Arc`).
     access: Option<crate::access::Access>,
+    /// The generation of `shared.access` that `access` is a copy of.
+    access_generation: u64,
+    /// What every worker shares besides the stores and `private`.
+    shared: Arc<Shared>,
     /// Next bucket to purge of torrents the access list refuses, while a purge runs.
     purge_next: Option<usize>,
     /// Mode, keys and the API/database whitelist ([`private`]).
     pub private: private::Private,
     /// Torrents whose `downloaded` rose since the last [`Tracker::take_completed`], while a
-    /// database keeps the counts (`None`: not tracked).
-    completed_marks: Option<std::collections::HashSet<InfoHash>>,
+    /// database keeps the counts (`None`: not tracked); shared by every worker, locked only
+    /// when a count rises or worker 0 takes the marks.
+    completed_marks: Arc<Mutex<Option<std::collections::HashSet<InfoHash>>>>,
     /// Live sync: the records of announces served, waiting for `net::livesync` to send them
-    /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch).
+    /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch). Worker
+    /// 0's only: live sync runs with `tracker.workers 1` (the config refuses more).
     pub sync: Option<Box<sync::Outbox>>,
     /// The `downloaded` counts (IPv4, IPv6) of torrents an access-list reload refused, kept so
     /// they come back when the hash is listed again ([`Tracker::reload_access_list`]). RAM
-    /// only: a restart forgets them.
+    /// only: a restart forgets them. Worker 0's only (reloads run there).
     purged_downloads: std::collections::HashMap<InfoHash, [u32; 2]>,
     /// The made-up peers of `tracker.random_peers` ([`deniability`]).
     fakes: deniability::Fakes,
+    /// The per-address rate limit of full scrapes (`tracker.fullscrape_interval`), shared by
+    /// every worker so the interval holds whichever worker a connection reaches.
+    fullscrape_limiter: Arc<Mutex<scan::FullScrapeLimiter>>,
+    /// With several workers: this worker's number and the board where every worker publishes
+    /// its counters, so `/stats` and `/metrics` read their sum ([`Tracker::stats_total`]).
+    board: Option<(usize, Arc<crate::stats::workers::Board>)>,
     /// The per-source rate tables ([`quota`]).
     quotas: quota::Quotas,
+}
+
+/// What the workers share besides the stores, `private` and the completed marks: the access
+/// list in force, published by worker 0 with a generation number that the others compare once
+/// per loop turn (one atomic load) before taking a copy ([`Tracker::refresh`]).
+#[derive(Debug, Default)]
+struct Shared {
+    /// Bumped (after `access` is written) each time worker 0 installs an access list.
+    access_generation: AtomicU64,
+    /// The access list in force.
+    access: Mutex<Option<crate::access::Access>>,
 }
 
 impl Tracker {
@@ -209,20 +241,124 @@ impl Tracker {
         let fakes = deniability::Fakes::new(policy.peer_timeout);
         let quotas = quota::Quotas::new(&policy);
         Tracker {
-            v4: Store::new(store_cfg),
-            v6: Store::new(store_cfg),
+            v4: Arc::new(Shards::new(store_cfg)),
+            v6: Arc::new(Shards::new(store_cfg)),
             policy,
             stats: Stats::default(),
             rng: fastrand::Rng::new(),
             access: None,
+            access_generation: 0,
+            shared: Arc::default(),
             purge_next: None,
             private: private::Private::default(),
-            completed_marks: None,
+            completed_marks: Arc::default(),
             sync: None,
             purged_downloads: Default::default(),
             fakes,
+            fullscrape_limiter: Arc::default(),
+            board: None,
             quotas,
         }
+    }
+
+    /// Worker `index`'s tracker over the same state: the same stores, keys, API whitelist,
+    /// access list (as published, [`Tracker::refresh`]), completed marks, made-up peers' key
+    /// and counters board ([`Tracker::join_board`], as worker `index`); its own counters (zero),
+    /// random generator (seeded from the OS) and no live sync outbox, purge or kept counts
+    /// (side work stays on worker 0).
+    pub fn worker(&self, index: usize) -> Tracker {
+        let mut t = Tracker {
+            v4: Arc::clone(&self.v4),
+            v6: Arc::clone(&self.v6),
+            policy: self.policy.clone(),
+            stats: Stats::default(),
+            rng: fastrand::Rng::new(),
+            access: None,
+            access_generation: 0,
+            shared: Arc::clone(&self.shared),
+            purge_next: None,
+            private: self.private.clone(),
+            completed_marks: Arc::clone(&self.completed_marks),
+            sync: None,
+            purged_downloads: Default::default(),
+            fakes: self.fakes.clone(),
+            fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),
+            // Per worker: a source's quotas count on each worker its packets reach.
+            quotas: quota::Quotas::new(&self.policy),
+            board: self
+                .board
+                .as_ref()
+                .map(|(_, board)| (index, Arc::clone(board))),
+        };
+        t.access = self.access.clone();
+        t.access_generation = self.access_generation;
+        t.refresh();
+        t
+    }
+
+    /// Whether `ip` may have a full scrape at `now` given `interval` (seconds, 0 = always):
+    /// [`scan::FullScrapeLimiter::allow`] over the limiter every worker shares. Records the
+    /// scrape when it is allowed.
+    pub fn allow_full_scrape(&self, ip: IpAddr, now: u32, interval: u32) -> bool {
+        interval == 0 || lock(&self.fullscrape_limiter).allow(ip, now, interval)
+    }
+
+    /// Makes this tracker worker `index` of those publishing on `board`: its reports then read
+    /// every worker's counters summed ([`Tracker::stats_total`]).
+    pub fn join_board(&mut self, index: usize, board: Arc<crate::stats::workers::Board>) {
+        self.board = Some((index, board));
+    }
+
+    /// Publishes this worker's counters on its board, if any (the loop does it once per turn).
+    pub fn publish_stats(&self) {
+        if let Some((index, board)) = &self.board {
+            board.publish(*index, &self.stats);
+        }
+    }
+
+    /// Registers how `/stats` readers on other workers wake this worker's loop to have its
+    /// counters published ([`crate::stats::workers::Board`]); nothing with one worker.
+    pub fn set_stats_wake(&self, wake: crate::stats::workers::Wake) {
+        if let Some((index, board)) = &self.board {
+            board.set_waker(*index, wake);
+        }
+    }
+
+    /// Publishes this worker's last counters as it stops: readers no longer wait for it.
+    pub fn retire_stats(&self) {
+        if let Some((index, board)) = &self.board {
+            board.retire(*index, &self.stats);
+        }
+    }
+
+    /// Every worker's counters as last published, summed, without asking for fresh ones (for
+    /// the log line at exit, once the other workers stopped).
+    pub fn stats_as_published(&self) -> std::borrow::Cow<'_, Stats> {
+        match &self.board {
+            None => std::borrow::Cow::Borrowed(&self.stats),
+            Some((index, board)) => std::borrow::Cow::Owned(board.sum(*index, &self.stats)),
+        }
+    }
+
+    /// Takes the access list worker 0 installed since the last call, if any (one atomic load
+    /// when nothing changed). The event loop calls it once per turn, so a reload reaches every
+    /// worker within one turn.
+    #[inline]
+    pub fn refresh(&mut self) {
+        let g = self.shared.access_generation.load(Ordering::Acquire);
+        if g != self.access_generation {
+            self.access = lock(&self.shared.access).clone();
+            self.access_generation = g;
+        }
+    }
+
+    /// Makes this tracker's access list the one every worker serves ([`Tracker::refresh`]).
+    fn publish_access(&mut self) {
+        let mut slot = lock(&self.shared.access);
+        slot.clone_from(&self.access);
+        let g = self.shared.access_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        drop(slot);
+        self.access_generation = g;
     }
 
     /// How many peers to return: [`caps::numwant`] (`requested` if given and not negative, else
@@ -351,7 +487,7 @@ impl Tracker {
         };
         let counts = match ip.to_canonical() {
             IpAddr::V4(ip4) => announce_in(
-                &mut self.v4,
+                &self.v4,
                 &AnnounceInput {
                     info_hash: &a.info_hash,
                     peer: &peer_v4(ip4, a.port),
@@ -365,7 +501,7 @@ impl Tracker {
                 completed,
             ),
             IpAddr::V6(ip6) => announce_in(
-                &mut self.v6,
+                &self.v6,
                 &AnnounceInput {
                     info_hash: &a.info_hash,
                     peer: &peer_v6(ip6, a.port),
@@ -382,8 +518,8 @@ impl Tracker {
         let counted = self.stats.completed + self.stats.livesync.completed != completed_before;
         // A database keeps the counts: mark the torrents whose `downloaded` rose (by a client or
         // by a node of the cluster).
-        if let Some(marks) = &mut self.completed_marks {
-            if counted {
+        if counted {
+            if let Some(marks) = lock(&self.completed_marks).as_mut() {
                 marks.insert(a.info_hash);
             }
         }
@@ -489,13 +625,13 @@ impl Tracker {
     /// Starts marking the torrents whose `downloaded` rises (for a database that keeps the
     /// counts, written behind in batches).
     pub fn track_completed(&mut self) {
-        self.completed_marks.get_or_insert_with(Default::default);
+        lock(&self.completed_marks).get_or_insert_with(Default::default);
     }
 
     /// Marks `info_hash` as having a new `downloaded` count (a batch that could not be sent is
     /// marked again). Does nothing unless [`Tracker::track_completed`] was called.
     pub fn mark_completed(&mut self, info_hash: InfoHash) {
-        if let Some(marks) = &mut self.completed_marks {
+        if let Some(marks) = lock(&self.completed_marks).as_mut() {
             marks.insert(info_hash);
         }
     }
@@ -503,7 +639,8 @@ impl Tracker {
     /// Takes up to `max` of the marked torrents (see [`Tracker::track_completed`]); the others
     /// stay marked.
     pub fn take_completed(&mut self, max: usize) -> Vec<InfoHash> {
-        let Some(marks) = &mut self.completed_marks else {
+        let mut marks = lock(&self.completed_marks);
+        let Some(marks) = marks.as_mut() else {
             return Vec::new();
         };
         if marks.len() <= max {
@@ -516,7 +653,8 @@ impl Tracker {
         taken
     }
 
-    /// Background cleaning: visits the next `buckets` buckets of each store.
+    /// Background cleaning: visits the next `buckets` buckets of each store (one worker does
+    /// it for all: the stores are shared).
     pub fn clean_step(&mut self, now: u32, buckets: usize) {
         self.v4.clean_step(now, buckets);
         self.v6.clean_step(now, buckets);
@@ -533,17 +671,29 @@ impl Tracker {
 /// completions) when the announce raised the torrent's `downloaded`: a `completed`, or a stored
 /// leecher's first `left=0` whatever the event ([`Store::announce`]).
 fn announce_in<const N: usize>(
-    store: &mut Store<N>,
+    store: &Shards<N>,
     input: &AnnounceInput<'_, N>,
     now: u32,
     rng: &mut fastrand::Rng,
     peers: &mut Vec<u8>,
     completed: &mut u64,
 ) -> SwarmCounts {
-    let before = store.completions();
-    let counts = store.announce(input, now, rng, peers);
-    *completed += store.completions() - before;
+    // The store's count of completions before and after, under one lock of the shard, so
+    // another worker's completion in the same shard cannot fall in between.
+    let (counts, new) = store.with(input.info_hash, |s| {
+        let before = s.completions();
+        let counts = s.announce(input, now, rng, peers);
+        (counts, s.completions() - before)
+    });
+    *completed += new;
     counts
+}
+
+/// Locks a mutex shared between workers. Poisoned: a worker panicked while holding it (a bug,
+/// never input), and this panics too rather than serve from half-changed state.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock()
+        .expect("a worker panicked while holding the tracker's shared state")
 }
 
 /// The family of an address; IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as IPv4.

@@ -14,6 +14,7 @@
 //! An expired key is refused at once, and dropped from RAM [`EXPIRED_KEY_GRACE`] later.
 
 use std::collections::HashSet;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::Tracker;
 use crate::access::keys::{Key, KeyCheck, Keys};
@@ -56,17 +57,119 @@ impl AuthError {
 }
 
 /// The private-tracking state of a [`Tracker`]: mode, keys and the whitelist entries that do not
-/// come from `access.whitelist`'s file.
-#[derive(Debug, Default)]
+/// come from `access.whitelist`'s file. Cloning shares the keys and the entries (every worker
+/// of `tracker.workers` sees the same ones); the mode and the clock are copied.
+#[derive(Clone, Debug, Default)]
 pub struct Private {
-    /// The mode in force (`tracker.mode`; `access.whitelist` implies a listed mode).
+    /// The mode in force (`tracker.mode`; `access.whitelist` implies a listed mode). Set before
+    /// the workers start, then only read.
     pub mode: TrackerMode,
-    /// The authentication keys.
-    pub keys: Keys,
-    /// Whitelist entries added through the API or loaded from the database.
-    pub listed: HashSet<InfoHash>,
+    /// The authentication keys (shared by every worker).
+    pub keys: SharedKeys,
+    /// Whitelist entries added through the API or loaded from the database (shared by every
+    /// worker).
+    pub listed: SharedListed,
     /// Unix time (seconds) of loop second 0: `unix_at_start + now` is the Unix time of a request.
+    /// Each worker keeps its own, set from the wall clock each loop turn.
     pub unix_at_start: u64,
+}
+
+/// Reads a lock shared between workers; poisoned means a worker panicked holding it (a bug,
+/// never input): panic too.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read()
+        .expect("a worker panicked while holding the keys or the whitelist")
+}
+
+/// Writes a lock shared between workers (see [`read`]).
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write()
+        .expect("a worker panicked while holding the keys or the whitelist")
+}
+
+/// The authentication keys every worker shares: [`Keys`] behind a read-write lock. The hot path
+/// (a private mode's announce) takes the read lock for one hash lookup; writes come from worker
+/// 0 (API, database, expiry timer). The methods are [`Keys`]'s, each under the lock.
+#[derive(Clone, Debug, Default)]
+pub struct SharedKeys(Arc<RwLock<Keys>>);
+
+impl SharedKeys {
+    /// [`Keys::check`].
+    #[inline]
+    pub fn check(&self, key: &Key, unix_now: u64) -> KeyCheck {
+        read(&self.0).check(key, unix_now)
+    }
+    /// [`Keys::get`].
+    pub fn get(&self, key: &Key) -> Option<Option<u64>> {
+        read(&self.0).get(key)
+    }
+    /// [`Keys::insert`].
+    pub fn insert(&self, key: Key, valid_until: Option<u64>) -> bool {
+        write(&self.0).insert(key, valid_until)
+    }
+    /// [`Keys::remove`].
+    pub fn remove(&self, key: &Key) -> bool {
+        write(&self.0).remove(key)
+    }
+    /// [`Keys::replace_all`].
+    pub fn replace_all(&self, keys: impl IntoIterator<Item = (Key, Option<u64>)>) {
+        write(&self.0).replace_all(keys)
+    }
+    /// [`Keys::purge_expired`].
+    pub fn purge_expired(&self, unix_now: u64, max: usize) -> usize {
+        write(&self.0).purge_expired(unix_now, max)
+    }
+    /// [`Keys::len`].
+    pub fn len(&self) -> usize {
+        read(&self.0).len()
+    }
+    /// [`Keys::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        read(&self.0).is_empty()
+    }
+    /// [`Keys::page`].
+    pub fn page(&self, offset: usize, limit: usize) -> Vec<(Key, Option<u64>)> {
+        read(&self.0).page(offset, limit)
+    }
+}
+
+/// The API/database whitelist entries every worker shares: a set behind a read-write lock
+/// (read on the hot path in listed modes, one hash lookup; written by worker 0).
+#[derive(Clone, Debug, Default)]
+pub struct SharedListed(Arc<RwLock<HashSet<InfoHash>>>);
+
+impl SharedListed {
+    /// True when `info_hash` is an entry.
+    #[inline]
+    pub fn contains(&self, info_hash: &InfoHash) -> bool {
+        read(&self.0).contains(info_hash)
+    }
+    /// Adds an entry; true when it was new.
+    pub fn insert(&self, info_hash: InfoHash) -> bool {
+        write(&self.0).insert(info_hash)
+    }
+    /// Removes an entry; true when it existed.
+    pub fn remove(&self, info_hash: &InfoHash) -> bool {
+        write(&self.0).remove(info_hash)
+    }
+    /// Replaces every entry.
+    pub fn replace(&self, entries: HashSet<InfoHash>) {
+        *write(&self.0) = entries;
+    }
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        read(&self.0).len()
+    }
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        read(&self.0).is_empty()
+    }
+    /// Every entry, sorted (a copy: for the API's list).
+    pub fn sorted(&self) -> Vec<InfoHash> {
+        let mut all: Vec<InfoHash> = read(&self.0).iter().copied().collect();
+        all.sort_unstable();
+        all
+    }
 }
 
 impl Private {
@@ -169,7 +272,7 @@ impl Tracker {
     /// listed info_hashes are served, starts a purge of the torrents no longer allowed (the
     /// caller runs it in slices: [`Tracker::purge_step`]).
     pub fn whitelist_replace(&mut self, entries: impl IntoIterator<Item = InfoHash>) {
-        self.private.listed = entries.into_iter().collect();
+        self.private.listed.replace(entries.into_iter().collect());
         if self.listed_only() {
             self.start_purge();
         }

@@ -22,7 +22,8 @@
 
 use std::net::IpAddr;
 
-use crate::swarm::store::{Store, SwarmCounts};
+use crate::swarm::shards::TorrentWalk;
+use crate::swarm::store::SwarmCounts;
 use crate::types::InfoHash;
 
 /// Where a store's scan stands: before its first torrent (`None`) or after this info_hash.
@@ -63,8 +64,8 @@ impl Scan {
     /// progress (the store whose batch ends first is visited whole).
     pub fn step(
         &mut self,
-        v4: &Store<6>,
-        v6: &Store<18>,
+        v4: &impl TorrentWalk<6>,
+        v6: &impl TorrentWalk<18>,
         keep: impl Fn(&InfoHash) -> bool,
         max: usize,
         mut entry: impl FnMut(&InfoHash, SwarmCounts),
@@ -125,7 +126,7 @@ impl Scan {
 
 /// Reads up to `max` torrents of `store` after `cursor` into `batch`; true if more follow.
 fn fetch<const N: usize>(
-    store: &Store<N>,
+    store: &impl TorrentWalk<N>,
     cursor: Cursor,
     max: usize,
     batch: &mut Vec<(InfoHash, SwarmCounts)>,
@@ -208,7 +209,7 @@ impl FullScrapeLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, StoreConfig};
+    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
     use crate::types::Event;
 
     fn h(n: u32) -> InfoHash {

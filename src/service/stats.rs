@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::Tracker;
-use crate::stats::html;
 use crate::stats::report::{self, Snapshot, TextMode};
+use crate::stats::{Stats, html};
 
 /// Who may read the stats, and where (`access.stats`, `access.stats_path`).
 #[derive(Clone, Debug)]
@@ -63,20 +63,32 @@ impl Tracker {
     /// exposition) to `body`: the counters, the torrents, peers and seeders per family, the
     /// version, `now` as the uptime in seconds and, for Prometheus only, the resident memory.
     pub fn write_stats(&self, text: TextMode, now: u32, body: &mut Vec<u8>) {
-        let snap = self.snapshot(now, text == TextMode::Prometheus);
+        let stats = self.stats_total();
+        let snap = self.snapshot(&stats, now, text == TextMode::Prometheus);
         report::write_mode(body, text, &snap);
     }
 
     /// Appends the head of the status page (`/stats/html`, [`html::write_head`]): every figure
     /// but the top torrents, with the resident memory; `now` is the uptime in seconds.
     pub fn write_status_page_head(&self, now: u32, body: &mut Vec<u8>) {
-        html::write_head(body, &self.snapshot(now, true));
+        let stats = self.stats_total();
+        html::write_head(body, &self.snapshot(&stats, now, true));
+    }
+
+    /// The counters every report reads: this worker's own with one worker, else the sum over
+    /// every worker ([`crate::stats::workers::Board::total`]: this worker's live counters and
+    /// the others' as of their last loop turn), with the per-worker figures.
+    pub fn stats_total(&self) -> std::borrow::Cow<'_, Stats> {
+        match &self.board {
+            None => std::borrow::Cow::Borrowed(&self.stats),
+            Some((index, board)) => std::borrow::Cow::Owned(board.total(*index, &self.stats)),
+        }
     }
 
     /// The counters and store sizes as a report reads them; `rss`: read the resident memory.
-    fn snapshot(&self, now: u32, rss: bool) -> Snapshot<'_> {
+    fn snapshot<'a>(&'a self, stats: &'a Stats, now: u32, rss: bool) -> Snapshot<'a> {
         Snapshot {
-            stats: &self.stats,
+            stats,
             version: crate::version::VERSION,
             uptime: now,
             torrents: [self.v4.torrents(), self.v6.torrents()],

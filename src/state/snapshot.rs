@@ -2,13 +2,13 @@
 //! state file of a million torrents between other events.
 //!
 //! The walk visits the IPv4 store, then the IPv6 store, each in info_hash order with
-//! [`Store::for_each_from`] (a cursor that survives changes to the store between slices), and
+//! [`TorrentWalk::for_each_from`] (a cursor that survives changes to the store between slices), and
 //! keeps the torrents with `downloaded > 0`. Torrents created behind the cursor during the walk
 //! appear in the next snapshot; counts are those seen when the slice ran. That is what a state
 //! file needs: it is a periodic checkpoint, and the final one at exit is taken in one go.
 
 use super::{Entry, merge_sum};
-use crate::swarm::store::Store;
+use crate::swarm::shards::TorrentWalk;
 use crate::types::InfoHash;
 
 /// A snapshot being collected.
@@ -29,7 +29,12 @@ impl Snapshot {
 
     /// Visits up to `max` more torrents (0 is read as 1). Returns true when every torrent of
     /// both stores was visited.
-    pub fn step(&mut self, v4: &Store<6>, v6: &Store<18>, max: usize) -> bool {
+    pub fn step(
+        &mut self,
+        v4: &impl TorrentWalk<6>,
+        v6: &impl TorrentWalk<18>,
+        max: usize,
+    ) -> bool {
         let max = max.max(1);
         match self.phase {
             0 => {
@@ -77,7 +82,7 @@ impl Snapshot {
     }
 
     /// A whole snapshot at once (for the write at exit).
-    pub fn full(v4: &Store<6>, v6: &Store<18>) -> Self {
+    pub fn full(v4: &impl TorrentWalk<6>, v6: &impl TorrentWalk<18>) -> Self {
         let mut s = Snapshot::new();
         while !s.step(v4, v6, usize::MAX) {}
         s
@@ -87,7 +92,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::StoreConfig;
+    use crate::swarm::store::{Store, StoreConfig};
 
     fn h(a: u8, b: u8) -> InfoHash {
         let mut x = [0u8; 20];

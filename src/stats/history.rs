@@ -83,6 +83,17 @@ impl History {
         true
     }
 
+    /// Adds `other`'s samples to these, newest with newest: the workers of `tracker.workers`
+    /// sample on the same [`SAMPLE_SECONDS`] boundaries of one start (give or take a busy loop
+    /// turn). Samples only one side has are left as they are.
+    pub fn add(&mut self, other: &History) {
+        for (mine, theirs) in self.ring.iter_mut().rev().zip(other.ring.iter().rev()) {
+            for (a, b) in mine.requests.iter_mut().zip(theirs.requests) {
+                *a += b;
+            }
+        }
+    }
+
     /// The samples, oldest first (at most [`SAMPLES`]).
     pub fn samples(&self) -> impl ExactSizeIterator<Item = &Sample> + DoubleEndedIterator {
         self.ring.iter()

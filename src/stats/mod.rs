@@ -1,14 +1,15 @@
 //! Counters of what the tracker did, their recent past ([`history`]), and the `/stats`,
 //! Prometheus ([`report`]) and HTML status page ([`html`]) output.
 //!
-//! The loop is single-threaded and owns one [`Stats`] value, so counters are plain `u64`s incremented
-//! without atomics or locks on the hot path. When the tracker grows to several loops (DESIGN.md,
-//! growth path), each loop keeps its own `Stats` and the output sums them.
+//! Each event loop (worker, `tracker.workers`) owns one [`Stats`] value, so counters are plain
+//! `u64`s incremented without atomics or locks on the hot path; with several workers the output
+//! reads their sum ([`workers::Board`]).
 
 pub mod history;
 pub mod html;
 pub mod report;
 mod summary;
+pub mod workers;
 
 use crate::types::Family;
 
@@ -76,7 +77,8 @@ pub struct Stats {
     pub fullscrape_refused_busy: u64,
     /// Bytes the full-scrape snapshots hold now (a gauge the HTTP server sets).
     pub fullscrape_snapshot_bytes: u64,
-    /// HTTP connections open, as of the last request served (a gauge the HTTP server sets).
+    /// HTTP connections open (over every worker with `tracker.workers`), as of the last request
+    /// served (a gauge the HTTP server sets).
     pub http_connections: u64,
     /// Streamed responses (full scrapes, `/stats` walks) being written (a gauge the HTTP
     /// server sets).
@@ -97,6 +99,9 @@ pub struct Stats {
     pub tls: TlsHandshakes,
     /// Requests per protocol and family over the last minutes ([`Stats::sample`]).
     pub history: history::History,
+    /// With `tracker.workers` above 1, in the sum `/stats` and `/metrics` read
+    /// ([`workers::Board::total`]): each worker's figures, indexed by worker. Empty otherwise.
+    pub workers: Vec<workers::WorkerCounts>,
 }
 
 /// Announces refused by `tracker.mode` (see `service::private`), by reason, HTTP and UDP

@@ -4,6 +4,7 @@ pub mod bucket;
 pub mod clean;
 pub mod peer;
 pub mod select;
+pub mod shards;
 pub mod slab;
 pub mod store;
 pub mod torrent;

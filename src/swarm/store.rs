@@ -131,6 +131,9 @@ pub struct SourcePeers {
 /// The RAM store of one address family; `N` is the compact peer length (6 or 18 bytes).
 pub struct Store<const N: usize> {
     buckets: Box<[Bucket<N>]>,
+    /// `buckets.len() - 1`: a store holds a power-of-two number of buckets, the bucket of an
+    /// info_hash is `bucket_of(info_hash) & mask` (see [`Store::with_buckets`]).
+    mask: usize,
     /// Storage of the record blocks of swarms up to 4 KiB.
     slab: Slab<N>,
     config: StoreConfig,
@@ -196,7 +199,9 @@ fn find_and_move<const N: usize>(buckets: &mut [Bucket<N>], slab: &mut Slab<N>, 
     // The smallest info_hash with this prefix: the owner is the first torrent at or after it.
     let mut lowest = [0u8; 20];
     lowest[..KEY].copy_from_slice(&key);
-    let owner = buckets.get_mut(bucket_of_key(&key)).and_then(|v| {
+    // A shard's store holds a power-of-two share of the buckets: the low bits of the bucket.
+    let b = bucket_of_key(&key) & (buckets.len() - 1);
+    let owner = buckets.get_mut(b).and_then(|v| {
         let pos = v.lower_bound(&lowest, false)?;
         v.get_mut(pos).filter(|t| t.info_hash[..KEY] == key[..])
     });
@@ -211,8 +216,19 @@ fn find_and_move<const N: usize>(buckets: &mut [Bucket<N>], slab: &mut Slab<N>, 
 impl<const N: usize> Store<N> {
     /// An empty store (allocates the bucket array: `BUCKETS` x 144 bytes, 576 KiB).
     pub fn new(config: StoreConfig) -> Self {
+        Self::with_buckets(config, BUCKETS)
+    }
+
+    /// An empty store of `buckets` buckets (a power of two in `1..=BUCKETS`, else rounded up to
+    /// one and capped at [`BUCKETS`]): the bucket of an info_hash is the low bits of its
+    /// [`bucket_of`]. A shard of [`super::shards::Shards`] holds `BUCKETS / shards` of them, the
+    /// buckets whose top bits are the shard's number, so a walk of the shards in order, each in
+    /// bucket order, is still in info_hash order. Allocates `buckets` x 144 bytes.
+    pub fn with_buckets(config: StoreConfig, buckets: usize) -> Self {
+        let n = buckets.clamp(1, BUCKETS).next_power_of_two();
         Store {
-            buckets: (0..BUCKETS).map(|_| Bucket::new()).collect(),
+            buckets: (0..n).map(|_| Bucket::new()).collect(),
+            mask: n - 1,
             slab: PeerVec::<N>::new_slab(),
             config,
             ticks: Ticks::new(config.peer_timeout, config.torrent_timeout),
@@ -222,6 +238,17 @@ impl<const N: usize> Store<N> {
             seeders: 0,
             completions: 0,
         }
+    }
+
+    /// The bucket of `info_hash` in this store: [`bucket_of`] masked to the store's count.
+    #[inline]
+    fn local(&self, info_hash: &InfoHash) -> usize {
+        bucket_of(info_hash) & self.mask
+    }
+
+    /// Number of buckets (a power of two, [`BUCKETS`] unless made [`Store::with_buckets`]).
+    pub fn bucket_count(&self) -> usize {
+        self.mask + 1
     }
 
     /// The configuration.
@@ -258,14 +285,14 @@ impl<const N: usize> Store<N> {
 
     /// True when the info_hash has a torrent (no cleaning).
     pub fn contains(&self, info_hash: &InfoHash) -> bool {
-        self.buckets[bucket_of(info_hash)].find(info_hash).is_ok()
+        self.buckets[self.local(info_hash)].find(info_hash).is_ok()
     }
 
     /// True when the info_hash has a torrent holding `peer` (no cleaning: a peer that expired
     /// but was not cleaned yet still counts). Two binary searches; used by the capacity check
     /// (`tracker.max_peers`), which runs only once the store is full.
     pub fn contains_peer(&self, info_hash: &InfoHash, peer: &[u8; N]) -> bool {
-        let bucket = &self.buckets[bucket_of(info_hash)];
+        let bucket = &self.buckets[self.local(info_hash)];
         match bucket.find(info_hash) {
             Ok(i) => bucket[i].peers.search(peer).is_ok(),
             Err(_) => false,
@@ -279,7 +306,7 @@ impl<const N: usize> Store<N> {
     /// binary searches (records are sorted, so a source's peers are adjacent: a range, never
     /// a scan). No cleaning: peers expired but not yet swept count.
     pub fn source_peers(&self, info_hash: &InfoHash, peer: &[u8; N], prefix: usize) -> SourcePeers {
-        let bucket = &self.buckets[bucket_of(info_hash)];
+        let bucket = &self.buckets[self.local(info_hash)];
         let Ok(i) = bucket.find(info_hash) else {
             return SourcePeers::default();
         };
@@ -427,7 +454,7 @@ impl<const N: usize> Store<N> {
             return self.remove_peer(req.info_hash, req.peer, req.seeder, now);
         }
         let now_tick = self.ticks.tick(now);
-        let b = bucket_of(req.info_hash);
+        let b = self.local(req.info_hash);
         let i = match self.find_cleaned(b, req.info_hash, now_tick) {
             Ok(i) => i,
             Err(i) => self.insert_torrent(b, i, Torrent::new(*req.info_hash, now_tick)),
@@ -531,7 +558,7 @@ impl<const N: usize> Store<N> {
         now: u32,
     ) -> SwarmCounts {
         let now_tick = self.ticks.tick(now);
-        let b = bucket_of(info_hash);
+        let b = self.local(info_hash);
         let Ok(i) = self.find_cleaned(b, info_hash, now_tick) else {
             return SwarmCounts::default();
         };
@@ -569,20 +596,37 @@ impl<const N: usize> Store<N> {
     /// dropped by the cleaning). Never creates a torrent.
     pub fn scrape(&mut self, info_hash: &InfoHash, now: u32) -> Option<SwarmCounts> {
         let now_tick = self.ticks.tick(now);
-        let b = bucket_of(info_hash);
+        let b = self.local(info_hash);
         let i = self.find_cleaned(b, info_hash, now_tick).ok()?;
         self.buckets[b].get(i).map(counts_of)
     }
 
     /// Background sweep: cleans every torrent of the next `buckets` buckets (at most
-    /// [`BUCKETS`]; round-robin cursor), dropping expired peers and dead torrents. The caller
+    /// [`Store::bucket_count`]; round-robin cursor), dropping expired peers and dead torrents. The caller
     /// spreads a whole sweep over time, e.g. all 4096 buckets per `peer_timeout / 4`.
     pub fn clean_step(&mut self, now: u32, buckets: usize) -> CleanStats {
+        let count = self.bucket_count();
+        let mut st = CleanStats::default();
+        for _ in 0..buckets.min(count) {
+            let b = self.cursor % count;
+            let o = self.clean_bucket(now, b);
+            st.buckets += o.buckets;
+            st.peers_removed += o.peers_removed;
+            st.seeders_removed += o.seeders_removed;
+            st.torrents_removed += o.torrents_removed;
+            self.cursor = (self.cursor + 1) % count;
+        }
+        st
+    }
+
+    /// Cleans every torrent of bucket `b` (a local index, `0..bucket_count()`; out of range:
+    /// nothing), as one step of [`Store::clean_step`] without moving its cursor. The sharded
+    /// store's sweep ([`super::shards::Shards::clean_step`]) keeps its own cursor.
+    pub fn clean_bucket(&mut self, now: u32, b: usize) -> CleanStats {
         let now_tick = self.ticks.tick(now);
         let mut st = CleanStats::default();
         let ticks = self.ticks;
-        for _ in 0..buckets.min(BUCKETS) {
-            let b = self.cursor % BUCKETS;
+        if b < self.bucket_count() {
             // Clean in place first (a freed slot may move another swarm of this very bucket,
             // found by binary search: the bucket must stay whole and sorted meanwhile), then
             // drop the torrents the cleaning condemned (peerless: they hold no storage).
@@ -604,7 +648,6 @@ impl<const N: usize> Store<N> {
                 !d
             });
             st.torrents_removed += dropped;
-            self.cursor = (self.cursor + 1) % BUCKETS;
             st.buckets += 1;
         }
         self.peers -= st.peers_removed;
@@ -625,12 +668,12 @@ impl<const N: usize> Store<N> {
         mut f: impl FnMut(&InfoHash, SwarmCounts),
     ) -> Option<InfoHash> {
         let max = max.max(1);
-        let mut b = from.map_or(0, bucket_of);
+        let mut b = from.map_or(0, |h| self.local(h));
         let mut visited = 0;
         let mut last = None;
         while let Some(v) = self.buckets.get(b) {
             let start = match from {
-                Some(h) if b == bucket_of(h) => v.lower_bound(h, true),
+                Some(h) if b == self.local(h) => v.lower_bound(h, true),
                 _ => v.first(),
             };
             if let Some(pos) = start {
@@ -652,7 +695,7 @@ impl<const N: usize> Store<N> {
     /// the compact form, N bytes, network order), for the API's torrent detail. No cleaning:
     /// peers expired but not yet swept are included, as in a full scrape.
     pub fn for_each_peer(&self, info_hash: &InfoHash, mut f: impl FnMut(&[u8; N], bool)) {
-        let bucket = &self.buckets[bucket_of(info_hash)];
+        let bucket = &self.buckets[self.local(info_hash)];
         if let Ok(i) = bucket.binary_search_by(|t| t.info_hash.cmp(info_hash)) {
             for (addr, meta) in bucket[i].peers.iter() {
                 f(addr, meta & SEEDER != 0);
@@ -663,11 +706,11 @@ impl<const N: usize> Store<N> {
     /// Drops the torrents for which `keep(info_hash)` is false (e.g. after an access-list
     /// reload), fixing the totals. Walks every torrent: see [`Store::retain_buckets`] for slices.
     pub fn retain(&mut self, keep: impl FnMut(&InfoHash) -> bool) {
-        self.retain_buckets(0..BUCKETS, keep);
+        self.retain_buckets(0..self.bucket_count(), keep);
     }
 
-    /// [`Store::retain`] over the buckets in `buckets` only (a range within `0..BUCKETS`; the
-    /// excess is ignored), so a caller can spread the walk over several loop turns. Returns the
+    /// [`Store::retain`] over the buckets in `buckets` only (a range within
+    /// `0..bucket_count()`; the excess is ignored), so a caller can spread the walk over several loop turns. Returns the
     /// number of torrents dropped.
     pub fn retain_buckets(
         &mut self,
@@ -675,7 +718,7 @@ impl<const N: usize> Store<N> {
         mut keep: impl FnMut(&InfoHash) -> bool,
     ) -> u64 {
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
-        let end = buckets.end.min(BUCKETS);
+        let end = buckets.end.min(self.bucket_count());
         let start = buckets.start.min(end);
         for b in start..end {
             // Clear the condemned in place first (see `clean_step`), then drop them: after
@@ -708,7 +751,7 @@ impl<const N: usize> Store<N> {
     /// it; setting 0 on an unknown one does nothing. The torrent is cleaned first.
     pub fn set_downloaded(&mut self, info_hash: &InfoHash, downloaded: u32, now: u32) {
         let now_tick = self.ticks.tick(now);
-        let b = bucket_of(info_hash);
+        let b = self.local(info_hash);
         match self.find_cleaned(b, info_hash, now_tick) {
             Ok(i) => {
                 if let Some(t) = self.buckets[b].get_mut(i) {
@@ -748,7 +791,7 @@ impl<const N: usize> Store<N> {
         use super::torrent::STAMP_MASK;
         let (mut torrents, mut peers, mut seeders) = (0u64, 0u64, 0u64);
         let mut in_slab = 0usize;
-        assert_eq!(self.buckets.len(), BUCKETS);
+        assert_eq!(self.buckets.len(), self.mask + 1);
         for (b, v) in self.buckets.iter().enumerate() {
             if v.is_empty() {
                 continue;
@@ -759,7 +802,7 @@ impl<const N: usize> Store<N> {
                 assert!(w[0].info_hash < w[1].info_hash, "bucket {b} not sorted");
             }
             for (k, t) in all.iter().enumerate() {
-                assert_eq!(bucket_of(&t.info_hash), b);
+                assert_eq!(self.local(&t.info_hash), b);
                 t.peers.check();
                 if t.peers.heap_bytes() > 0 {
                     assert_eq!(t.peers.key(), key_of(&t.info_hash), "block key");
@@ -810,13 +853,13 @@ impl<const N: usize> Store<N> {
 
     /// The torrent of an info_hash (test helper).
     pub(crate) fn get(&self, info_hash: &InfoHash) -> Option<&Torrent<N>> {
-        let v = &self.buckets[bucket_of(info_hash)];
+        let v = &self.buckets[self.local(info_hash)];
         v.find(info_hash).ok().map(|i| &v[i])
     }
 
     /// The bucket of an info_hash (test helper).
     pub(crate) fn bucket(&self, info_hash: &InfoHash) -> &Bucket<N> {
-        &self.buckets[bucket_of(info_hash)]
+        &self.buckets[self.local(info_hash)]
     }
 }
 

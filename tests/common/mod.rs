@@ -50,6 +50,39 @@ pub fn allow_root_arg() -> &'static [&'static str] {
     if is_root() { &["--allow-root"] } else { &[] }
 }
 
+/// The worker count the tests run trackers with: `OTRS_TEST_WORKERS` (the Makefile's second
+/// pass sets 2), else 1. [`Tracker::start_as_is`] adds `tracker.workers N` to every config that
+/// does not set it, so each integration test runs with one worker and with several, unchanged.
+/// A test whose assertion is about one process's loop (which worker a request reaches is the
+/// kernel's choice) checks `workers() == 1` for that assertion only, and says why.
+pub fn workers() -> usize {
+    std::env::var("OTRS_TEST_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// `config` with `tracker.workers N` appended when [`workers`] is above 1 and the config does
+/// not name `tracker.workers` itself.
+pub fn with_workers(config: &str) -> String {
+    let n = workers();
+    if n > 1
+        && !config
+            .lines()
+            .any(|l| l.trim_start().starts_with("tracker.workers"))
+    {
+        let sep = if config.is_empty() || config.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        format!("{config}{sep}tracker.workers {n}\n")
+    } else {
+        config.to_owned()
+    }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_opentracker-rs")
 }
@@ -87,6 +120,7 @@ impl Tracker {
     ) -> Tracker {
         let dir = temp_dir(name);
         let conf = dir.join("opentracker.conf");
+        let config = &with_workers(config);
         std::fs::write(&conf, config).unwrap();
         let expected_http = config
             .lines()

@@ -69,7 +69,7 @@ pub(super) fn stats(tracker: &Tracker, req: &Request<'_>, now: u32) -> Reply {
             body,
         };
     }
-    let s = &tracker.stats;
+    let s = &*tracker.stats_total();
     let (h4, h6, u4, u6) = (&s.http[0], &s.http[1], &s.udp[0], &s.udp[1]);
     let peers = tracker.peers();
     let seeders = tracker.v4.seeders() + tracker.v6.seeders();
@@ -79,7 +79,7 @@ pub(super) fn stats(tracker: &Tracker, req: &Request<'_>, now: u32) -> Reply {
             torrents: tracker.v4.torrents() + tracker.v6.torrents(),
             seeders,
             completed: s.completed,
-            leechers: peers - seeders,
+            leechers: peers.saturating_sub(seeders),
             tcp4_connections_handled: h4.announce + h4.scrape + h4.failed,
             tcp4_announces_handled: h4.announce,
             tcp4_scrapes_handled: h4.scrape,
@@ -149,7 +149,7 @@ fn torrent_page(tracker: &Tracker, offset: usize, limit: usize) -> Vec<TorrentIt
         from: Option<InfoHash>,
         done: bool,
     }
-    fn fill<const N: usize>(c: &mut Cursor, store: &crate::swarm::store::Store<N>) {
+    fn fill<const N: usize>(c: &mut Cursor, store: &impl crate::swarm::shards::TorrentWalk<N>) {
         if c.buf.is_empty() && !c.done {
             let next = store.for_each_from(c.from.as_ref(), SLICE, |h, counts| {
                 c.buf.push_back((*h, counts));

@@ -31,7 +31,6 @@ use self::snapshot::{Reader, Snapshots};
 use self::walk::Walk;
 use crate::access::keys::key_in_path;
 use crate::config::ProxyHeader;
-use crate::service::scan::FullScrapeLimiter;
 use crate::service::stats::StatsAccess;
 use crate::service::{Announce, Proto, Tracker, caps, family_of};
 use crate::swarm::store::SwarmCounts;
@@ -89,7 +88,6 @@ pub struct Scratch {
     peers: Vec<u8>,
     body: Vec<u8>,
     hashes: Vec<InfoHash>,
-    limiter: FullScrapeLimiter,
     stream: Option<Box<Walk>>,
     reader: Option<Reader>,
     snapshots: Snapshots,
@@ -466,7 +464,7 @@ fn full_scrape(
         out.extend_from_slice(body.as_bytes());
         return keep_alive;
     }
-    if !scratch.limiter.allow(ip, now, site.fullscrape_interval) {
+    if !tracker.allow_full_scrape(ip, now, site.fullscrape_interval) {
         tracker.stats.http_status(429);
         write_error(out, Status::TooManyRequests429, keep_alive);
         return keep_alive;

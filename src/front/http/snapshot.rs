@@ -41,7 +41,7 @@
 
 use crate::front::http::walk::{SLICE_TORRENTS, Walk, WalkFormat};
 use crate::service::deniability::FakePeers;
-use crate::swarm::store::Store;
+use crate::swarm::shards::TorrentWalk;
 use crate::types::InfoHash;
 use crate::wire::stream::{Framing, write_body_end, write_body_piece};
 
@@ -203,7 +203,12 @@ impl Snapshots {
     /// reader waits for (it keeps waiting if the slice added no bytes: gzip buffers). Call once
     /// per loop turn, before [`Snapshots::feed`]. `keep`: whether a torrent is listed (the
     /// access list), as for a walk.
-    pub fn build(&mut self, v4: &Store<6>, v6: &Store<18>, keep: impl Fn(&InfoHash) -> bool) {
+    pub fn build(
+        &mut self,
+        v4: &impl TorrentWalk<6>,
+        v6: &impl TorrentWalk<18>,
+        keep: impl Fn(&InfoHash) -> bool,
+    ) {
         for s in &mut self.list {
             if !s.wanted {
                 continue;
@@ -317,7 +322,7 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, StoreConfig};
+    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
     use crate::types::Event;
     use std::io::Read;
 

@@ -20,7 +20,8 @@ use flate2::write::GzEncoder;
 
 use crate::service::scan::Scan;
 use crate::stats::html::{self, TOP_TORRENTS, TopTorrent};
-use crate::swarm::store::{Store, SwarmCounts};
+use crate::swarm::shards::TorrentWalk;
+use crate::swarm::store::SwarmCounts;
 use crate::types::InfoHash;
 use crate::wire::bencode;
 use crate::wire::stream::{Framing, write_body_end, write_body_piece};
@@ -198,8 +199,8 @@ impl Walk {
     /// entries come in info_hash order ([`Scan::step`]).
     pub fn step(
         &mut self,
-        v4: &Store<6>,
-        v6: &Store<18>,
+        v4: &impl TorrentWalk<6>,
+        v6: &impl TorrentWalk<18>,
         keep: impl Fn(&InfoHash) -> bool,
         max: usize,
         out: &mut Vec<u8>,
@@ -389,7 +390,7 @@ fn put_urlencoded(out: &mut Vec<u8>, h: &InfoHash) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, StoreConfig};
+    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
     use crate::types::Event;
     use std::io::Read;
 
