@@ -283,8 +283,8 @@ impl Tracker {
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
             fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),
-            // Per worker: a source's quotas count on each worker its packets reach.
-            quotas: quota::Quotas::new(&self.policy),
+            // The new-torrents quota is shared; the UDP rate table is per worker.
+            quotas: self.quotas.for_worker(&self.policy),
             board: self
                 .board
                 .as_ref()

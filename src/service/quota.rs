@@ -230,10 +230,19 @@ impl Limiter {
     }
 }
 
-/// The rate tables of one tracker; `None` where the directive is 0 (no table allocated).
+/// The rate tables of one tracker; `None` where the directive is 0 (no table allocated). The
+/// new-torrents table is shared by every worker (`tracker.workers`: a network's quota is one
+/// whatever worker its announces reach; it is read only when an announce would create a
+/// torrent, so its lock is off the common path); the UDP table is per worker (a source's
+/// datagrams reach the worker its address and port hash to).
 pub struct Quotas {
-    new_torrents: Option<Limiter>,
+    new_torrents: Option<std::sync::Arc<std::sync::Mutex<Limiter>>>,
     udp: Option<Limiter>,
+}
+
+/// The shared new-torrents table (a poisoned lock still holds valid counters: take them).
+fn lock(l: &std::sync::Mutex<Limiter>) -> std::sync::MutexGuard<'_, Limiter> {
+    l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Quotas {
@@ -242,12 +251,12 @@ impl Quotas {
     pub fn new(policy: &Policy) -> Self {
         Quotas {
             new_torrents: (policy.max_new_torrents_per_net > 0).then(|| {
-                Limiter::new(
+                std::sync::Arc::new(std::sync::Mutex::new(Limiter::new(
                     NET_SLOTS,
                     policy.max_new_torrents_per_net,
                     60,
                     policy.max_new_torrents_per_net,
-                )
+                )))
             }),
             udp: (policy.udp_rate_limit > 0).then(|| {
                 Limiter::new(
@@ -257,6 +266,14 @@ impl Quotas {
                     policy.udp_rate_burst,
                 )
             }),
+        }
+    }
+
+    /// The tables of another worker: the same new-torrents table, a UDP table of its own.
+    pub fn for_worker(&self, policy: &Policy) -> Self {
+        Quotas {
+            new_torrents: self.new_torrents.clone(),
+            udp: Quotas::new(policy).udp,
         }
     }
 }
@@ -298,7 +315,7 @@ impl Tracker {
             return Err(AnnounceError::Quota(Refusal::PeersPerSource));
         }
         let grant = match (&self.quotas.new_torrents, src.torrent) {
-            (Some(l), false) => match l.check(SourceKey::net(ip), now) {
+            (Some(l), false) => match lock(l).check(SourceKey::net(ip), now) {
                 Some(g) => Some(g),
                 None => {
                     self.stats.quota.new_torrents_per_net += 1;
@@ -310,8 +327,8 @@ impl Tracker {
         let reply = self
             .announce(a, ip, proto, now, peers)
             .map_err(AnnounceError::Capacity)?;
-        if let (Some(g), Some(l)) = (grant, &mut self.quotas.new_torrents) {
-            l.commit(g);
+        if let (Some(g), Some(l)) = (grant, &self.quotas.new_torrents) {
+            lock(l).commit(g);
         }
         Ok(reply)
     }

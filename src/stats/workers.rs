@@ -197,8 +197,8 @@ impl Stats {
             tcp_accepted,
             tcp_refused_over_limit,
             tcp_refused_no_fd,
-            http_max_connections: _,
-            http_max_connections_lowered_by: _,
+            http_max_connections,
+            http_max_connections_lowered_by,
             fullscrape_snapshots,
             fullscrape_shared,
             fullscrape_refused_busy,
@@ -230,7 +230,12 @@ impl Stats {
         self.tcp_accepted += tcp_accepted;
         self.tcp_refused_over_limit += tcp_refused_over_limit;
         self.tcp_refused_no_fd += tcp_refused_no_fd;
-        // http_max_connections(_lowered_by): the same settings on every worker, kept as they are.
+        // http_max_connections(_lowered_by): the same setting on every worker (one global
+        // cap): the largest value, whichever worker's copy the sum started from.
+        self.http_max_connections = self.http_max_connections.max(*http_max_connections);
+        self.http_max_connections_lowered_by = self
+            .http_max_connections_lowered_by
+            .max(*http_max_connections_lowered_by);
         self.fullscrape_snapshots += fullscrape_snapshots;
         self.fullscrape_shared += fullscrape_shared;
         self.fullscrape_refused_busy += fullscrape_refused_busy;
