@@ -260,18 +260,26 @@ fn out_of_file_descriptors_newcomers_are_refused_cleanly() {
     assert_eq!(r.status, 200);
 
     // The rest of the burst is logged once the interval passed (the idle sweep), in one line.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // With one worker every newcomer meets EMFILE. With several, the workers share one
+    // descriptor table: a newcomer can reach a worker while another has let its spare go for a
+    // moment, so its `accept` succeeds and it is refused over the connection cap instead
+    // (accepted and closed at once all the same, counted as `tcp.refused_over_limit`, which is
+    // not logged). The lines then add up to `tcp.refused_no_fd`, checked after the stop.
     let total = |lines: &[String]| lines.iter().map(|l| refused_in(l)).sum::<u64>();
-    while total(&no_fd_lines(&t)) < newcomers {
-        assert!(Instant::now() < deadline, "{}", t.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let lines = no_fd_lines(&t);
-    assert!(lines.len() <= 2 * w, "{lines:#?}");
-    assert_eq!(total(&lines), newcomers, "{lines:#?}");
     if w == 1 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while total(&no_fd_lines(&t)) < newcomers {
+            assert!(Instant::now() < deadline, "{}", t.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let lines = no_fd_lines(&t);
         assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert_eq!(total(&lines), newcomers, "{lines:#?}");
         assert_eq!(refused_in(&lines[1]), newcomers - 1, "{}", lines[1]);
+    } else {
+        // Every worker's pending count is logged by its sweep within the interval (10 s).
+        let flushed = started + Duration::from_secs(13);
+        std::thread::sleep(flushed.saturating_duration_since(Instant::now()));
     }
 
     // Descriptors back: a new connection is served again.
@@ -282,8 +290,19 @@ fn out_of_file_descriptors_newcomers_are_refused_cleanly() {
     drop(api_held);
 
     let c = stop_and_count(&mut t);
-    assert_eq!(count(&c, "tcp.refused_no_fd"), newcomers, "{c:?}");
-    assert_eq!(count(&c, "tcp.refused_over_limit"), 1, "{c:?}");
+    let no_fd = count(&c, "tcp.refused_no_fd");
+    let over_limit = count(&c, "tcp.refused_over_limit");
+    if w == 1 {
+        assert_eq!(no_fd, newcomers, "{c:?}");
+        assert_eq!(over_limit, 1, "{c:?}");
+    } else {
+        // The 30th connection above, then every newcomer by one way or the other.
+        assert!(no_fd >= 1, "{c:?}");
+        assert_eq!(no_fd + over_limit, newcomers + 1, "{c:?}");
+        let lines = no_fd_lines(&t);
+        assert!(lines.len() <= 2 * w, "{lines:#?}");
+        assert_eq!(total(&lines), no_fd, "{lines:#?} {c:?}");
+    }
     assert_eq!(count(&c, "http.max_connections"), 29, "{c:?}");
     assert_eq!(count(&c, "http.max_connections_lowered_by"), 9971, "{c:?}");
 }
