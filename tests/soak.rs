@@ -751,6 +751,10 @@ fn soak_under_hostile_traffic() {
     let kernel_drops = udp_drops(udp4.port());
     let c = stop_and_count(&mut t);
     eprintln!("soak: tracker counted {c:#?}");
+    eprintln!(
+        "soak: longest loop turn {:.1} ms",
+        count(&c, "loop.longest_stall_us") as f64 / 1e3
+    );
     eprintln!("soak: kernel dropped {kernel_drops} datagrams on the IPv4 UDP socket");
 
     // (5) the counters add up.

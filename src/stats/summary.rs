@@ -15,7 +15,8 @@ impl Stats {
     /// idle_timeout,header_timeout,slow_reader,at_exit}`, `udp.invalid.{malformed_header,
     /// bad_magic,unknown_action,bad_connection_id,malformed_request}`, `udp.send_dropped`,
     /// `refused.torrent_limit`, `refused.peer_limit`, `refused.not_authorized`,
-    /// `fullscrape.{started,snapshots,shared,refused_busy}`, `completed`, `bytes_in`, `bytes_out`.
+    /// `fullscrape.{started,snapshots,shared,refused_busy}`, `completed`, `bytes_in`, `bytes_out`, `loop.longest_stall_us` (the longest busy stretch of
+    /// one loop turn, microseconds; the largest of the workers').
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, v: u64| {
@@ -84,6 +85,7 @@ impl Stats {
         put("completed", self.completed);
         put("bytes_in", self.bytes_in);
         put("bytes_out", self.bytes_out);
+        put("loop.longest_stall_us", self.longest_stall_us);
         out
     }
 }
