@@ -14,10 +14,11 @@
 //! of the tracker's TCP and UDP listeners ([`super::Listeners::workers`], `SO_REUSEPORT`) and
 //! the shared store, serving announces, scrapes, full scrapes and `/stats` only. Side work
 //! stays on worker 0: signals, access-list and TLS reloads, the state file, the database, live
-//! sync, the REST API and HTTPS listeners, the cleaning sweep and the key expiry. The others
+//! sync's sockets (each worker moves its turn's sync records to a queue worker 0 sends from),
+//! the REST API and HTTPS listeners, the cleaning sweep and the key expiry. The others
 //! take a new access list within one turn ([`Tracker::refresh`]); the keys and API whitelist
 //! are shared. On SIGTERM worker 0 stops the others (a flag and their wakers), waits for them,
-//! then writes the state once.
+//! then sends the last sync records and writes the state once.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -268,11 +269,15 @@ fn run_worker(
             tracker.stats.sample(now);
             next_idle = t0 + Duration::from_secs(1);
         }
+        // Live sync: the turn's records go to the queue worker 0 sends from.
+        tracker.publish_sync();
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
         tracker.publish_stats();
     }
+    // Before worker 0 sends its last packets (it waits for this thread).
+    tracker.publish_sync();
     tracker.stats.tcp_closed.at_exit = http.open_connections() as u64;
     tracker.retire_stats();
     Ok(())

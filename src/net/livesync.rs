@@ -15,15 +15,20 @@
 //!   to the unspecified address and the same port. A peer equal to our own bound address is
 //!   skipped, so every node may share one list.
 //!
-//! **Sender**: at the end of each loop turn the changes queued by the announces of the turn
-//! ([`crate::service::sync::Outbox`]) go into one packet per packet type (IPv4 and IPv6
-//! peers, authenticated or not: [`Settings::packet_type_for`]). A packet is sent as soon as
-//! the next record would not fit, and any packet not empty is sent once
+//! **Sender**: worker 0 owns the sockets (with `tracker.workers N`, the process is one node
+//! with one tracker_id). At the end of each of its loop turns the changes queued by the
+//! announces of the turn ([`crate::service::sync::Outbox`]), and those the other workers moved
+//! to the shared queue at the end of their turns, go into one packet per packet type (IPv4 and
+//! IPv6 peers, authenticated or not: [`Settings::packet_type_for`]). A packet is sent as soon
+//! as the next record would not fit, and any packet not empty is sent once
 //! `livesync.cluster.max_delay` seconds (15, opentracker's `LIVESYNC_MAXDELAY`) have passed
-//! since the previous packet; after a quiet spell the first record therefore goes out at
-//! once. Packets are at most 1472 bytes (1452 with an IPv6 peer), so they are never
-//! fragmented on a 1500-byte MTU: 52 records of 28 bytes, as opentracker's, or 36 of 40.
-//! Records still queued at exit are sent.
+//! since the previous packet; after a quiet spell the first record therefore goes out at once.
+//! Worker 0 turns at least every 100 ms (its cleaning timer), so a record another worker
+//! served waits at most that much more. Packets are at most 1472 bytes (1452 with an IPv6
+//! peer), so they are never fragmented on a 1500-byte MTU: 52 records of 28 bytes, as
+//! opentracker's, or 36 of 40. Records still queued at exit are sent, the other workers'
+//! included (they stop, and move their last changes to the shared queue, before worker 0
+//! sends).
 //!
 //! **Receiver**: a datagram is refused whole, and counted by reason, when its source address
 //! is not named by a `livesync.cluster.node_ip` line, when it carries our own tracker_id
@@ -457,16 +462,14 @@ impl Livesync {
         self.send_all(tracker, now);
     }
 
-    /// Moves the queued changes into packets; sends each packet that fills up.
+    /// Moves the queued changes (this worker's and those the other workers published) into
+    /// packets; sends each packet that fills up.
     fn collect(&mut self, tracker: &mut Tracker, instant: Instant) {
         let Some(outbox) = tracker.sync.as_mut() else {
             return;
         };
-        if outbox.is_empty() {
-            return;
-        }
         let mut changes = std::mem::take(&mut self.changes);
-        outbox.take(&mut changes);
+        outbox.take_all(&mut changes, &mut tracker.stats.livesync);
         for change in &changes {
             let record = Record {
                 info_hash: change.info_hash,

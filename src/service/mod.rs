@@ -201,8 +201,9 @@ pub struct Tracker {
     /// when a count rises or worker 0 takes the marks.
     completed_marks: Arc<Mutex<Option<std::collections::HashSet<InfoHash>>>>,
     /// Live sync: the records of announces served, waiting for `net::livesync` to send them
-    /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch). Worker
-    /// 0's only: live sync runs with `tracker.workers 1` (the config refuses more).
+    /// (`None`: live sync off, and the hook in `Tracker::change_peer` costs one branch). Every
+    /// worker has its own, over one shared queue that worker 0's sender drains
+    /// ([`Tracker::publish_sync`]).
     pub sync: Option<Box<sync::Outbox>>,
     /// The `downloaded` counts (IPv4, IPv6) of torrents an access-list reload refused, kept so
     /// they come back when the hash is listed again ([`Tracker::reload_access_list`]). RAM
@@ -263,9 +264,10 @@ impl Tracker {
 
     /// Worker `index`'s tracker over the same state: the same stores, keys, API whitelist,
     /// access list (as published, [`Tracker::refresh`]), completed marks, made-up peers' key
-    /// and counters board ([`Tracker::join_board`], as worker `index`); its own counters (zero),
-    /// random generator (seeded from the OS) and no live sync outbox, purge or kept counts
-    /// (side work stays on worker 0).
+    /// and counters board ([`Tracker::join_board`], as worker `index`), live sync outbox's
+    /// shared queue and tracker_id ([`sync::Outbox::for_worker`]); its own counters (zero),
+    /// random generator (seeded from the OS) and no purge or kept counts (side work stays on
+    /// worker 0).
     pub fn worker(&self, index: usize) -> Tracker {
         let mut t = Tracker {
             v4: Arc::clone(&self.v4),
@@ -279,7 +281,7 @@ impl Tracker {
             purge_next: None,
             private: self.private.clone(),
             completed_marks: Arc::clone(&self.completed_marks),
-            sync: None,
+            sync: self.sync.as_ref().map(|o| Box::new(o.for_worker())),
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
             fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),

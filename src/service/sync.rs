@@ -4,8 +4,11 @@
 //! Every change of a peer goes through `Tracker::change_peer`. When live sync is on
 //! ([`Tracker::enable_sync`]), a change a client asked for ([`Origin::Client`]: an HTTP or UDP
 //! announce that the access list and the capacity bounds let through) is queued in the
-//! [`Outbox`] as a [`PeerChange`]; `net::livesync` drains the queue at the end of each loop
-//! turn into sync packets. A record received from a node is applied with
+//! [`Outbox`] as a [`PeerChange`]. With several workers (`tracker.workers`) every worker has
+//! its own outbox over one shared queue: at the end of each loop turn a worker moves its
+//! turn's changes there ([`Tracker::publish_sync`], one lock per turn that queued any), and
+//! worker 0, which owns the sync sockets, drains it into sync packets (`net::livesync`,
+//! [`Outbox::take_all`]). A record received from a node is applied with
 //! [`Tracker::apply_synced`]: as an announce from that peer, without a reply (no peer
 //! selection, no random peers, no request counters), through the same
 //! `Tracker::change_peer` but marked [`Origin::Sync`], so it is never queued again: no echo
@@ -26,14 +29,18 @@
 //! `wire::livesync::Record`), no clock.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use super::{Announce, Tracker, capacity};
 use crate::stats::{LIVESYNC_RECORD_REFUSALS, Livesync};
 use crate::types::{Event, InfoHash};
 
-/// Most changes queued between two drains of the [`Outbox`] (one loop turn). A turn serves at
-/// most a few thousand announces, so this bound is only reached if the sender stops draining;
-/// changes past it are dropped and counted ([`Livesync::queue_dropped`]).
+/// Most changes waiting to be sent, whatever the number of workers: in the queue every
+/// worker's [`Outbox`] moves its changes into, and in one worker's own queue between two moves
+/// (one loop turn). A turn serves at most a few thousand announces and the sender drains the
+/// shared queue every turn of worker 0 (at least every 100 ms), so this bound is only reached
+/// if the sender stops draining; changes past it are dropped and counted
+/// ([`Livesync::queue_dropped`], by the worker that served them).
 pub const MAX_QUEUED: usize = 1 << 16;
 
 /// Where a change of a peer comes from.
@@ -63,20 +70,36 @@ pub struct PeerChange {
     pub event: Event,
 }
 
-/// The changes of announces served, waiting to be sent by `net::livesync`, and this process's
-/// tracker_id. Lives in [`Tracker::sync`] while live sync is on.
+/// The changes of announces served by one worker, waiting to be moved to the queue every
+/// worker shares ([`Outbox::publish`]) and sent from there by `net::livesync`, and this
+/// process's tracker_id (one per process: the workers are one node of the cluster). Lives in
+/// [`Tracker::sync`] while live sync is on.
 #[derive(Debug)]
 pub struct Outbox {
     tracker_id: [u8; 4],
+    /// This worker's changes of the current loop turn: no lock on the announce path.
     queue: Vec<PeerChange>,
+    /// Every worker's published changes, drained by the sender ([`Outbox::take_all`]).
+    shared: Arc<Mutex<Vec<PeerChange>>>,
 }
 
 impl Outbox {
-    /// An empty queue for the process whose live sync tracker_id is `tracker_id`.
+    /// An empty queue, over a new shared queue, for the process whose live sync tracker_id
+    /// is `tracker_id`.
     pub fn new(tracker_id: [u8; 4]) -> Outbox {
         Outbox {
             tracker_id,
             queue: Vec::new(),
+            shared: Arc::default(),
+        }
+    }
+
+    /// Another worker's outbox: the same tracker_id and shared queue, its own empty queue.
+    pub fn for_worker(&self) -> Outbox {
+        Outbox {
+            tracker_id: self.tracker_id,
+            queue: Vec::new(),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -85,21 +108,52 @@ impl Outbox {
         self.tracker_id
     }
 
-    /// Changes queued.
+    /// Changes queued by this worker and not yet published.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
-    /// Whether nothing is queued.
+    /// Whether this worker queued nothing since its last [`Outbox::publish`].
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
-    /// Moves every queued change to `out` (which should be empty: it is swapped with the queue,
-    /// so neither allocates in the steady state).
+    /// Moves this worker's queued changes to `out` (which should be empty: it is swapped with
+    /// the queue, so neither allocates in the steady state), leaving the shared queue alone.
     pub fn take(&mut self, out: &mut Vec<PeerChange>) {
         out.clear();
         std::mem::swap(&mut self.queue, out);
+    }
+
+    /// Moves this worker's queued changes to the shared queue (one lock; none when nothing is
+    /// queued). Changes that would take the shared queue past [`MAX_QUEUED`] are dropped and
+    /// counted in `stats`.
+    pub fn publish(&mut self, stats: &mut Livesync) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut shared = super::lock(&self.shared);
+        let room = MAX_QUEUED.saturating_sub(shared.len());
+        if self.queue.len() > room {
+            stats.queue_dropped += (self.queue.len() - room) as u64;
+            self.queue.truncate(room);
+        }
+        if shared.is_empty() {
+            // Swap buffers rather than copy: the common case with one worker.
+            std::mem::swap(&mut *shared, &mut self.queue);
+        } else {
+            shared.append(&mut self.queue);
+        }
+    }
+
+    /// The sender's drain: publishes this worker's changes ([`Outbox::publish`]), then moves
+    /// every worker's published changes to `out` (cleared first, then swapped with the shared
+    /// queue: no allocation in the steady state).
+    pub fn take_all(&mut self, out: &mut Vec<PeerChange>, stats: &mut Livesync) {
+        self.publish(stats);
+        out.clear();
+        let mut shared = super::lock(&self.shared);
+        std::mem::swap(&mut *shared, out);
     }
 
     /// Queues the change an announce made (`counted`: it raised the torrent's `downloaded`
@@ -162,9 +216,20 @@ impl SyncRefusal {
 
 impl Tracker {
     /// Turns live sync on: announces served from now on are queued in an [`Outbox`] for the
-    /// process whose tracker_id is `tracker_id`. Called once by `net::livesync` at start.
+    /// process whose tracker_id is `tracker_id`. Called once by `net::livesync` at start, on
+    /// worker 0, before the other workers' trackers are made ([`Tracker::worker`] gives each
+    /// an outbox over the same shared queue).
     pub fn enable_sync(&mut self, tracker_id: [u8; 4]) {
         self.sync = Some(Box::new(Outbox::new(tracker_id)));
+    }
+
+    /// End of a loop turn of a worker other than 0: moves the changes its announces queued to
+    /// the queue worker 0's sender drains ([`Outbox::publish`]). Nothing when live sync is off
+    /// or the turn queued nothing.
+    pub fn publish_sync(&mut self) {
+        if let Some(outbox) = &mut self.sync {
+            outbox.publish(&mut self.stats.livesync);
+        }
     }
 
     /// Applies a record received from another node as an announce of that peer, without a
@@ -461,5 +526,64 @@ mod tests {
         }
         assert_eq!(t.sync.as_ref().unwrap().len(), MAX_QUEUED);
         assert_eq!(t.stats.livesync.queue_dropped, 3);
+    }
+
+    /// `tracker.workers 2`: worker 1's announces reach worker 0's drain once published, with
+    /// the same tracker_id; nothing is sent twice.
+    #[test]
+    fn every_worker_publishes_to_the_queue_worker_0_drains() {
+        let mut w0 = Tracker::new(Policy::default());
+        w0.enable_sync(*b"abcd");
+        let mut w1 = w0.worker(1);
+        assert_eq!(w1.sync.as_ref().unwrap().tracker_id(), *b"abcd");
+        served(&mut w1, &ann(1, 6881, 5, Event::None), "10.0.0.1");
+        served(&mut w0, &ann(1, 6882, 5, Event::None), "10.0.0.2");
+        let drain = |t: &mut Tracker| {
+            let mut out = Vec::new();
+            t.sync
+                .as_mut()
+                .unwrap()
+                .take_all(&mut out, &mut t.stats.livesync);
+            out.iter().map(|c| c.peer.port()).collect::<Vec<_>>()
+        };
+        // Not published yet: worker 0 sends only its own.
+        assert_eq!(drain(&mut w0), [6882]);
+        w1.publish_sync();
+        assert!(w1.sync.as_ref().unwrap().is_empty());
+        assert_eq!(drain(&mut w0), [6881]);
+        assert!(drain(&mut w0).is_empty());
+        // Both workers' announces went into the one store.
+        assert_eq!(w0.scrape_one(&[1; 20], 10).unwrap().leechers, 2);
+    }
+
+    /// The bound holds over every worker: the shared queue never holds more than MAX_QUEUED;
+    /// the worker whose records did not fit counts them.
+    #[test]
+    fn the_queue_bound_is_global_over_the_workers() {
+        let mut w0 = Tracker::new(Policy::default());
+        w0.enable_sync(*b"abcd");
+        let mut w1 = w0.worker(1);
+        for (t, n) in [(&mut w0, MAX_QUEUED - 10), (&mut w1, 25)] {
+            for i in 0..n {
+                let a = ann(9, 1 + (i % 60_000) as u16, 1, Event::None);
+                let from = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+                served(t, &a, &from);
+            }
+        }
+        w0.publish_sync();
+        w1.publish_sync();
+        assert_eq!(
+            (
+                w0.stats.livesync.queue_dropped,
+                w1.stats.livesync.queue_dropped
+            ),
+            (0, 15)
+        );
+        let mut out = Vec::new();
+        w0.sync
+            .as_mut()
+            .unwrap()
+            .take_all(&mut out, &mut w0.stats.livesync);
+        assert_eq!(out.len(), MAX_QUEUED);
     }
 }

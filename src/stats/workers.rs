@@ -184,12 +184,49 @@ fn add_requests(a: &mut [RequestCounts; 2], b: &[RequestCounts; 2]) {
     }
 }
 
+impl super::Livesync {
+    /// Adds another worker's live sync counters: counts summed, lags the larger one. Every
+    /// field is named, so a new counter cannot be forgotten.
+    fn add(&mut self, other: &super::Livesync) {
+        let super::Livesync {
+            packets_sent,
+            records_sent,
+            send_failed,
+            queue_dropped,
+            packets_received,
+            records_received,
+            packets_refused,
+            records_refused,
+            completed,
+            lag_last_ms,
+            lag_max_ms,
+        } = other;
+        self.packets_sent += packets_sent;
+        self.records_sent += records_sent;
+        self.send_failed += send_failed;
+        self.queue_dropped += queue_dropped;
+        self.packets_received += packets_received;
+        self.records_received += records_received;
+        for (x, y) in self.packets_refused.iter_mut().zip(packets_refused) {
+            *x += y;
+        }
+        for (x, y) in self.records_refused.iter_mut().zip(records_refused) {
+            *x += y;
+        }
+        self.completed += completed;
+        // Gauges of worker 0's sender (the others send nothing and stay at 0).
+        self.lag_last_ms = self.lag_last_ms.max(*lag_last_ms);
+        self.lag_max_ms = self.lag_max_ms.max(*lag_max_ms);
+    }
+}
+
 impl Stats {
     /// Adds another worker's counters to these: counters and gauges are summed, the longest
     /// stall is the larger one, the request history is summed sample by sample (newest with
-    /// newest). Live sync and TLS counters are worker 0's alone (the other workers run
-    /// neither) and are left as they are. Every field is named here, so a new counter cannot
-    /// be forgotten: the destructuring stops the build.
+    /// newest). Live sync counters are summed too (every worker queues sync records; worker 0
+    /// sends and receives), their lag gauges are the larger one. TLS counters are worker 0's
+    /// alone (the other workers run none) and are left as they are. Every field is named here,
+    /// so a new counter cannot be forgotten: the destructuring stops the build.
     pub fn add(&mut self, other: &Stats) {
         let Stats {
             http,
@@ -220,7 +257,7 @@ impl Stats {
             refused_peer_limit,
             tcp_closed,
             auth_refused,
-            livesync: _,
+            livesync,
             tls: _,
             history,
             workers: _,
@@ -281,6 +318,7 @@ impl Stats {
         a.unknown_key += auth_refused.unknown_key;
         a.expired_key += auth_refused.expired_key;
         a.not_authorized += auth_refused.not_authorized;
+        self.livesync.add(livesync);
         self.history.add(history);
     }
 }
@@ -320,5 +358,29 @@ mod tests {
         assert_eq!(t.loop_iterations, 9);
         let requests: Vec<u64> = t.workers.iter().map(|w| w.requests).collect();
         assert_eq!(requests, [4, 5, 2]);
+    }
+
+    /// Live sync with several workers: worker 0 sends and receives, every worker may drop
+    /// records from a full queue; a reader on any worker sees the sum.
+    #[test]
+    fn live_sync_counters_are_summed_whichever_worker_reads() {
+        let board = Board::new(2);
+        let mut w0 = Stats::default();
+        w0.livesync.records_sent = 10;
+        w0.livesync.records_received = 4;
+        w0.livesync.packets_refused[1] = 2;
+        w0.livesync.queue_dropped = 1;
+        w0.livesync.lag_max_ms = 900;
+        board.publish(0, &w0);
+        let mut w1 = Stats::default();
+        w1.livesync.queue_dropped = 3;
+        board.publish(1, &w1);
+        for (reader, own) in [(0, &w0), (1, &w1)] {
+            let l = board.sum(reader, own).livesync;
+            assert_eq!((l.records_sent, l.records_received), (10, 4), "{reader}");
+            assert_eq!(l.packets_refused[1], 2);
+            assert_eq!(l.queue_dropped, 4);
+            assert_eq!(l.lag_max_ms, 900);
+        }
     }
 }
