@@ -243,7 +243,8 @@ table::directives! {
         /// the kernel spreads datagrams and connections) over one shared store; `auto` = one
         /// per CPU the process may use. 1 (the default) is one loop, as before. Side work
         /// (access-list reload, state file, database, REST API, HTTPS listeners, cleaning)
-        /// stays on the first worker. Live sync needs 1.
+        /// stays on the first worker; with live sync, so do its sockets (every worker's
+        /// announces are sent).
         "tracker.workers" => workers: Workers = Workers::Count(1), [1..=1024], "threads";
         /// Opentracker-rs's own: pin worker i to the i-th CPU the process may use (wrapping
         /// around), with `tracker.workers` above 1.

@@ -123,14 +123,7 @@ fn run(cfg: Config) -> ExitCode {
         recv: cfg.udp.recv_buffer,
         send: cfg.udp.send_buffer,
     };
-    let mut workers = cfg.worker_count();
-    if workers > 1 && livesync_cfg.is_some() {
-        log::warn!(
-            "live sync runs with one worker: tracker.workers {workers} is not applied, 1 worker \
-             serves"
-        );
-        workers = 1;
-    }
+    let workers = cfg.worker_count();
     let bound = net::bind_for_workers(
         &cfg.listen_tcp,
         &cfg.listen_udp,

@@ -558,3 +558,175 @@ fn ipv6_peers_over_ipv6_unicast() {
 fn ipv6_peers_in_opentracker_v6_records() {
     ipv6_pair("v6rec", "livesync.cluster.v6_records on\n");
 }
+
+/// A's UDP listener, from its log.
+fn udp_listener(n: &Node) -> SocketAddr {
+    n.log_text()
+        .lines()
+        .find_map(|l| l.split("listening: udp ").nth(1))
+        .map(|a| a.trim().parse().unwrap())
+        .expect("udp listener in the log")
+}
+
+/// Requests served by workers 0 and 1 of a node with `tracker.workers 2`, from `/metrics`.
+fn worker_requests(n: &Node) -> [f64; 2] {
+    [0, 1].map(|i| {
+        n.metric(&format!(
+            "opentracker_worker_requests_total{{worker=\"{i}\"}}"
+        ))
+    })
+}
+
+/// Node A with `tracker.workers 2` and a UDP listener, node B as the other tests' nodes; no
+/// per-source quotas (every peer is 127.0.0.1). `max_delay` is A's.
+fn two_worker_pair(name: &str, max_delay: u32) -> (Node, Node, SocketAddr) {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let conf = |own: u16, other: u16, extra: &str| {
+        format!(
+            "listen.tcp 127.0.0.1:0\naccess.stats 0.0.0.0/0\ntracker.announce_interval 60\n\
+             tracker.max_peers_per_source 0\nudp.rate_limit 0\n\
+             livesync.cluster.listen 127.0.0.1:{own}\nlivesync.cluster.peer 127.0.0.1:{other}\n\
+             livesync.cluster.node_ip 127.0.0.1\n{extra}"
+        )
+    };
+    let a = Node::start(
+        &format!("{name}-a"),
+        None,
+        None,
+        &conf(
+            pa,
+            pb,
+            &format!(
+                "listen.udp 127.0.0.1:0\ntracker.workers 2\n\
+                 livesync.cluster.max_delay {max_delay}\n"
+            ),
+        ),
+    );
+    let b = Node::start(
+        &format!("{name}-b"),
+        None,
+        None,
+        &conf(pb, pa, "livesync.cluster.max_delay 1\n"),
+    );
+    assert!(
+        a.log_text().contains("2 workers serve"),
+        "A runs one worker:\n{}",
+        a.log_text()
+    );
+    let udp = udp_listener(&a);
+    (a, b, udp)
+}
+
+/// Issue #11: live sync with `tracker.workers 2`. Many UDP clients (one socket each, so the
+/// kernel spreads them over both workers' sockets) announce to A; every announce reaches B,
+/// whichever worker served it, and B's leecher is in the replies of both workers.
+#[test]
+fn a_node_with_two_workers_sends_what_every_worker_served() {
+    use common::udp::Client;
+    use opentracker_rs::types::Event;
+    let (a, b, a_udp) = two_worker_pair("workers2", 1);
+    let (h_b, h_c) = (hash(31), hash(32));
+    // B's leecher, known to A's store and so to both of A's workers.
+    b.get(&announce(&h_b, 7000, 100, ""));
+    assert!(
+        eventually(SYNC_SECS, || a.scrape(&h_b) == (0, 0, 1)),
+        "{}",
+        a.log_text()
+    );
+    let leecher_b = [127, 0, 0, 1, 0x1b, 0x58]; // 127.0.0.1:7000
+    let before = worker_requests(&a);
+    let (mut n, mut stopped, mut completed, mut records) = (0u32, 0u32, 0u32, 0u32);
+    loop {
+        for _ in 0..50 {
+            let c = Client::new(a_udp);
+            let id = c.connect();
+            let port = 20_000 + n as u16;
+            // A seeder is given leechers only: B's, the only one.
+            let (_, leechers, _, peers) = c.announce(id, &h_b, port, 0, Event::Started, 200);
+            assert_eq!((leechers, &peers[..]), (1, &leecher_b[..]), "client {n}");
+            records += 1;
+            if n % 3 == 0 {
+                c.announce(id, &h_c, port, 100, Event::Started, 0);
+                c.announce(id, &h_c, port, 0, Event::Completed, 0);
+                completed += 1;
+                records += 2;
+            }
+            if n % 5 == 0 {
+                c.announce(id, &h_b, port, 0, Event::Stopped, 0);
+                stopped += 1;
+                records += 1;
+            }
+            n += 1;
+        }
+        let now = worker_requests(&a);
+        if (0..2).all(|i| now[i] - before[i] >= 20.0) {
+            break;
+        }
+        assert!(
+            n < 1000,
+            "one worker served (nearly) everything: {before:?} -> {now:?}"
+        );
+    }
+    let want_b = (i64::from(n - stopped), 0, 1);
+    let want_c = (i64::from(completed), i64::from(completed), 0);
+    assert_eq!((a.scrape(&h_b), a.scrape(&h_c)), (want_b, want_c));
+    assert!(
+        eventually(SYNC_SECS, || (b.scrape(&h_b), b.scrape(&h_c))
+            == (want_b, want_c)),
+        "B: {:?} {:?}, want {want_b:?} {want_c:?}",
+        b.scrape(&h_b),
+        b.scrape(&h_c)
+    );
+    // Every record sent once (summed over A's workers), none dropped, all applied by B.
+    let sent = "opentracker_livesync_records_total{direction=\"sent\"}";
+    let received = "opentracker_livesync_records_total{direction=\"received\"}";
+    assert!(
+        eventually(SYNC_SECS, || a.metric(sent) == f64::from(records)),
+        "A sent {} of {records}",
+        a.metric(sent)
+    );
+    assert_eq!(a.metric("opentracker_livesync_queue_dropped_total"), 0.0);
+    assert_eq!(b.metric(received), f64::from(records));
+    // A received B's one record: /metrics shows the sums whichever worker answers.
+    for _ in 0..8 {
+        assert_eq!(a.metric(received), 1.0);
+    }
+    assert!(!a.log_text().contains("live sync runs with one worker"));
+}
+
+/// Records that wait for `max_delay` when A stops are sent at exit, those of worker 1
+/// included: the workers move their last records to the queue before worker 0 sends it.
+#[test]
+fn records_waiting_at_exit_are_sent_whichever_worker_served_them() {
+    use common::udp::Client;
+    use opentracker_rs::types::Event;
+    let (a, b, a_udp) = two_worker_pair("workers2-exit", 60);
+    let h = hash(33);
+    // The first record after a quiet spell goes at once; the next ones wait 60 s.
+    let first = Client::new(a_udp);
+    let id = first.connect();
+    first.announce(id, &h, 21_000, 100, Event::Started, 0);
+    assert!(eventually(SYNC_SECS, || b.scrape(&h) == (0, 0, 1)));
+    let before = worker_requests(&a);
+    // Fewer than a packet's 52 records, so none fills one and goes early.
+    let clients = 40u16;
+    for i in 1..=clients {
+        let c = Client::new(a_udp);
+        let id = c.connect();
+        c.announce(id, &h, 21_000 + i, 100, Event::Started, 0);
+    }
+    let now = worker_requests(&a);
+    assert!(
+        (0..2).all(|i| now[i] > before[i]),
+        "one worker served all {clients} clients: {before:?} -> {now:?}"
+    );
+    let all = (0, 0, 1 + i64::from(clients));
+    assert_eq!(a.scrape(&h), all);
+    assert_eq!(b.scrape(&h), (0, 0, 1), "the records went before the stop");
+    drop(a);
+    assert!(
+        eventually(SYNC_SECS, || b.scrape(&h) == all),
+        "B after A's exit: {:?}",
+        b.scrape(&h)
+    );
+}

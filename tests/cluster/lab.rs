@@ -196,11 +196,13 @@ pub struct Node {
 
 impl Node {
     /// Starts the tracker with `config` inside namespace `ns` (or here), reached from `via`;
-    /// waits until it logged its HTTP listener and its live sync tracker_id.
+    /// waits until it logged its HTTP listener and its live sync tracker_id. With
+    /// `OTRS_TEST_WORKERS`, `tracker.workers N` is added unless `config` sets it
+    /// ([`common::with_workers`]).
     pub fn start(name: &str, ns: Option<&str>, via: Option<&str>, config: &str) -> Node {
         let dir = common::temp_dir(name);
         let conf = dir.join("opentracker.conf");
-        std::fs::write(&conf, config).unwrap();
+        std::fs::write(&conf, common::with_workers(config)).unwrap();
         let mut cmd = match ns {
             Some(ns) => {
                 let mut c = Command::new("ip");
