@@ -628,6 +628,22 @@ mod tests {
     }
 
     #[test]
+    fn shared_configs_show_a_reload_once_per_generation() {
+        let (a, _) = pair();
+        let (b, _) = pair();
+        let shared = SharedConfigs::new(&[Arc::clone(&a), Arc::clone(&a)]);
+        let (seen, configs) = shared.current();
+        assert_eq!((seen, configs.len()), (0, 2));
+        assert!(shared.changed_since(seen).is_none());
+        shared.set(1, Arc::clone(&b));
+        shared.set(7, Arc::clone(&b)); // unknown pair: ignored, no new generation
+        let (seen, configs) = shared.changed_since(seen).expect("a reload");
+        assert_eq!(seen, 1);
+        assert!(Arc::ptr_eq(&configs[0], &a) && Arc::ptr_eq(&configs[1], &b));
+        assert!(shared.changed_since(seen).is_none());
+    }
+
+    #[test]
     fn load_refuses_expired_mismatched_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, text: &str| {
