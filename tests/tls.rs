@@ -383,3 +383,88 @@ fn the_connection_cap_counts_https_connections() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The per-worker count of completed TLS handshakes (`tracker.workers` above 1), from one
+/// `/metrics` read.
+fn worker_handshakes(t: &Tracker) -> [u64; 2] {
+    [0, 1].map(|w| {
+        metric(
+            t,
+            &format!("opentracker_worker_tls_handshakes_total{{worker=\"{w}\"}}"),
+        )
+    })
+}
+
+/// Opens new HTTPS connections (each from a new source port, which the kernel's
+/// `SO_REUSEPORT` hash sends to either worker), checks each presents `leaf` and answers an
+/// announce, until every worker's handshake count is above `above` (bounded). Returns how
+/// many connections it made.
+fn connect_until_every_worker_served(
+    t: &Tracker,
+    pki: &TestPki,
+    addr: SocketAddr,
+    leaf: &[u8],
+    above: [u64; 2],
+) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut made = 0;
+    loop {
+        for _ in 0..8 {
+            let mut s = pki.connect(addr);
+            assert_eq!(
+                peer_leaf(&s),
+                leaf,
+                "connection {made} got another certificate"
+            );
+            let port = 8000 + (made % 1000) as u16;
+            assert_eq!(
+                get_keep_alive(&mut s, &announce(&hash(1), port, 0, "")).0,
+                200
+            );
+            made += 1;
+        }
+        let per = worker_handshakes(t);
+        if per[0] > above[0] && per[1] > above[1] {
+            return made;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {made} connections one worker served no TLS: {per:?} (before: {above:?})"
+        );
+    }
+}
+
+/// With 2 workers every worker serves its own copy of each `listen.tls` listener (the
+/// handshakes spread over both), the TLS counters are summed, and a certificate reloaded on
+/// SIGHUP reaches every worker: all new connections, on either worker, present it.
+#[test]
+fn two_workers_both_serve_https_and_both_take_a_reloaded_certificate() {
+    let dir = temp_dir("tls-workers");
+    let pki = TestPki::new(&dir);
+    let t = tls_tracker("tls-workers", &pki, "tracker.workers 2\n");
+    let addr = https(&t, false);
+    let first = pem_leaf(&pki.cert);
+    let made = connect_until_every_worker_served(&t, &pki, addr, &first, [0, 0]);
+    let before = worker_handshakes(&t);
+    assert_eq!(before[0] + before[1], made, "{before:?}");
+    wait_metric(&t, "opentracker_tls_handshakes_total{result=\"ok\"}", made);
+
+    // A new certificate (same key): after the reload every connection, on either worker,
+    // presents it.
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    std::fs::write(&pki.cert, pki.server_cert_pem(now - day, now + 90 * day)).unwrap();
+    t.signal(libc::SIGHUP);
+    wait_log(&t, "reloaded (key", 1);
+    let second = pem_leaf(&pki.cert);
+    assert_ne!(first, second);
+    let again = connect_until_every_worker_served(&t, &pki, addr, &second, before);
+    wait_metric(
+        &t,
+        "opentracker_tls_handshakes_total{result=\"ok\"}",
+        made + again,
+    );
+    // The API's HTTPS listener (worker 0) shares the pair: reloaded too.
+    assert_eq!(peer_leaf(&pki.connect(t.api_https[0])), second);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -210,27 +210,31 @@ impl Background {
         }
     }
 
-    /// The waker fired: takes a finished certificate reload. Returns the pairs to install, by
-    /// index ([`super::tls::Identities`]); logs each refused pair (and counts it in
-    /// `tracker.stats.tls.reload_failed`), which keeps the previous one.
-    pub fn take_tls(&mut self, tracker: &mut Tracker) -> Vec<(usize, Arc<rustls::ServerConfig>)> {
+    /// The waker fired: takes a finished certificate reload. Hands each good pair to `install`
+    /// with its index ([`super::tls::Identities`]) before logging it as reloaded (so a reader
+    /// of the log line finds it installed on every worker); logs each refused pair (and counts
+    /// it in `tracker.stats.tls.reload_failed`), which keeps the previous one.
+    pub fn take_tls(
+        &mut self,
+        tracker: &mut Tracker,
+        mut install: impl FnMut(usize, Arc<rustls::ServerConfig>),
+    ) {
         let Some((reloader, files)) = &self.tls else {
-            return Vec::new();
+            return;
         };
         let Some(results) = reloader.try_take() else {
-            return Vec::new();
+            return;
         };
-        let mut good = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
             let (cert, key) = &files[i];
             match result {
                 Ok(config) => {
+                    install(i, config);
                     log::info!(
                         "TLS certificate {} reloaded (key {}); new connections use it",
                         cert.display(),
                         key.display()
                     );
-                    good.push((i, config));
                 }
                 Err(e) => {
                     tracker.stats.tls.reload_failed += 1;
@@ -238,7 +242,6 @@ impl Background {
                 }
             }
         }
-        good
     }
 
     /// True while a purge or a snapshot is running: the loop should poll without sleeping.

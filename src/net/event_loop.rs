@@ -11,14 +11,15 @@
 //!
 //! Workers (`tracker.workers N`): [`run`] is worker 0, which serves everything as above; it
 //! starts N - 1 more threads ([`run_worker`]), each a loop of the same kind over its own copies
-//! of the tracker's TCP and UDP listeners ([`super::Listeners::workers`], `SO_REUSEPORT`) and
-//! the shared store, serving announces, scrapes, full scrapes and `/stats` only. Side work
-//! stays on worker 0: signals, access-list and TLS reloads, the state file, the database, live
-//! sync's sockets (each worker moves its turn's sync records to a queue worker 0 sends from),
-//! the REST API and HTTPS listeners, the cleaning sweep and the key expiry. The others
-//! take a new access list within one turn ([`Tracker::refresh`]); the keys and API whitelist
-//! are shared. On SIGTERM worker 0 stops the others (a flag and their wakers), waits for them,
-//! then sends the last sync records and writes the state once.
+//! of the tracker's TCP, UDP and HTTPS listeners ([`super::Listeners::workers`], `SO_REUSEPORT`)
+//! and the shared store, serving announces, scrapes, full scrapes and `/stats` only. Side work
+//! stays on worker 0: signals, access-list and certificate reloads, the state file, the
+//! database, live sync's sockets (each worker moves its turn's sync records to a queue worker
+//! 0 sends from), the REST API (its HTTPS listeners too), the cleaning sweep and the key
+//! expiry. The others take a new access list within one turn ([`Tracker::refresh`]) and a
+//! reloaded certificate at the start of their next turn ([`SharedConfigs`]); the keys and API
+//! whitelist are shared. On SIGTERM worker 0 stops the others (a flag and their wakers), waits
+//! for them, then sends the last sync records and writes the state once.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use super::background::{Background, BackgroundConfig};
 use super::http_server::{ApiFront, HttpLimits, HttpServer};
 use super::livesync::{Livesync, LivesyncConfig};
 use super::persist::Persist;
+use super::tls::SharedConfigs;
 use super::udp_server::UdpServer;
 use crate::config::TrackerMode;
 use crate::db::{Db, Loaded};
@@ -158,10 +160,15 @@ struct WorkerConfig {
     stop: Arc<std::sync::atomic::AtomicBool>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     cpu: Option<usize>,
+    /// The certificates of the HTTPS listeners, as worker 0 last loaded them (`None` without
+    /// `listen.tls`).
+    tls: Option<Arc<SharedConfigs>>,
 }
 
 /// Starts workers 1..N over `sockets`, each with a tracker over `tracker`'s shared state
-/// ([`Tracker::worker`]) and a UDP handler with `udp`'s connection_id key.
+/// ([`Tracker::worker`]) and a UDP handler with `udp`'s connection_id key; `tls`: the
+/// certificates of their HTTPS listeners (`None` without `listen.tls`).
+#[allow(clippy::too_many_arguments)] // each is one thing worker 0 hands over; no natural group
 fn start_workers(
     sockets: Vec<super::WorkerListeners>,
     tracker: &Tracker,
@@ -170,6 +177,7 @@ fn start_workers(
     start: Instant,
     open: &Arc<std::sync::atomic::AtomicUsize>,
     cpus: &[usize],
+    tls: Option<&Arc<SharedConfigs>>,
 ) -> io::Result<Workers> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -185,6 +193,7 @@ fn start_workers(
             stop: Arc::clone(&stop),
             open: Arc::clone(open),
             cpu: (cfg.cpu_affinity && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+            tls: tls.cloned(),
         };
         let worker_tracker = tracker.worker(index);
         let wake = Arc::clone(&waker);
@@ -214,6 +223,13 @@ fn run_worker(
     }
     let mut events = Events::with_capacity(1024);
     let mut http = HttpServer::new(sockets.tcp, wc.http, CONN_BASE)?;
+    // The certificates as loaded at start (generation 0); a reload shows in a new generation.
+    let mut tls_seen = 0;
+    if let Some(shared) = &wc.tls {
+        let (generation, configs) = shared.current();
+        tls_seen = generation;
+        http.add_tls_listeners(sockets.tls, &configs);
+    }
     http.share_open_count(Arc::clone(&wc.open));
     http.register(poll.registry(), 0)?;
     let mut udp: Vec<UdpServer> = sockets.udp.into_iter().map(UdpServer::new).collect();
@@ -240,6 +256,14 @@ fn run_worker(
         let now = t0.duration_since(wc.start).as_secs() as u32;
         tracker.private.unix_at_start = unix_seconds().saturating_sub(u64::from(now));
         tracker.refresh();
+        // A certificate reload on worker 0: new connections from this turn on use it.
+        if let Some((generation, configs)) = wc.tls.as_ref().and_then(|t| t.changed_since(tls_seen))
+        {
+            tls_seen = generation;
+            for (i, config) in configs.into_iter().enumerate() {
+                http.set_tls_config(i, config);
+            }
+        }
         for event in events.iter() {
             let token = event.token().0;
             if token < http.listener_count() {
@@ -386,12 +410,18 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         cfg.http,
         API_CONN_BASE,
     )?;
+    // With several workers, each serves its own copies of the `listen.tls` listeners with the
+    // certificates worker 0 loads (and reloads).
+    let mut shared_tls = None;
     if let Some(ids) = &listeners.identities {
         let tls = |list: Vec<(std::net::TcpListener, _, usize)>| {
             list.into_iter().map(|(l, _, i)| (l, i)).collect()
         };
         http.add_tls_listeners(tls(listeners.tls), &ids.configs);
         api.add_tls_listeners(tls(listeners.api_tls), &ids.configs);
+        if worker_count > 1 {
+            shared_tls = Some(Arc::new(SharedConfigs::new(&ids.configs)));
+        }
     }
     http.register(poll.registry(), 0)?;
     http.publish_limits(&mut tracker.stats);
@@ -427,6 +457,7 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         start,
         &open_everywhere,
         &cpus,
+        shared_tls.as_ref(),
     )?;
     if worker_count > 1 {
         let wake = Arc::clone(&waker);
@@ -518,10 +549,13 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                 }
             } else if token == WAKER {
                 background.on_wake(&mut tracker, now);
-                for (i, config) in background.take_tls(&mut tracker) {
+                background.take_tls(&mut tracker, |i, config| {
+                    if let Some(shared) = &shared_tls {
+                        shared.set(i, Arc::clone(&config));
+                    }
                     http.set_tls_config(i, Arc::clone(&config));
                     api.set_tls_config(i, config);
-                }
+                });
                 if let Some(p) = persist.as_mut() {
                     for (waiter, reply) in p.on_wake(&mut tracker) {
                         api.deliver(waiter, &reply, poll.registry(), &mut tracker, now);

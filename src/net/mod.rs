@@ -37,19 +37,22 @@ pub struct Listeners {
     /// The certificate/key pairs of `tls` and `api_tls`, loaded; `None` when there are none.
     pub identities: Option<tls::Identities>,
     /// With `tracker.workers N` above 1: the sockets of workers 1..N, each a copy of every
-    /// `tcp` and `udp` listener on the same (bound) address, all bound with `SO_REUSEPORT`
-    /// ([`bind_for_workers`]). Empty with one worker.
+    /// `tcp`, `udp` and `tls` listener on the same (bound) address, all bound with
+    /// `SO_REUSEPORT` ([`bind_for_workers`], [`bind_tls`]). Empty with one worker.
     pub workers: Vec<WorkerListeners>,
 }
 
-/// One extra worker's copies of the tracker's plain listeners, in the order of
-/// [`Listeners::tcp`] and [`Listeners::udp`].
+/// One extra worker's copies of the tracker's listeners, in the order of [`Listeners::tcp`],
+/// [`Listeners::udp`] and [`Listeners::tls`].
 #[derive(Debug)]
 pub struct WorkerListeners {
     /// HTTP listeners.
     pub tcp: Vec<std::net::TcpListener>,
     /// UDP sockets.
     pub udp: Vec<std::net::UdpSocket>,
+    /// HTTPS tracker listeners (`listen.tls`), each with the index of its certificate/key pair
+    /// in [`Listeners::identities`]; bound by [`bind_tls`].
+    pub tls: Vec<(std::net::TcpListener, usize)>,
 }
 
 /// Socket options for UDP listeners, in bytes (`udp.recv_buffer`, `udp.send_buffer`).
@@ -77,7 +80,8 @@ pub fn bind(
 /// bound to its address (the real port when 0 was asked), so the kernel spreads connections
 /// and datagrams over the workers ([`Listeners::workers`]). With one worker nothing is bound
 /// with `SO_REUSEPORT`, so a second process on the same port still fails with "address in
-/// use". The API listeners are bound once (worker 0 serves them).
+/// use". The API listeners are bound once (worker 0 serves them). The HTTPS tracker listeners
+/// get their copies in [`bind_tls`].
 ///
 /// Errors: as [`bind`]; the text names the address.
 pub fn bind_for_workers(
@@ -117,6 +121,7 @@ pub fn bind_for_workers(
         let mut w = WorkerListeners {
             tcp: Vec::new(),
             udp: Vec::new(),
+            tls: Vec::new(),
         };
         for (_, addr) in &out.tcp {
             w.tcp
@@ -134,6 +139,9 @@ pub fn bind_for_workers(
 /// Loads the certificate/key pairs of the HTTPS listeners (`listen.tls` for the tracker,
 /// `api.listen_tls` for the API) and binds them, as [`bind`] binds the plain ones. Call it
 /// before the chroot and the privilege drop: the files are read with the starting user's rights.
+/// Call it after [`bind_for_workers`]: with several workers ([`Listeners::workers`] not empty)
+/// every `listen.tls` listener is bound with `SO_REUSEPORT` and each worker gets its own copy
+/// ([`WorkerListeners::tls`]); the API's are bound once (worker 0 serves them).
 ///
 /// Errors: a pair that cannot be loaded ([`tls::load_identity`]), an address that cannot be bound;
 /// the text names the listener.
@@ -148,14 +156,20 @@ pub fn bind_tls(
     let (identities, index) = tls::Identities::load(tracker.iter().chain(api))?;
     for (i, l) in tracker.iter().chain(api).enumerate() {
         let kind = if i < tracker.len() { "tls" } else { "api tls" };
-        let socket = bind_tcp(l.addr, false).map_err(|e| annotate(e, kind, &l.addr).to_string())?;
+        let reuse = i < tracker.len() && !out.workers.is_empty();
+        let socket = bind_tcp(l.addr, reuse).map_err(|e| annotate(e, kind, &l.addr).to_string())?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
-        let list = if i < tracker.len() {
-            &mut out.tls
+        if i < tracker.len() {
+            // The workers' copies on the bound address (the real port when 0 was asked).
+            for w in &mut out.workers {
+                let copy =
+                    bind_tcp(local, true).map_err(|e| annotate(e, kind, &local).to_string())?;
+                w.tls.push((copy, index[i]));
+            }
+            out.tls.push((socket, local, index[i]));
         } else {
-            &mut out.api_tls
-        };
-        list.push((socket, local, index[i]));
+            out.api_tls.push((socket, local, index[i]));
+        }
     }
     out.identities = Some(identities);
     Ok(())

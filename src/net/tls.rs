@@ -137,6 +137,65 @@ impl Identities {
     }
 }
 
+/// The certificate configurations (one per pair, as [`Identities::configs`]) shared by the
+/// workers (`tracker.workers` above 1): worker 0 replaces a pair on a reload
+/// ([`SharedConfigs::set`]); every other worker reads the generation number once per loop turn
+/// (one atomic load) and copies the configurations only when it changed
+/// ([`SharedConfigs::changed_since`]). Connections never touch the lock: each worker's HTTP
+/// server keeps its own `Arc`s and a new connection clones one.
+#[derive(Debug)]
+pub struct SharedConfigs {
+    /// Bumped (under the write lock) by every [`SharedConfigs::set`].
+    generation: std::sync::atomic::AtomicU64,
+    configs: std::sync::RwLock<Vec<Arc<ServerConfig>>>,
+}
+
+impl SharedConfigs {
+    /// The configurations loaded at start, generation 0.
+    pub fn new(configs: &[Arc<ServerConfig>]) -> Self {
+        SharedConfigs {
+            generation: std::sync::atomic::AtomicU64::new(0),
+            configs: std::sync::RwLock::new(configs.to_vec()),
+        }
+    }
+
+    /// Replaces pair `index` (a reload) and bumps the generation. An unknown index is ignored.
+    pub fn set(&self, index: usize, config: Arc<ServerConfig>) {
+        let mut configs = self
+            .configs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = configs.get_mut(index) {
+            *c = config;
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The generation number now (0 until the first [`SharedConfigs::set`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// When the generation is no longer `seen`: the new generation and every configuration
+    /// (by pair index), read together; `None` (one atomic load, no lock) when it is.
+    pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<Arc<ServerConfig>>)> {
+        if self.generation() == seen {
+            return None;
+        }
+        Some(self.current())
+    }
+
+    /// The generation number and every configuration (by pair index), read together.
+    pub fn current(&self) -> (u64, Vec<Arc<ServerConfig>>) {
+        let configs = self
+            .configs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (self.generation(), configs.clone())
+    }
+}
+
 /// The TLS side of one HTTPS connection; see the module doc.
 pub struct TlsConn {
     conn: ServerConnection,
@@ -566,6 +625,22 @@ mod tests {
         let _ = client.reader().read_to_end(&mut received);
         assert_eq!(received.len(), data.len());
         assert!(received == data);
+    }
+
+    #[test]
+    fn shared_configs_show_a_reload_once_per_generation() {
+        let (a, _) = pair();
+        let (b, _) = pair();
+        let shared = SharedConfigs::new(&[Arc::clone(&a), Arc::clone(&a)]);
+        let (seen, configs) = shared.current();
+        assert_eq!((seen, configs.len()), (0, 2));
+        assert!(shared.changed_since(seen).is_none());
+        shared.set(1, Arc::clone(&b));
+        shared.set(7, Arc::clone(&b)); // unknown pair: ignored, no new generation
+        let (seen, configs) = shared.changed_since(seen).expect("a reload");
+        assert_eq!(seen, 1);
+        assert!(Arc::ptr_eq(&configs[0], &a) && Arc::ptr_eq(&configs[1], &b));
+        assert!(shared.changed_since(seen).is_none());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct WorkerCounts {
     pub loop_iterations: u64,
     /// Longest busy stretch of one iteration, microseconds.
     pub longest_stall_us: u64,
+    /// TLS handshakes completed on this worker's HTTPS listeners (`listen.tls`; worker 0's
+    /// count includes the API's, `api.listen_tls`).
+    pub tls_handshakes: u64,
 }
 
 impl WorkerCounts {
@@ -26,6 +29,7 @@ impl WorkerCounts {
             requests: s.request_totals().iter().sum(),
             loop_iterations: s.loop_iterations,
             longest_stall_us: s.longest_stall_us,
+            tls_handshakes: s.tls.completed,
         }
     }
 }
@@ -224,9 +228,10 @@ impl Stats {
     /// Adds another worker's counters to these: counters and gauges are summed, the longest
     /// stall is the larger one, the request history is summed sample by sample (newest with
     /// newest). Live sync counters are summed too (every worker queues sync records; worker 0
-    /// sends and receives), their lag gauges are the larger one. TLS counters are worker 0's
-    /// alone (the other workers run none) and are left as they are. Every field is named here,
-    /// so a new counter cannot be forgotten: the destructuring stops the build.
+    /// sends and receives), their lag gauges are the larger one. TLS handshakes are summed
+    /// (every worker serves `listen.tls`; certificate reloads, `tls.reload_failed`, happen on
+    /// worker 0 only, so they sum to its count). Every field is named here, so a new counter
+    /// cannot be forgotten: the destructuring stops the build.
     pub fn add(&mut self, other: &Stats) {
         let Stats {
             http,
@@ -258,7 +263,7 @@ impl Stats {
             tcp_closed,
             auth_refused,
             livesync,
-            tls: _,
+            tls,
             history,
             workers: _,
         } = other;
@@ -319,6 +324,12 @@ impl Stats {
         a.expired_key += auth_refused.expired_key;
         a.not_authorized += auth_refused.not_authorized;
         self.livesync.add(livesync);
+        let t = &mut self.tls;
+        t.completed += tls.completed;
+        t.failed += tls.failed;
+        t.timed_out += tls.timed_out;
+        t.micros += tls.micros;
+        t.reload_failed += tls.reload_failed;
         self.history.add(history);
     }
 }
@@ -336,6 +347,8 @@ mod tests {
         w1.http_status(404);
         w1.longest_stall_us = 70;
         w1.loop_iterations = 9;
+        w1.tls.completed = 3;
+        w1.tls.micros = 300;
         board.publish(1, &w1);
         let mut w2 = Stats::default();
         w2.udp[Family::V4 as usize].announce = 2;
@@ -348,6 +361,8 @@ mod tests {
         let mut own = Stats::default();
         own.http[Family::V6 as usize].scrape = 4;
         own.longest_stall_us = 30;
+        own.tls.completed = 1;
+        own.tls.reload_failed = 1;
         let t = board.sum(0, &own);
         assert_eq!(t.udp[Family::V4 as usize].announce, 7);
         assert_eq!(t.http[Family::V6 as usize].scrape, 4);
@@ -358,6 +373,12 @@ mod tests {
         assert_eq!(t.loop_iterations, 9);
         let requests: Vec<u64> = t.workers.iter().map(|w| w.requests).collect();
         assert_eq!(requests, [4, 5, 2]);
+        assert_eq!(
+            (t.tls.completed, t.tls.micros, t.tls.reload_failed),
+            (4, 300, 1)
+        );
+        let tls: Vec<u64> = t.workers.iter().map(|w| w.tls_handshakes).collect();
+        assert_eq!(tls, [1, 3, 0]);
     }
 
     /// Live sync with several workers: worker 0 sends and receives, every worker may drop

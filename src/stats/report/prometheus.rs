@@ -38,7 +38,7 @@ fn family(s: &mut String, name: &str, kind: &str, help: &str) {
 /// | `opentracker_completed_total` | | downloads counted (`completed`, or a stored leecher's first `left=0`) |
 /// | `opentracker_bytes_total` | `direction` (in, out) | bytes read and written, HTTP and UDP |
 /// | `opentracker_loop_iterations_total` | | event loop iterations |
-/// | `opentracker_worker_requests_total`, `opentracker_worker_loop_iterations_total` | `worker` (0, 1, ...) | with `tracker.workers` above 1 only: requests and loop iterations per worker (the other families are sums over the workers) |
+/// | `opentracker_worker_requests_total`, `opentracker_worker_loop_iterations_total`, `opentracker_worker_tls_handshakes_total` | `worker` (0, 1, ...) | with `tracker.workers` above 1 only: requests, loop iterations and completed TLS handshakes per worker (the other families are sums over the workers) |
 /// | `opentracker_loop_longest_stall_seconds` | | longest busy stretch of one loop iteration |
 /// | `opentracker_livesync_packets_total`, `opentracker_livesync_records_total` | `direction` (sent, received) | live sync datagrams sent (per destination) and accepted; records sent and applied |
 /// | `opentracker_livesync_packets_refused_total` | `reason` (not_node, own_id, too_short, no_records, unknown_type, unauthenticated, no_secret, bad_mac, partial_record) | live sync datagrams refused |
@@ -266,6 +266,19 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
                 s,
                 "opentracker_worker_loop_iterations_total{{worker=\"{i}\"}} {}",
                 w.loop_iterations
+            );
+        }
+        family(
+            s,
+            "opentracker_worker_tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed on each worker's HTTPS listeners.",
+        );
+        for (i, w) in st.workers.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "opentracker_worker_tls_handshakes_total{{worker=\"{i}\"}} {}",
+                w.tls_handshakes
             );
         }
     }
