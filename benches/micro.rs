@@ -4,6 +4,9 @@
 //!   response build (head and bencoded body), as one connection's read handler does it.
 //! - `udp/announce`, `udp/scrape`: one BEP 15 datagram through the server's handler
 //!   (connection_id check, parse, store, reply bytes).
+//! - `quota/udp_admit_*`: the UDP rate limit's per-datagram check (`udp.rate_limit`), over
+//!   65,536 sources each well within its rate (every datagram admitted), and one source far
+//!   over it (every datagram refused).
 //! - `store/*` at 1,000,000 torrents: refresh of a known peer (lookup + update), scrape
 //!   lookup, and insert + remove of a new torrent (the bucket vector's memmove).
 //! - `full_scrape/*` of 1,000,000 torrents: the whole body (plain and gzip), and one slice of
@@ -274,6 +277,32 @@ fn bench_udp(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_quota(c: &mut Criterion) {
+    let mut tracker = Tracker::new(Policy {
+        udp_rate_limit: 500,
+        udp_rate_burst: 10_000,
+        ..Policy::default()
+    });
+    let mut g = c.benchmark_group("quota");
+    g.throughput(Throughput::Elements(1));
+    // 65,536 sources in turn, the clock one second further each round: one datagram per
+    // source per second, far within the rate, so every one is admitted (the spending path).
+    let mut i = 0u32;
+    g.bench_function("udp_admit_64k_sources", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i & 0xffff)));
+            black_box(tracker.udp_admit(ip, NOW + (i >> 16)))
+        })
+    });
+    // One source at a standstill clock: past its burst, every datagram is refused.
+    let one = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    g.bench_function("udp_admit_one_source_over_rate", |b| {
+        b.iter(|| black_box(tracker.udp_admit(black_box(one), 1)))
+    });
+    g.finish();
+}
+
 fn bench_store(c: &mut Criterion) {
     let mut store = filled_store(BIG);
     let mut rng = fastrand::Rng::with_seed(3);
@@ -442,6 +471,7 @@ criterion_group!(
     benches,
     bench_http,
     bench_udp,
+    bench_quota,
     bench_store,
     bench_full_scrape
 );

@@ -261,3 +261,55 @@ fn quota_counters_in_metrics_and_stats() {
     let c = stop_and_count(&mut t);
     assert_eq!(count(&c, "udp.rate_limited"), limited, "{c:?}");
 }
+
+/// One source sending from many ports: with `tracker.workers 2` the kernel spreads its
+/// datagrams over both workers (by address and port), and the workers share one rate table, so
+/// the source gets its one rate in total, not one per worker.
+#[test]
+fn udp_rate_limit_is_one_for_a_source_on_many_ports() {
+    const PORTS: usize = 16;
+    const EACH: usize = 10;
+    let mut t = Tracker::start(
+        "quota-udp-rate-ports",
+        "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\nudp.rate_limit 1\nudp.rate_burst 20\n",
+    );
+    let tracker = t.udp_addr(false);
+    let socks: Vec<UdpSocket> = (0..PORTS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.8:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .collect();
+    // 160 connects from 16 ports of 127.0.0.8, in turn: the burst (20) is answered, plus at
+    // most one a second the sending took.
+    let start = Instant::now();
+    for _ in 0..EACH {
+        for s in &socks {
+            s.send_to(&UdpClient::connect_bytes(1), tracker).unwrap();
+        }
+    }
+    let took = start.elapsed().as_secs() + 1;
+    let mut buf = [0u8; 64];
+    let mut answered = 0u64;
+    let mut ports_answered = 0;
+    for s in &socks {
+        let before = answered;
+        while let Ok((n, _)) = s.recv_from(&mut buf) {
+            assert_eq!(n, 16);
+            answered += 1;
+        }
+        ports_answered += usize::from(answered > before);
+    }
+    assert!(
+        (20..=20 + took).contains(&answered),
+        "{answered} answered in {took} s from {PORTS} ports (answers reached \
+         {ports_answered} ports), bound {}",
+        20 + took
+    );
+    let c = stop_and_count(&mut t);
+    let sent = (PORTS * EACH) as u64;
+    assert_eq!(count(&c, "udp.rate_limited"), sent - answered, "{c:?}");
+    assert_eq!(count(&c, "udp.ipv4.connect"), answered, "{c:?}");
+}

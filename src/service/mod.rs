@@ -217,7 +217,8 @@ pub struct Tracker {
     /// With several workers: this worker's number and the board where every worker publishes
     /// its counters, so `/stats` and `/metrics` read their sum ([`Tracker::stats_total`]).
     board: Option<(usize, Arc<crate::stats::workers::Board>)>,
-    /// The per-source rate tables ([`quota`]).
+    /// The per-source rate tables and the count of full scrapes being sent ([`quota`]), shared
+    /// by every worker.
     quotas: quota::Quotas,
 }
 
@@ -285,8 +286,8 @@ impl Tracker {
             purged_downloads: Default::default(),
             fakes: self.fakes.clone(),
             fullscrape_limiter: Arc::clone(&self.fullscrape_limiter),
-            // The new-torrents quota is shared; the UDP rate table is per worker.
-            quotas: self.quotas.for_worker(&self.policy),
+            // The rate tables and the full-scrape stream count are shared.
+            quotas: self.quotas.for_worker(),
             board: self
                 .board
                 .as_ref()

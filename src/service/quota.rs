@@ -29,6 +29,25 @@
 //! only make a quota stricter for the few sources involved, never looser. Time is the loop's
 //! `now` in whole seconds, so buckets refill once a second.
 //!
+//! # One table for every worker
+//!
+//! With `tracker.workers N` the kernel spreads a source's datagrams over the workers by address
+//! and port, so a per-worker table would give a source sending from several ports up to N
+//! times its rate. Both tables are shared by every worker ([`Quotas::for_worker`]), and a slot
+//! is an `AtomicU64` (the GCRA time is the whole state of a bucket: one word), so the
+//! per-datagram check takes no lock: [`RateTable::admit`] raises the source's slots by
+//! compare-and-swap and is exact when workers spend from one source at once (tested with
+//! threads). The new-torrents quota checks before the announce and commits after it succeeded
+//! ([`RateTable::check`], [`RateTable::commit`]); two workers creating torrents for one
+//! network in the same instant may both pass on the last unit of its budget.
+//!
+//! # Full scrapes being sent
+//!
+//! `http.fullscrape_max_streams` is a cap on the full scrapes every worker sends together: a
+//! [`StreamCount`] shared like the tables, taken before a full scrape starts and handed back by
+//! dropping its [`StreamPermit`], which the stream holds until it ends, by any path (body
+//! sent, client gone, timeout, server stopping).
+//!
 //! # Peers per source, by a range search
 //!
 //! A swarm's records are sorted by address then port, so the peers of one source are adjacent:
@@ -39,6 +58,8 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{Announce, AnnounceError, AnnounceReply, Policy, Proto, Tracker};
 use crate::swarm::peer::{peer_v4, peer_v6};
@@ -118,10 +139,12 @@ impl SourceKey {
 }
 
 /// A fixed table of token buckets (GCRA) in hashed slots: see the module docs. Time and costs
-/// are in the caller's units; `capacity` is the bucket size in the same units.
+/// are in the caller's units; `capacity` is the bucket size in the same units. Shared by
+/// reference between threads (`tracker.workers`): every slot is an atomic word, updated by
+/// compare-and-swap, never under a lock.
 pub struct RateTable {
     /// Theoretical arrival times; 0 = an empty slot (full bucket).
-    slots: Box<[u64]>,
+    slots: Box<[AtomicU64]>,
     hasher: RandomState,
 }
 
@@ -138,7 +161,7 @@ impl RateTable {
     pub fn new(slots: usize) -> Self {
         let n = slots.max(2).next_power_of_two();
         RateTable {
-            slots: vec![0u64; n].into_boxed_slice(),
+            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
             hasher: RandomState::new(),
         }
     }
@@ -159,25 +182,64 @@ impl RateTable {
         [h as usize & mask, (h >> 32) as usize & mask]
     }
 
+    /// Slot `i`'s theoretical arrival time (0 outside the table: never, `slots_of` masks).
+    fn load(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |s| s.load(Ordering::Acquire))
+    }
+
     /// Whether `key` may spend `cost` at time `now` with a bucket of `capacity` (all in the
     /// same units), without changing the table: `Some` grant to [`Self::commit`], or `None`.
     pub fn check(&self, key: SourceKey, now: u64, cost: u64, capacity: u64) -> Option<Grant> {
         let slots = self.slots_of(key);
-        let tat = slots
-            .iter()
-            .map(|&i| self.slots.get(i).copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0);
+        let tat = self.load(slots[0]).min(self.load(slots[1]));
         let next = tat.max(now).checked_add(cost)?;
         (next <= now.saturating_add(capacity)).then_some(Grant { slots, tat: next })
     }
 
     /// Spends what [`Self::check`] granted (conservative update: each slot rises to the
-    /// source's new time at most).
-    pub fn commit(&mut self, g: Grant) {
+    /// source's new time at most). Between a check and its commit another thread may spend
+    /// from the same slots: both are charged, but against the same starting point; use
+    /// [`Self::admit`] where that matters.
+    pub fn commit(&self, g: Grant) {
         for i in g.slots {
-            if let Some(s) = self.slots.get_mut(i) {
-                *s = (*s).max(g.tat);
+            if let Some(s) = self.slots.get(i) {
+                s.fetch_max(g.tat, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// [`Self::check`] and [`Self::commit`] as one step, exact when several threads spend from
+    /// the same slots at once: true when `key` spent `cost` at `now`.
+    ///
+    /// The source's lighter slot is raised by compare-and-swap from the very value the
+    /// decision read, after the other slot was raised to the new time: so when the swap
+    /// succeeds, the source's bucket (the least of its two slots) was exactly what the
+    /// decision saw, and another thread can decide again only once both slots show this
+    /// spending. A failed swap (another thread spent meanwhile) decides again from the new
+    /// values; the other slot's early raise can then only make the bucket stricter, never
+    /// looser, as a collision can.
+    pub fn admit(&self, key: SourceKey, now: u64, cost: u64, capacity: u64) -> bool {
+        let [i, j] = self.slots_of(key);
+        let (Some(a), Some(b)) = (self.slots.get(i), self.slots.get(j)) else {
+            return false;
+        };
+        loop {
+            let (va, vb) = (a.load(Ordering::Acquire), b.load(Ordering::Acquire));
+            let (lighter, other, tat) = if vb < va { (b, a, vb) } else { (a, b, va) };
+            let Some(next) = tat.max(now).checked_add(cost) else {
+                return false;
+            };
+            if next > now.saturating_add(capacity) {
+                return false;
+            }
+            if i != j {
+                other.fetch_max(next, Ordering::AcqRel);
+            }
+            if lighter
+                .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return true;
             }
         }
     }
@@ -185,6 +247,7 @@ impl RateTable {
 
 /// A rate of `rate` events per `period` seconds per source, with a bucket of `burst` events,
 /// over a [`RateTable`]. Units: one second is `rate` units, one event costs `period` units.
+/// Shared by reference between threads (every worker spends from the same table).
 pub struct Limiter {
     table: RateTable,
     rate: u64,
@@ -214,35 +277,31 @@ impl Limiter {
     }
 
     /// Spends a grant of [`Self::check`].
-    pub fn commit(&mut self, g: Grant) {
+    pub fn commit(&self, g: Grant) {
         self.table.commit(g);
     }
 
-    /// Checks and spends one event of `key` at `now`: false when over the rate.
-    pub fn admit(&mut self, key: SourceKey, now: u32) -> bool {
-        match self.check(key, now) {
-            Some(g) => {
-                self.commit(g);
-                true
-            }
-            None => false,
-        }
+    /// Checks and spends one event of `key` at `now` ([`RateTable::admit`]: exact across
+    /// threads): false when over the rate.
+    pub fn admit(&self, key: SourceKey, now: u32) -> bool {
+        self.table.admit(
+            key,
+            u64::from(now) * self.rate,
+            self.period,
+            self.burst * self.period,
+        )
     }
 }
 
-/// The rate tables of one tracker; `None` where the directive is 0 (no table allocated). The
-/// new-torrents table is shared by every worker (`tracker.workers`: a network's quota is one
-/// whatever worker its announces reach; it is read only when an announce would create a
-/// torrent, so its lock is off the common path); the UDP table is per worker (a source's
-/// datagrams reach the worker its address and port hash to).
+/// The rate tables of one tracker, and the count of full scrapes being sent; shared by every
+/// worker (`tracker.workers`: [`Quotas::for_worker`]), so a source's quota is one whatever
+/// worker its requests reach (a UDP source's datagrams reach the worker its address and port
+/// hash to). A table is `None` where its directive is 0 (no table allocated). The tables are
+/// atomic words ([`RateTable`]): no lock on the per-datagram path.
 pub struct Quotas {
-    new_torrents: Option<std::sync::Arc<std::sync::Mutex<Limiter>>>,
-    udp: Option<Limiter>,
-}
-
-/// The shared new-torrents table (a poisoned lock still holds valid counters: take them).
-fn lock(l: &std::sync::Mutex<Limiter>) -> std::sync::MutexGuard<'_, Limiter> {
-    l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    new_torrents: Option<Arc<Limiter>>,
+    udp: Option<Arc<Limiter>>,
+    fullscrape_streams: Arc<StreamCount>,
 }
 
 impl Quotas {
@@ -251,30 +310,68 @@ impl Quotas {
     pub fn new(policy: &Policy) -> Self {
         Quotas {
             new_torrents: (policy.max_new_torrents_per_net > 0).then(|| {
-                std::sync::Arc::new(std::sync::Mutex::new(Limiter::new(
+                Arc::new(Limiter::new(
                     NET_SLOTS,
                     policy.max_new_torrents_per_net,
                     60,
                     policy.max_new_torrents_per_net,
-                )))
+                ))
             }),
             udp: (policy.udp_rate_limit > 0).then(|| {
-                Limiter::new(
+                Arc::new(Limiter::new(
                     SOURCE_SLOTS,
                     policy.udp_rate_limit,
                     1,
                     policy.udp_rate_burst,
-                )
+                ))
             }),
+            fullscrape_streams: Arc::default(),
         }
     }
 
-    /// The tables of another worker: the same new-torrents table, a UDP table of its own.
-    pub fn for_worker(&self, policy: &Policy) -> Self {
+    /// The quotas of another worker: the same tables and stream count.
+    pub fn for_worker(&self) -> Self {
         Quotas {
             new_torrents: self.new_torrents.clone(),
-            udp: Quotas::new(policy).udp,
+            udp: self.udp.clone(),
+            fullscrape_streams: Arc::clone(&self.fullscrape_streams),
         }
+    }
+}
+
+/// Full scrapes being sent by every worker together, against `http.fullscrape_max_streams`
+/// (as opentracker's one process): [`StreamCount::open`] counts one in, the [`StreamPermit`] it
+/// returns counts it out when dropped, whatever path ends the stream.
+#[derive(Debug, Default)]
+pub struct StreamCount(AtomicUsize);
+
+impl StreamCount {
+    /// One more stream if fewer than `max` are open (0 = no cap): its permit, or `None` at
+    /// the cap. Never over the cap, also when workers ask at once.
+    pub fn open(self: &Arc<Self>, max: usize) -> Option<StreamPermit> {
+        let max = if max == 0 { usize::MAX } else { max };
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamPermit(Arc::clone(self)))
+    }
+
+    /// Streams open now, in every worker.
+    pub fn current(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// One open full-scrape stream of a [`StreamCount`]: dropping it (once, by construction)
+/// counts the stream out. Not `Clone`.
+#[derive(Debug)]
+pub struct StreamPermit(Arc<StreamCount>);
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -315,7 +412,7 @@ impl Tracker {
             return Err(AnnounceError::Quota(Refusal::PeersPerSource));
         }
         let grant = match (&self.quotas.new_torrents, src.torrent) {
-            (Some(l), false) => match lock(l).check(SourceKey::net(ip), now) {
+            (Some(l), false) => match l.check(SourceKey::net(ip), now) {
                 Some(g) => Some(g),
                 None => {
                     self.stats.quota.new_torrents_per_net += 1;
@@ -328,9 +425,21 @@ impl Tracker {
             .announce(a, ip, proto, now, peers)
             .map_err(AnnounceError::Capacity)?;
         if let (Some(g), Some(l)) = (grant, &self.quotas.new_torrents) {
-            lock(l).commit(g);
+            l.commit(g);
         }
         Ok(reply)
+    }
+
+    /// Counts one more full scrape being sent, by any worker, if fewer than `max` are
+    /// (`http.fullscrape_max_streams`, 0 = no cap): the permit to hold while the stream lasts
+    /// (dropping it counts the stream out), or `None` at the cap.
+    pub fn open_fullscrape_stream(&self, max: usize) -> Option<StreamPermit> {
+        self.quotas.fullscrape_streams.open(max)
+    }
+
+    /// Full scrapes being sent now by every worker together.
+    pub fn fullscrape_streams(&self) -> usize {
+        self.quotas.fullscrape_streams.current()
     }
 
     /// The UDP rate limit (`udp.rate_limit`): whether a datagram from `ip` at `now` (seconds)
@@ -338,7 +447,7 @@ impl Tracker {
     /// datagram over the rate is counted (`udp.rate_limited`) and must get no answer. Always
     /// true when the limit is off.
     pub fn udp_admit(&mut self, ip: IpAddr, now: u32) -> bool {
-        let Some(l) = &mut self.quotas.udp else {
+        let Some(l) = &self.quotas.udp else {
             return true;
         };
         if l.admit(SourceKey::host(ip), now) {
@@ -407,7 +516,7 @@ mod tests {
 
     #[test]
     fn table_is_a_token_bucket_per_key() {
-        let mut t = RateTable::new(1000);
+        let t = RateTable::new(1000);
         assert_eq!(t.len(), 1024);
         let a = SourceKey::host(v4(10, 0, 0, 1));
         let b = SourceKey::host(v4(10, 0, 0, 2));
@@ -448,13 +557,13 @@ mod tests {
     #[test]
     fn limiter_rates_per_second_and_per_minute() {
         // 3 a second, bucket of 6.
-        let mut l = Limiter::new(64, 3, 1, 6);
+        let l = Limiter::new(64, 3, 1, 6);
         let k = SourceKey::host(v4(10, 0, 0, 1));
         assert_eq!((0..10).filter(|_| l.admit(k, 5)).count(), 6);
         assert_eq!((0..10).filter(|_| l.admit(k, 6)).count(), 3);
         assert_eq!((0..10).filter(|_| l.admit(k, 8)).count(), 6);
         // 120 a minute, bucket of one minute: 120 at once, then 2 a second.
-        let mut l = Limiter::new(64, 120, 60, 120);
+        let l = Limiter::new(64, 120, 60, 120);
         assert_eq!((0..500).filter(|_| l.admit(k, 0)).count(), 120);
         assert_eq!((0..500).filter(|_| l.admit(k, 1)).count(), 2);
         assert_eq!((0..500).filter(|_| l.admit(k, 31)).count(), 60);
@@ -467,7 +576,7 @@ mod tests {
         // more than a real tracker sees in a minute), and one network at its limit: a quiet
         // network still gets nearly its 100 (measured: worst 90, mean 92), because it loses
         // budget only to the load of the less loaded of its two slots.
-        let mut l = Limiter::new(super::NET_SLOTS, 100, 60, 100);
+        let l = Limiter::new(super::NET_SLOTS, 100, 60, 100);
         let loud = SourceKey::net(v4(203, 0, 113, 1));
         assert_eq!((0..1000).filter(|_| l.admit(loud, 0)).count(), 100);
         for i in 0..100_000u32 {
@@ -484,6 +593,72 @@ mod tests {
         let mean = got.iter().sum::<usize>() / got.len();
         eprintln!("quiet networks: worst {worst}, mean {mean} of 100");
         assert!(worst >= 80 && mean >= 88, "worst {worst}, mean {mean}");
+    }
+
+    #[test]
+    fn admit_is_exact_across_threads() {
+        // 4 threads spend from one source at once (a source whose datagrams reach 4 workers):
+        // together they get the bucket and no more, the same as one thread.
+        let l = std::sync::Arc::new(Limiter::new(64, 1000, 1, 5000));
+        let k = SourceKey::host(v4(10, 0, 0, 1));
+        let got: usize = (0..4)
+            .map(|_| {
+                let l = std::sync::Arc::clone(&l);
+                std::thread::spawn(move || (0..20_000).filter(|_| l.admit(k, 7)).count())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(got, 5000);
+        // A second later, the rate's worth more, split between the threads.
+        let got: usize = (0..4)
+            .map(|_| {
+                let l = std::sync::Arc::clone(&l);
+                std::thread::spawn(move || (0..2000).filter(|_| l.admit(k, 8)).count())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(got, 1000);
+    }
+
+    #[test]
+    fn admit_with_both_halves_in_one_slot() {
+        // A table of 2 slots: some keys hash both halves to one slot; each still gets its
+        // bucket exactly (nothing else spends here).
+        for i in 0..32u8 {
+            let t = RateTable::new(2);
+            let k = SourceKey::host(v4(10, 0, 1, i));
+            assert_eq!((0..10).filter(|_| t.admit(k, 100, 1, 4)).count(), 4);
+            assert!(t.admit(k, 101, 1, 4));
+            assert!(!t.admit(k, 101, 1, 4));
+        }
+    }
+
+    #[test]
+    fn stream_count_caps_and_counts_out_once() {
+        let q = super::Quotas::new(&Policy::default());
+        let other = q.for_worker();
+        let a = q.fullscrape_streams.open(2).unwrap();
+        let b = other.fullscrape_streams.open(2).unwrap();
+        // Two open in all: a third is refused by either worker.
+        assert!(q.fullscrape_streams.open(2).is_none());
+        assert!(other.fullscrape_streams.open(2).is_none());
+        assert_eq!(q.fullscrape_streams.current(), 2);
+        drop(a);
+        assert_eq!(other.fullscrape_streams.current(), 1);
+        let c = other.fullscrape_streams.open(2).unwrap();
+        drop((b, c));
+        assert_eq!(q.fullscrape_streams.current(), 0);
+        // No cap: counted all the same.
+        let many: Vec<_> = (0..100)
+            .map(|_| q.fullscrape_streams.open(0).unwrap())
+            .collect();
+        assert_eq!(other.fullscrape_streams.current(), 100);
+        drop(many);
+        assert_eq!(q.fullscrape_streams.current(), 0);
     }
 
     fn tracker(new_per_net: u32, per_source: u32) -> Tracker {

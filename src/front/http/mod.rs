@@ -61,7 +61,8 @@ pub struct HttpSite {
     /// `http.fullscrape_max_age`: seconds a full-scrape snapshot is shared with later requests
     /// ([`snapshot`]); 0 = every full scrape builds its own.
     pub fullscrape_max_age: u32,
-    /// `http.fullscrape_max_streams`: full scrapes sent at once at most; one more gets 503 with
+    /// `http.fullscrape_max_streams`: full scrapes sent at once at most, by every worker
+    /// together ([`crate::service::quota::StreamCount`]); one more gets 503 with
     /// `Retry-After` ([`RETRY_AFTER_SECS`]). 0 = no cap.
     pub fullscrape_max_streams: usize,
 }
@@ -432,7 +433,7 @@ fn decode_peer(p: &[u8]) -> (IpAddr, u16) {
 /// summed over both families (the body is built in slices by [`Walk`], into a snapshot shared
 /// with the full scrapes of the next `http.fullscrape_max_age` seconds, see [`snapshot`]);
 /// gzip-compressed when `Accept-Encoding` allows it. Refused with 503 and `Retry-After` when
-/// `http.fullscrape_max_streams` full scrapes are being sent, and with 429 when the address had
+/// `http.fullscrape_max_streams` full scrapes are being sent (by every worker together), and with 429 when the address had
 /// one less than `tracker.fullscrape_interval` seconds ago. Logs `full scrape by IP` at info,
 /// as opentracker.
 #[allow(clippy::too_many_arguments)]
@@ -446,8 +447,8 @@ fn full_scrape(
     out: &mut Vec<u8>,
     keep_alive: bool,
 ) -> bool {
-    let streams = scratch.snapshots.readers();
-    if site.fullscrape_max_streams > 0 && streams >= site.fullscrape_max_streams {
+    // The cap counts the full scrapes of every worker; the permit leaves with the reader.
+    let Some(permit) = tracker.open_fullscrape_stream(site.fullscrape_max_streams) else {
         tracker.stats.http_status(503);
         tracker.stats.fullscrape_refused_busy += 1;
         let status = Status::ServiceUnavailable503;
@@ -463,7 +464,7 @@ fn full_scrape(
         );
         out.extend_from_slice(body.as_bytes());
         return keep_alive;
-    }
+    };
     if !tracker.allow_full_scrape(ip, now, site.fullscrape_interval) {
         tracker.stats.http_status(429);
         write_error(out, Status::TooManyRequests429, keep_alive);
@@ -475,7 +476,7 @@ fn full_scrape(
     tracker.stats.fullscrapes_gzip += u64::from(gzip);
     let framing = stats::framing_for(req.version);
     write_stream_head(out, "text/plain", framing, gzip);
-    let (reader, shared) =
+    let (mut reader, shared) =
         scratch
             .snapshots
             .join(gzip, framing, now, site.fullscrape_max_age, || {
@@ -486,6 +487,7 @@ fn full_scrape(
     } else {
         tracker.stats.fullscrape_snapshots += 1;
     }
+    reader.hold(permit);
     scratch.reader = Some(reader);
     false
 }

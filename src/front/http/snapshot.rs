@@ -28,6 +28,11 @@
 //!   at most [`MAX_GENERATIONS`] of one encoding live at once, so when slow readers hold an
 //!   older one and the newest aged out too, a new request reads the newest although it is older
 //!   than the max age (memory bound over freshness).
+//! - Snapshots are per HTTP server, so per worker (`tracker.workers N`): each event loop
+//!   builds its own, so a flood of full scrapes spread over the workers costs at most N builds
+//!   per encoding per max age. The cap on full scrapes being sent
+//!   (`http.fullscrape_max_streams`) is one for every worker together: each [`Reader`] holds a
+//!   permit of the count the workers share ([`crate::service::quota::StreamCount`]).
 //! - With a max age of 0 nothing is shared: every full scrape builds its own snapshot (as
 //!   much work as before, plus a copy of the body in memory).
 //!
@@ -41,6 +46,7 @@
 
 use crate::front::http::walk::{SLICE_TORRENTS, Walk, WalkFormat};
 use crate::service::deniability::FakePeers;
+use crate::service::quota::StreamPermit;
 use crate::swarm::shards::TorrentWalk;
 use crate::types::InfoHash;
 use crate::wire::stream::{Framing, write_body_end, write_body_piece};
@@ -95,9 +101,18 @@ pub struct Reader {
     framing: Framing,
     /// Bytes of the snapshot's body already given to this reader.
     pos: usize,
+    /// The stream's place under `http.fullscrape_max_streams`, counted by every worker
+    /// together: given back when the reader is dropped, by whatever path ends the stream.
+    permit: Option<StreamPermit>,
 }
 
 impl Reader {
+    /// Holds `permit` (one stream of [`crate::service::quota::StreamCount`]) until this reader
+    /// is dropped or handed back ([`Snapshots::leave`]).
+    pub fn hold(&mut self, permit: StreamPermit) {
+        self.permit = Some(permit);
+    }
+
     /// Bytes of the body given to this reader so far (unframed).
     pub fn position(&self) -> usize {
         self.pos
@@ -171,6 +186,7 @@ impl Snapshots {
                     id: s.id,
                     framing,
                     pos: 0,
+                    permit: None,
                 };
                 return (reader, true);
             }
@@ -194,6 +210,7 @@ impl Snapshots {
                 id,
                 framing,
                 pos: 0,
+                permit: None,
             },
             false,
         )
