@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Snapshot, http_codes};
+use crate::stats::workers::WorkerCounts;
 use crate::stats::{LIVESYNC_PACKET_REFUSALS, LIVESYNC_RECORD_REFUSALS};
 use crate::types::Family;
 
@@ -241,45 +242,29 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         family(s, name, "counter", help);
         let _ = writeln!(s, "{name} {n}");
     }
-    if !st.workers.is_empty() {
-        family(
-            s,
+    let per_worker: [(&str, &str, fn(&WorkerCounts) -> u64); 3] = [
+        (
             "opentracker_worker_requests_total",
-            "counter",
             "Requests (announce, scrape, connect, failed; HTTP and UDP) per worker.",
-        );
-        for (i, w) in st.workers.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "opentracker_worker_requests_total{{worker=\"{i}\"}} {}",
-                w.requests
-            );
-        }
-        family(
-            s,
+            |w| w.requests,
+        ),
+        (
             "opentracker_worker_loop_iterations_total",
-            "counter",
             "Iterations of each worker's event loop.",
-        );
-        for (i, w) in st.workers.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "opentracker_worker_loop_iterations_total{{worker=\"{i}\"}} {}",
-                w.loop_iterations
-            );
-        }
-        family(
-            s,
+            |w| w.loop_iterations,
+        ),
+        (
             "opentracker_worker_tls_handshakes_total",
-            "counter",
             "TLS handshakes completed on each worker's HTTPS listeners.",
-        );
-        for (i, w) in st.workers.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "opentracker_worker_tls_handshakes_total{{worker=\"{i}\"}} {}",
-                w.tls_handshakes
-            );
+            |w| w.tls_handshakes,
+        ),
+    ];
+    if !st.workers.is_empty() {
+        for (name, help, value) in per_worker {
+            family(s, name, "counter", help);
+            for (i, w) in st.workers.iter().enumerate() {
+                let _ = writeln!(s, "{name}{{worker=\"{i}\"}} {}", value(w));
+            }
         }
     }
     family(
