@@ -7,6 +7,9 @@ use crate::stats::workers::WorkerCounts;
 use crate::stats::{LIVESYNC_PACKET_REFUSALS, LIVESYNC_RECORD_REFUSALS};
 use crate::types::Family;
 
+/// A per-worker `/metrics` family: its name, its help text and the figure it shows.
+type PerWorker = (&'static str, &'static str, fn(&WorkerCounts) -> u64);
+
 /// One metric family: `# HELP` and `# TYPE` once, then its samples.
 fn family(s: &mut String, name: &str, kind: &str, help: &str) {
     let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -242,7 +245,7 @@ pub fn write_prometheus(s: &mut String, snap: &Snapshot<'_>) {
         family(s, name, "counter", help);
         let _ = writeln!(s, "{name} {n}");
     }
-    let per_worker: [(&str, &str, fn(&WorkerCounts) -> u64); 3] = [
+    let per_worker: [PerWorker; 3] = [
         (
             "opentracker_worker_requests_total",
             "Requests (announce, scrape, connect, failed; HTTP and UDP) per worker.",
