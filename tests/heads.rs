@@ -125,10 +125,12 @@ fn refused_in(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count in {line}"))
 }
 
+/// The log lines of newcomers refused for want of a descriptor (those left in the backlog for
+/// want of a spare are logged apart).
 fn no_fd_lines(t: &Tracker) -> Vec<String> {
     t.log_text()
         .lines()
-        .filter(|l| l.contains("out of file descriptors"))
+        .filter(|l| l.contains("out of file descriptors") && l.contains("refused since the last"))
         .map(str::to_owned)
         .collect()
 }

@@ -290,6 +290,7 @@ fn run_worker(
         }
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
+            http.retry_accepts(poll.registry(), &mut tracker, &mut &site, now);
             tracker.stats.sample(now);
             next_idle = t0 + Duration::from_secs(1);
         }
@@ -620,6 +621,12 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
         if t0 >= next_idle {
             http.sweep_idle(poll.registry(), &mut tracker, now);
             api.sweep_idle(poll.registry(), &mut tracker, now);
+            http.retry_accepts(poll.registry(), &mut tracker, &mut &cfg.site, now);
+            let mut front = ApiFront {
+                site: &cfg.api,
+                sink: sink(&mut persist, &mut ram),
+            };
+            api.retry_accepts(poll.registry(), &mut tracker, &mut front, now);
             tracker.purge_expired_keys(now, KEYS_PURGED_PER_SECOND);
             tracker.stats.sample(now);
             next_idle = t0 + Duration::from_secs(1);

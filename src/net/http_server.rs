@@ -16,7 +16,9 @@
 //!   purpose is closed, the newcomer accepted and closed at once (it sees a clean close instead
 //!   of waiting in the backlog until its own timeout), the spare reopened; counted as
 //!   `tcp_refused_no_fd`, logged at most once per [`fds::LOG_INTERVAL`] with the count since the
-//!   last line. At start, [`fds::fit_connections`] raises the soft open-files limit and lowers
+//!   last line. If the spare is gone too (with several workers, which share one descriptor
+//!   table, another may take the descriptor it freed), the newcomer waits in the backlog and is
+//!   accepted again at the next sweep (logged apart, not counted as refused). At start, [`fds::fit_connections`] raises the soft open-files limit and lowers
 //!   `http.max_connections` to what fits.
 //! - `http.idle_timeout`: a connection with no read or write progress for that many seconds is
 //!   closed (also a client that sends half a request and stops).
@@ -183,8 +185,15 @@ pub struct HttpServer {
     /// The descriptor given up to refuse a newcomer when the process has no other
     /// (see the module doc).
     spare: Spare,
-    /// Accepts that failed for want of a descriptor, logged at most once per interval.
+    /// Newcomers refused for want of a descriptor, logged at most once per interval.
     no_fd: Throttle,
+    /// Accepts that failed for want of a descriptor and could not refuse the newcomer either
+    /// (the spare was gone: with several workers another one may take the descriptor freed for
+    /// a moment), logged the same way; the newcomer waits in the backlog.
+    no_spare: Throttle,
+    /// Some newcomer was left in a backlog by such a failure: [`HttpServer::retry_accepts`]
+    /// accepts again (mio is edge-triggered, so no new event would come for it).
+    accept_retry: bool,
     /// Other accept failures, logged the same way.
     accept_errors: Throttle,
 }
@@ -215,6 +224,8 @@ impl HttpServer {
             next_serial: 0,
             spare: Spare::open(),
             no_fd: Throttle::default(),
+            no_spare: Throttle::default(),
+            accept_retry: false,
             accept_errors: Throttle::default(),
             open_everywhere: None,
         })
@@ -314,13 +325,17 @@ impl HttpServer {
                         // EMFILE comes before the backlog is looked at: it was empty.
                         return;
                     }
-                    let refused = refusal == Refusal::Refused;
-                    tracker.stats.tcp_refused_no_fd += u64::from(refused);
-                    if let Some(n) = self.no_fd.note(now) {
-                        log_no_fd(n, &e, refused);
-                    }
-                    if refused {
+                    if refusal == Refusal::Refused {
+                        tracker.stats.tcp_refused_no_fd += 1;
+                        if let Some(n) = self.no_fd.note(now) {
+                            log_no_fd(n, &e);
+                        }
                         continue;
+                    }
+                    // Failed: the newcomer stays in the backlog until the next sweep.
+                    self.accept_retry = true;
+                    if let Some(n) = self.no_spare.note(now) {
+                        log_no_spare(n, &e);
                     }
                     return;
                 }
@@ -741,6 +756,23 @@ impl HttpServer {
         self.settle(waiter.slot, registry, token, result, tracker);
     }
 
+    /// Accepts again on every listener if an accept left a newcomer in a backlog (out of file
+    /// descriptors with no spare to refuse it: see [`HttpServer::accept`]); nothing otherwise.
+    /// Call about once a second, after [`HttpServer::sweep_idle`] took the spare back.
+    pub fn retry_accepts<F: Front>(
+        &mut self,
+        registry: &Registry,
+        tracker: &mut Tracker,
+        front: &mut F,
+        now: u32,
+    ) {
+        if std::mem::take(&mut self.accept_retry) {
+            for index in 0..self.listeners.len() {
+                self.accept(index, registry, tracker, front, now);
+            }
+        }
+    }
+
     /// Closes connections whose request head is older than `http.header_timeout` seconds, then
     /// those idle for `http.idle_timeout` seconds or more; logs the accept failures counted
     /// since the last line once [`fds::LOG_INTERVAL`] passed, and takes the spare descriptor
@@ -750,6 +782,12 @@ impl HttpServer {
             log::warn!(
                 "accept: out of file descriptors: {n} new connection(s) refused since the last \
                  line"
+            );
+        }
+        if let Some(n) = self.no_spare.flush(now) {
+            log::warn!(
+                "accept: out of file descriptors and no spare descriptor: {n} newcomer(s) left \
+                 in the backlog since the last line"
             );
         }
         if let Some(n) = self.accept_errors.flush(now) {
@@ -928,19 +966,24 @@ fn head_ready(conn: &mut Conn, limits: &HttpLimits) -> bool {
     }
 }
 
-/// Logs accepts that failed for want of a descriptor, the first after a quiet interval:
-/// `count` since the last line, this one included; `refused`: this one was accepted and closed
-/// with the spare descriptor (else it waits in the backlog).
-fn log_no_fd(count: u64, e: &io::Error, refused: bool) {
+/// Logs newcomers refused for want of a descriptor, the first after a quiet interval: `count`
+/// since the last line, this one included (each accepted and closed with the spare descriptor).
+fn log_no_fd(count: u64, e: &io::Error) {
     log::warn!(
         "accept: out of file descriptors ({e}): {count} new connection(s) refused since the last \
-         line{}; raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower \
-         http.max_connections",
-        if refused {
-            " (accepted and closed at once)"
-        } else {
-            " (no spare descriptor: the last one waits in the backlog)"
-        }
+         line (accepted and closed at once); raise the open-files limit (ulimit -n, systemd \
+         LimitNOFILE=) or lower http.max_connections"
+    );
+}
+
+/// Logs accepts that failed for want of a descriptor while the spare could not be used either,
+/// the first after a quiet interval: `count` since the last line, this one included (each
+/// newcomer waits in the backlog until [`HttpServer::retry_accepts`]).
+fn log_no_spare(count: u64, e: &io::Error) {
+    log::warn!(
+        "accept: out of file descriptors ({e}) and no spare descriptor: {count} newcomer(s) \
+         left in the backlog since the last line; raise the open-files limit (ulimit -n, \
+         systemd LimitNOFILE=) or lower http.max_connections"
     );
 }
 
