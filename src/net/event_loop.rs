@@ -292,6 +292,7 @@ fn run_worker(
             http.sweep_idle(poll.registry(), &mut tracker, now);
             http.retry_accepts(poll.registry(), &mut tracker, &mut &site, now);
             tracker.stats.sample(now);
+            tracker.publish_stats();
             next_idle = t0 + Duration::from_secs(1);
         }
         // Live sync: the turn's records go to the queue worker 0 sends from.
@@ -299,7 +300,7 @@ fn run_worker(
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
-        tracker.publish_stats();
+        tracker.publish_stats_if_wanted();
     }
     // Before worker 0 sends its last packets (it waits for this thread).
     tracker.publish_sync();
@@ -629,12 +630,13 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
             api.retry_accepts(poll.registry(), &mut tracker, &mut front, now);
             tracker.purge_expired_keys(now, KEYS_PURGED_PER_SECOND);
             tracker.stats.sample(now);
+            tracker.publish_stats();
             next_idle = t0 + Duration::from_secs(1);
         }
         let busy = t0.elapsed().as_micros() as u64;
         tracker.stats.loop_iterations += 1;
         tracker.stats.longest_stall_us = tracker.stats.longest_stall_us.max(busy);
-        tracker.publish_stats();
+        tracker.publish_stats_if_wanted();
     }
     // Every worker stops before the state is written, so it holds their last announces.
     workers.stop();

@@ -312,10 +312,19 @@ impl Tracker {
         self.board = Some((index, board));
     }
 
-    /// Publishes this worker's counters on its board, if any (the loop does it once per turn).
+    /// Publishes this worker's counters on its board, if any (the loop does it once a second).
     pub fn publish_stats(&self) {
         if let Some((index, board)) = &self.board {
             board.publish(*index, &self.stats);
+        }
+    }
+
+    /// Publishes this worker's counters if a `/stats` reader asked for them since the last
+    /// time ([`crate::stats::workers::Board::publish_if_wanted`]; the loop calls it every turn).
+    #[inline]
+    pub fn publish_stats_if_wanted(&self) {
+        if let Some((index, board)) = &self.board {
+            board.publish_if_wanted(*index, &self.stats);
         }
     }
 

@@ -1,6 +1,6 @@
 //! Counters of several workers (`tracker.workers`): each worker counts in its own [`Stats`]
-//! (plain integers, no atomics on the hot path) and publishes a copy on a [`Board`] at the end
-//! of each loop turn; `/stats` and `/metrics` read the sum ([`Board::total`], fresh: see
+//! (plain integers, no atomics on the hot path) and publishes a copy on a [`Board`] when a
+//! reader asks (checked at the end of each loop turn) and once a second; `/stats` and `/metrics` read the sum ([`Board::total`], fresh: see
 //! [`Board`]) with a per-worker breakdown ([`WorkerCounts`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +35,8 @@ impl WorkerCounts {
 }
 
 /// One published [`Stats`] per worker (index = worker number), each behind its own lock: the
-/// owner writes its slot at the end of each loop turn, readers (a `/stats` request on any
+/// owner writes its slot at the end of a loop turn when a reader asked, and once a second;
+/// readers (a `/stats` request on any
 /// worker) copy the slots.
 ///
 /// Fresh on demand: a reader asks every worker for a new copy (a generation number and a
@@ -106,6 +107,19 @@ impl Board {
             let g = self.wanted.load(Ordering::Acquire);
             lock(&slot.stats).clone_from(stats);
             slot.seen.store(g, Ordering::Release);
+        }
+    }
+
+    /// [`Board::publish`] if a reader asked for fresh counters since worker `index` last
+    /// published (one atomic load otherwise). The loop calls it at the end of every turn, and
+    /// [`Board::publish`] once a second: a copy of the counters costs about as much as a few
+    /// requests, and with several workers a turn often serves only a few.
+    #[inline]
+    pub fn publish_if_wanted(&self, index: usize, stats: &Stats) {
+        if let Some(slot) = self.slots.get(index) {
+            if slot.seen.load(Ordering::Relaxed) < self.wanted.load(Ordering::Acquire) {
+                self.publish(index, stats);
+            }
         }
     }
 
