@@ -342,6 +342,11 @@ table::directives! {
         "udp.rate_limit" => rate_limit: u32 = 500, [0..=10_000_000], "requests per second";
         /// The bucket of `udp.rate_limit`: requests one source may send at once.
         "udp.rate_burst" => rate_burst: u32 = 10_000, [1..=100_000_000], "requests";
+        /// With `tracker.workers` above 1: deliver each announce and scrape to the worker of its
+        /// info_hash's store shard (a classic BPF program on the `SO_REUSEPORT` group), so a
+        /// swarm is served by one core; off, the kernel spreads datagrams by source address
+        /// and port ([`crate::net::udp_steer`]).
+        "udp.steer_by_info_hash" => steer_by_info_hash: bool = true;
     }
 }
 

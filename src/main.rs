@@ -138,6 +138,18 @@ fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if workers > 1 && cfg.udp.steer_by_info_hash {
+        for (socket, addr) in &listeners.udp {
+            if let Err(e) =
+                net::udp_steer::attach(socket, workers, opentracker_rs::swarm::shards::SHARDS)
+            {
+                log::warn!(
+                    "udp {addr}: cannot steer datagrams to workers by info_hash ({e}); the \
+                     kernel spreads them by source address and port"
+                );
+            }
+        }
+    }
     if let Err(e) = net::bind_tls(&mut listeners, &cfg.listen_tls, &cfg.api_listen_tls) {
         eprintln!("opentracker-rs: {e}");
         return ExitCode::FAILURE;

@@ -578,7 +578,8 @@ fn worker_requests(n: &Node) -> [f64; 2] {
 }
 
 /// Node A with `tracker.workers 2` and a UDP listener, node B as the other tests' nodes; no
-/// per-source quotas (every peer is 127.0.0.1). `max_delay` is A's.
+/// per-source quotas (every peer is 127.0.0.1). `max_delay` is A's. UDP steering off: one swarm's
+/// announces must reach both workers (the kernel spreads the clients' source ports).
 fn two_worker_pair(name: &str, max_delay: u32) -> (Node, Node, SocketAddr) {
     let (pa, pb) = (free_udp_port(), free_udp_port());
     let conf = |own: u16, other: u16, extra: &str| {
@@ -598,7 +599,7 @@ fn two_worker_pair(name: &str, max_delay: u32) -> (Node, Node, SocketAddr) {
             pb,
             &format!(
                 "listen.udp 127.0.0.1:0\ntracker.workers 2\n\
-                 livesync.cluster.max_delay {max_delay}\n"
+                 livesync.cluster.max_delay {max_delay}\nudp.steer_by_info_hash off\n"
             ),
         ),
     );

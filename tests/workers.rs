@@ -352,3 +352,65 @@ fn sigterm_stops_every_worker_and_writes_the_state_once() {
     let log = t.log_text();
     assert_eq!(log.matches("signal 15 received").count(), 1, "{log}");
 }
+
+/// Requests answered by each of 2 workers, from `/metrics`.
+fn per_worker(t: &Tracker) -> [u64; 2] {
+    let text = metrics(t);
+    [0, 1].map(|w| {
+        metric(
+            &text,
+            &format!("opentracker_worker_requests_total{{worker=\"{w}\"}}"),
+        )
+    })
+}
+
+/// With `udp.steer_by_info_hash` (the default) the datagrams of ONE client socket are spread
+/// by info_hash: announces and scrapes of torrents in odd store shards (64 shards: the top 6
+/// bits of the info_hash) reach worker 1, even ones worker 0, and a connect goes by its
+/// transaction_id's low byte (the test client's 0x1234: even, worker 0). Turned off, the
+/// kernel's hash of the source address and port sends all of them to one worker.
+#[test]
+fn udp_requests_reach_the_worker_of_their_info_hash() {
+    for steer in [true, false] {
+        for v6 in [false, true] {
+            let t = Tracker::start(
+                "workers-steer",
+                &format!(
+                    "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\nlisten.udp [::1]:0\n\
+                     access.stats 127.0.0.1\ntracker.workers 2\nudp.steer_by_info_hash {}\n\
+                     {QUOTAS_OFF}",
+                    if steer { "on" } else { "off" }
+                ),
+            );
+            let c = UdpClient::new(t.udp_addr(v6));
+            let before = per_worker(&t);
+            let id = c.connect();
+            let (mut odd, mut even) = (0, 0);
+            for i in 0..60u32 {
+                let mut h = torrent(i);
+                // Shard = h[0] >> 2: odd shards go to worker 1.
+                h[0] = ((i as u8 % 64) << 2) | (h[0] & 3);
+                if i % 64 % 2 == 1 {
+                    odd += 1;
+                } else {
+                    even += 1;
+                }
+                if i % 5 == 0 {
+                    assert_eq!(c.scrape(id, &[h]).len(), 1);
+                } else {
+                    c.announce(id, &h, 6881, 100, Event::Started, 10);
+                }
+            }
+            let after = per_worker(&t);
+            let served = [after[0] - before[0], after[1] - before[1]];
+            if steer {
+                assert_eq!(served, [1 + even, odd], "v6 {v6}");
+            } else {
+                assert!(
+                    served == [61, 0] || served == [0, 61],
+                    "v6 {v6}: {served:?}"
+                );
+            }
+        }
+    }
+}

@@ -35,6 +35,8 @@
 //!          --fs-torrents 1000000 (fullscrape)
 //!          --workers N            write `tracker.workers N` into opentracker-rs's config
 //!                                (scale: a list, default 1,2)
+//!          --ours-config 'LINE;LINE'  more lines for opentracker-rs's config (`;` separates
+//!                                them), e.g. `udp.steer_by_info_hash off`
 //! ```
 //!
 //! Each tracker runs pinned to one CPU (`taskset -c`), each load generator to the other. For
@@ -117,6 +119,8 @@ struct Settings {
     fs_torrents: u64,
     /// `--workers`: `tracker.workers` values (empty: the directive is not written).
     workers: Vec<usize>,
+    /// `--ours-config`: more lines for opentracker-rs's config, each ending with a newline.
+    ours_config: String,
 }
 
 /// A running tracker.
@@ -220,6 +224,14 @@ fn run() -> Result<i32> {
         sockets: o.get("sockets", 16)?,
         window: o.get("window", 8)?,
         fill_order: o.get_str("fill-order").unwrap_or_else(|| "rounds".into()),
+        ours_config: o
+            .get_str("ours-config")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect(),
         fs_torrents: o.get("fs-torrents", 1_000_000)?,
         workers: match o.get_str("workers") {
             None => Vec::new(),
@@ -465,6 +477,7 @@ fn start_ours(
     if let Some(n) = workers {
         conf.push_str(&format!("tracker.workers {n}\n"));
     }
+    conf.push_str(&s.ours_config);
     // SAFETY: geteuid has no preconditions. As root the tracker refuses to serve without a
     // user to switch to; the benchmark does not care about privileges, so it allows root.
     if unsafe { libc::geteuid() } == 0 {

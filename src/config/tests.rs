@@ -47,6 +47,7 @@ fn defaults() {
             send_buffer: 8388608,
             rate_limit: 500,
             rate_burst: 10_000,
+            steer_by_info_hash: true,
         }
     );
 }
@@ -291,6 +292,7 @@ fn to_config_text_exact() {
             "udp.send_buffer 65536",
             "udp.rate_limit 500",
             "udp.rate_burst 10000",
+            "udp.steer_by_info_hash on",
         ]
     );
     assert!(text.starts_with("# opentracker-rs "), "{text}");

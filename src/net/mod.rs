@@ -13,6 +13,7 @@ pub mod livesync;
 pub mod persist;
 pub mod tls;
 pub mod udp_server;
+pub mod udp_steer;
 
 use std::io;
 use std::net::SocketAddr;
