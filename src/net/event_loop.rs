@@ -271,6 +271,9 @@ fn run_worker(
             } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
                 udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
             } else if token >= CONN_BASE {
+                if event.is_read_closed() || event.is_error() {
+                    http.note_read_closed(event.token());
+                }
                 http.ready(
                     event.token(),
                     event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -568,6 +571,9 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                     site: &cfg.api,
                     sink: sink(&mut persist, &mut ram),
                 };
+                if event.is_read_closed() || event.is_error() {
+                    api.note_read_closed(event.token());
+                }
                 api.ready(
                     event.token(),
                     event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -580,6 +586,9 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
             } else if let Some(l) = livesync.as_mut().filter(|l| l.owns(token)) {
                 l.readable(token, &mut tracker, now);
             } else if token >= CONN_BASE {
+                if event.is_read_closed() || event.is_error() {
+                    http.note_read_closed(event.token());
+                }
                 http.ready(
                     event.token(),
                     event.is_readable() || event.is_read_closed() || event.is_error(),

@@ -130,6 +130,10 @@ struct Conn {
     want_write: bool,
     /// The end of stream was read (the client closed its side).
     eof: bool,
+    /// A readiness event said the client closed its side or the socket has an error
+    /// ([`HttpServer::note_read_closed`]): from then on reads go on until the socket would
+    /// block, a short read proves nothing (see [`HttpServer::read_and_serve`]).
+    hup: bool,
     /// Seconds (loop clock) when the first byte of the incomplete head in `rbuf` arrived.
     head_since: Option<u32>,
     /// On the pending list: requests may be buffered here or in the kernel.
@@ -379,6 +383,7 @@ impl HttpServer {
                 closing: false,
                 want_write: false,
                 eof: false,
+                hup: false,
                 // The handshake counts against the header deadline.
                 head_since: tls.as_ref().map(|_| now),
                 queued: false,
@@ -434,6 +439,16 @@ impl HttpServer {
                     self.close(slot, registry, Close::ByClient, tracker);
                 }
             }
+        }
+    }
+
+    /// Marks the connection of `token` as closed by the client on its side or in error, as a
+    /// readiness event said (mio's `is_read_closed` or `is_error`): call it before
+    /// [`HttpServer::ready`] for that event. See [`Conn::hup`].
+    pub fn note_read_closed(&mut self, token: Token) {
+        let slot = token.0.wrapping_sub(self.token_base);
+        if let Some(Some(conn)) = self.conns.get_mut(slot) {
+            conn.hup = true;
         }
     }
 
@@ -505,6 +520,14 @@ impl HttpServer {
     /// would block, unless a limit stops us first) and serves every complete request, up to
     /// `http.max_pipelined` per call; writes the responses. A connection stopped by the budget
     /// goes on the pending list. `Err` when the connection is to be closed now.
+    ///
+    /// A short read (fewer bytes than asked) of a plain connection counts as "would block":
+    /// the socket was empty at that moment, and bytes arriving later raise a new readiness
+    /// event (epoll reports each arrival after the event was fetched; a FIN that came before
+    /// it is in that event's flags: [`HttpServer::note_read_closed`], after which reads go on
+    /// to `WouldBlock`). That saves a read that would fail, on the next loop turn, for most
+    /// keep-alive requests when the loop is not saturated. Not for TLS, whose reads return
+    /// plaintext of records that may stay buffered.
     fn read_and_serve<F: Front>(
         &mut self,
         slot: usize,
@@ -522,6 +545,8 @@ impl HttpServer {
         // `rbuf` holds bytes not parsed since they arrived: kept from an earlier call (an
         // incomplete head, or requests left by the budget) or appended by a read below.
         let mut fresh = true;
+        // The last read was short: the socket was empty then (see above).
+        let mut short = false;
         loop {
             if fresh && budget > 0 && !conn.rbuf.is_empty() && head_ready(conn, &limits) {
                 let buf = std::mem::take(&mut conn.rbuf);
@@ -542,6 +567,10 @@ impl HttpServer {
             if conn.closing || budget == 0 || !conn.wbuf.is_empty() || conn.waiting.is_some() {
                 break;
             }
+            if short {
+                drained = true;
+                break;
+            }
             let n = match read(conn, &mut self.read_buf, &mut tracker.stats.tls) {
                 Ok(0) => {
                     // The client half-closed: answer what it sent, then close.
@@ -560,6 +589,7 @@ impl HttpServer {
             };
             tracker.stats.bytes_in += n as u64;
             conn.last_active = now;
+            short = n < self.read_buf.len() && conn.tls.is_none() && !conn.hup;
             if !conn.rbuf.is_empty() {
                 conn.rbuf.extend_from_slice(&self.read_buf[..n]);
                 fresh = true;
@@ -614,7 +644,7 @@ impl HttpServer {
         }
         // Stopped by the budget or to flush, not because the socket was empty: come back on the
         // next turn (no readiness event will come for bytes already received).
-        let more = !drained || (budget == 0 && !conn.rbuf.is_empty());
+        let more = !(drained || short) || (budget == 0 && !conn.rbuf.is_empty());
         if more && !conn.queued {
             conn.queued = true;
             self.pending.push(slot);

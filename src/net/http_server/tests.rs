@@ -97,10 +97,11 @@ impl Rig {
                         e.token(),
                         e.is_readable() || e.is_read_closed(),
                         e.is_writable(),
+                        e.is_read_closed() || e.is_error(),
                     )
                 })
                 .collect();
-            for (token, readable, writable) in ready {
+            for (token, readable, writable, closed) in ready {
                 if token.0 < self.server.listener_count() {
                     self.server.accept(
                         token.0,
@@ -110,6 +111,9 @@ impl Rig {
                         0,
                     );
                 } else {
+                    if closed {
+                        self.server.note_read_closed(token);
+                    }
                     self.server.ready(
                         token,
                         readable,
