@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{announce, hash};
+use common::{announce, free_udp_port, hash};
 use lab::{HUB_IP, Lab, Node, eventually, node_ip, send_udp};
 use opentracker_rs::wire::livesync::{Builder, Flags, Record, Secret, Settings};
 
@@ -339,14 +339,6 @@ fn libtorrent_download_across_two_nodes() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// A free UDP port on 127.0.0.1 (bound, then released).
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Two nodes on loopback, each the other's unicast peer; 127.0.0.1 is the only node_ip.
 fn loopback_pair(name: &str, extra: &str) -> (Node, Node, u16) {

@@ -123,14 +123,6 @@ fn udp_left_zero_without_completed_counts_once() {
     assert_eq!(metric(&t, "opentracker_completed_total"), 3);
 }
 
-/// A free UDP port on 127.0.0.1 (bound, then released).
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn live_sync_nodes_count_the_same_download() {

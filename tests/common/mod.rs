@@ -416,3 +416,29 @@ pub fn python_with(module: &str) -> &'static str {
         })
         .unwrap_or_else(|| panic!("python3 with {module} is required: run `make test-deps`"))
 }
+
+/// A UDP port on 127.0.0.1 that was free a moment ago, for a socket the tracker binds itself
+/// (`livesync.cluster.listen` takes a known port). Picked in 20000-31999, below the kernel's
+/// ephemeral range (32768-60999 by default), so no `bind` to port 0 of a test running in
+/// parallel can take it before the tracker does (that happened: "cannot bind livesync ...
+/// Address already in use"); calls in one process walk the range from a start derived from the
+/// process id, so they never return the same port twice.
+pub fn free_udp_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port in {FIRST}..{}", FIRST + SPAN);
+}
