@@ -339,7 +339,6 @@ fn libtorrent_download_across_two_nodes() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-
 /// Two nodes on loopback, each the other's unicast peer; 127.0.0.1 is the only node_ip.
 fn loopback_pair(name: &str, extra: &str) -> (Node, Node, u16) {
     let (pa, pb) = (free_udp_port(), free_udp_port());

@@ -123,7 +123,6 @@ fn udp_left_zero_without_completed_counts_once() {
     assert_eq!(metric(&t, "opentracker_completed_total"), 3);
 }
 
-
 #[test]
 fn live_sync_nodes_count_the_same_download() {
     let (pa, pb) = (free_udp_port(), free_udp_port());

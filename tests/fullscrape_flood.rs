@@ -16,121 +16,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::udp::Connected as UdpClient;
 use common::*;
-use opentracker_rs::types::Event;
-use opentracker_rs::wire::udp::{
-    AnnounceOptions, AnnounceRequest, ConnectRequest, Response as UdpResponse, parse_response,
-};
-
-/// A BEP 15 client: a connected socket and its connection_id.
-struct UdpClient {
-    sock: UdpSocket,
-    id: u64,
-}
-
-impl UdpClient {
-    fn new(tracker: SocketAddr) -> UdpClient {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.connect(tracker).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut out = Vec::new();
-        ConnectRequest { transaction_id: 1 }.emit(&mut out);
-        for _ in 0..20 {
-            sock.send(&out).unwrap();
-            let mut buf = [0u8; 64];
-            let reply = sock.recv(&mut buf).ok().map(|n| parse_response(&buf[..n]));
-            if let Some(Ok(UdpResponse::Connect(c))) = reply {
-                return UdpClient {
-                    sock,
-                    id: c.connection_id,
-                };
-            }
-        }
-        panic!("no UDP connect reply");
-    }
-
-    fn announce_bytes(&self, tid: u32, h: &[u8; 20], port: u16) -> Vec<u8> {
-        let mut out = Vec::new();
-        AnnounceRequest {
-            connection_id: self.id,
-            transaction_id: tid,
-            info_hash: *h,
-            peer_id: *b"-TE0001-abcdefghijkl",
-            downloaded: 0,
-            left: 5,
-            uploaded: 0,
-            event: Event::Started,
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
-            key: 1,
-            num_want: 0,
-            port,
-            options: AnnounceOptions::EMPTY,
-        }
-        .emit(&mut out);
-        out
-    }
-
-    /// One leecher (this socket, port 7000) in each of `hash_of(0..n)`, up to 256 announces in
-    /// flight; what got no reply is sent again. Panics after `limit`.
-    fn fill(&self, n: u32, hash_of: impl Fn(u32) -> [u8; 20], limit: Duration) {
-        const WINDOW: u32 = 256;
-        let deadline = Instant::now() + limit;
-        let mut done = vec![false; n as usize];
-        let (mut next, mut left) = (0u32, n);
-        let mut buf = [0u8; 256];
-        while left > 0 {
-            assert!(Instant::now() < deadline, "UDP fill too slow: {left} left");
-            let (mut sent, mut i) = (0, next);
-            while sent < WINDOW && i < n {
-                if !done[i as usize] {
-                    let _ = self.sock.send(&self.announce_bytes(i, &hash_of(i), 7000));
-                    sent += 1;
-                }
-                i += 1;
-            }
-            for _ in 0..sent {
-                let Ok(len) = self.sock.recv(&mut buf) else {
-                    break;
-                };
-                if let Ok(UdpResponse::Announce(a)) = parse_response(&buf[..len]) {
-                    let t = a.transaction_id as usize;
-                    if t < done.len() && !done[t] {
-                        done[t] = true;
-                        left -= 1;
-                    }
-                }
-            }
-            while next < n && done[next as usize] {
-                next += 1;
-            }
-        }
-    }
-
-    /// One announce, waiting for its reply (resent after 500 ms); the round trip.
-    fn announce_rtt(&self, tid: u32, h: &[u8; 20]) -> Duration {
-        let bytes = self.announce_bytes(tid, h, 7001);
-        let t = Instant::now();
-        let mut buf = [0u8; 512];
-        for _ in 0..20 {
-            self.sock.send(&bytes).unwrap();
-            let reply = self
-                .sock
-                .recv(&mut buf)
-                .ok()
-                .map(|n| parse_response(&buf[..n]));
-            if matches!(reply, Some(Ok(UdpResponse::Announce(a))) if a.transaction_id == tid) {
-                return t.elapsed();
-            }
-        }
-        panic!("no announce reply in 10 s");
-    }
-}
 
 /// Spreads the info_hashes over the store, as real ones are.
 fn hash_of(i: u32) -> [u8; 20] {

@@ -12,12 +12,9 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::udp::Connected as UdpClient;
 use common::*;
 use opentracker_rs::types::Event;
-use opentracker_rs::wire::udp::{
-    AnnounceOptions, AnnounceRequest, ConnectRequest, InfoHashes, Response as UdpResponse,
-    ScrapeRequest, parse_response,
-};
 
 /// A raw HTTP exchange: the response head and the raw body up to EOF (streamed responses end
 /// with the connection).
@@ -124,137 +121,6 @@ fn entry(h: &[u8; 20], complete: u32, downloaded: u32, incomplete: u32) -> Vec<u
 
 fn hex(h: &[u8; 20]) -> String {
     h.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// A BEP 15 client for filling the tracker fast: announces with up to `WINDOW` in flight.
-struct UdpClient {
-    sock: UdpSocket,
-    id: u64,
-}
-
-impl UdpClient {
-    fn new(tracker: SocketAddr) -> UdpClient {
-        let sock = UdpSocket::bind(if tracker.is_ipv6() {
-            "[::1]:0"
-        } else {
-            "127.0.0.1:0"
-        })
-        .unwrap();
-        sock.connect(tracker).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut out = Vec::new();
-        ConnectRequest { transaction_id: 1 }.emit(&mut out);
-        for _ in 0..10 {
-            sock.send(&out).unwrap();
-            let mut buf = [0u8; 64];
-            if let Ok(n) = sock.recv(&mut buf) {
-                if let Ok(UdpResponse::Connect(c)) = parse_response(&buf[..n]) {
-                    return UdpClient {
-                        sock,
-                        id: c.connection_id,
-                    };
-                }
-            }
-        }
-        panic!("no UDP connect reply");
-    }
-
-    fn announce_bytes(
-        &self,
-        tid: u32,
-        h: &[u8; 20],
-        port: u16,
-        left: u64,
-        event: Event,
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        AnnounceRequest {
-            connection_id: self.id,
-            transaction_id: tid,
-            info_hash: *h,
-            peer_id: *b"-TE0001-abcdefghijkl",
-            downloaded: 0,
-            left,
-            uploaded: 0,
-            event,
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
-            key: 1,
-            num_want: 0,
-            port,
-            options: AnnounceOptions::EMPTY,
-        }
-        .emit(&mut out);
-        out
-    }
-
-    /// Announces one leecher (this socket's address, port 7000) in each of `hashes(0..n)`;
-    /// resends what got no reply. Bounded: panics after `limit`.
-    fn fill(&self, n: u32, hash_of: impl Fn(u32) -> [u8; 20], limit: Duration) {
-        const WINDOW: u32 = 256;
-        let deadline = Instant::now() + limit;
-        let mut done = vec![false; n as usize];
-        let mut next = 0u32;
-        let mut left = n;
-        let mut buf = [0u8; 256];
-        while left > 0 {
-            assert!(Instant::now() < deadline, "UDP fill too slow: {left} left");
-            // Send the next window of unanswered announces.
-            let mut sent = 0;
-            let mut i = next;
-            while sent < WINDOW && i < n {
-                if !done[i as usize] {
-                    let _ = self.sock.send(&self.announce_bytes(
-                        i,
-                        &hash_of(i),
-                        7000,
-                        5,
-                        Event::Started,
-                    ));
-                    sent += 1;
-                }
-                i += 1;
-            }
-            for _ in 0..sent {
-                match self.sock.recv(&mut buf) {
-                    Ok(len) => {
-                        if let Ok(UdpResponse::Announce(a)) = parse_response(&buf[..len]) {
-                            let t = a.transaction_id as usize;
-                            if t < done.len() && !done[t] {
-                                done[t] = true;
-                                left -= 1;
-                            }
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            while next < n && done[next as usize] {
-                next += 1;
-            }
-            if i >= n && next < n {
-                // Wrap around to resend what was lost.
-                continue;
-            }
-        }
-    }
-
-    fn scrape(&self, h: &[u8; 20]) {
-        let mut out = Vec::new();
-        ScrapeRequest {
-            connection_id: self.id,
-            transaction_id: 5,
-            info_hashes: InfoHashes::from_hashes(&[*h]).unwrap(),
-        }
-        .emit(&mut out);
-        self.sock.send(&out).unwrap();
-        let mut buf = [0u8; 64];
-        let n = self.sock.recv(&mut buf).expect("scrape reply");
-        assert!(matches!(
-            parse_response(&buf[..n]),
-            Ok(UdpResponse::Scrape(_))
-        ));
-    }
 }
 
 /// The tests' tracker: loopback listeners, stats for 127.0.0.1, and full scrapes without the

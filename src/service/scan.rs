@@ -209,8 +209,7 @@ impl FullScrapeLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
-    use crate::types::Event;
+    use crate::swarm::store::{Store, StoreConfig};
 
     fn h(n: u32) -> InfoHash {
         let mut h = [0u8; 20];
@@ -220,19 +219,7 @@ mod tests {
     }
 
     fn add<const N: usize>(s: &mut Store<N>, info_hash: &InfoHash, peer: [u8; N]) {
-        let mut rng = fastrand::Rng::with_seed(1);
-        s.announce(
-            &AnnounceInput {
-                info_hash,
-                peer: &peer,
-                seeder: false,
-                event: Event::Started,
-                numwant: 0,
-            },
-            0,
-            &mut rng,
-            &mut Vec::new(),
-        );
+        s.add_peer(info_hash, &peer, false);
     }
 
     #[test]

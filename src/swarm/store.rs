@@ -861,6 +861,24 @@ impl<const N: usize> Store<N> {
     pub(crate) fn bucket(&self, info_hash: &InfoHash) -> &Bucket<N> {
         &self.buckets[self.local(info_hash)]
     }
+
+    /// Announces `peer` into `info_hash` at time 0 with numwant 0: a seeder as `completed`, a
+    /// leecher as `started` (test helper for the code that walks stores).
+    pub(crate) fn add_peer(&mut self, info_hash: &InfoHash, peer: &[u8; N], seeder: bool) {
+        let event = if seeder {
+            Event::Completed
+        } else {
+            Event::Started
+        };
+        let req = AnnounceInput {
+            info_hash,
+            peer,
+            seeder,
+            event,
+            numwant: 0,
+        };
+        self.announce(&req, 0, &mut fastrand::Rng::with_seed(1), &mut Vec::new());
+    }
 }
 
 #[cfg(test)]

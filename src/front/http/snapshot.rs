@@ -339,8 +339,7 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
-    use crate::types::Event;
+    use crate::swarm::store::{Store, StoreConfig};
     use std::io::Read;
 
     fn h(n: u32) -> InfoHash {
@@ -354,23 +353,7 @@ mod tests {
     }
 
     fn add<const N: usize>(s: &mut Store<N>, info_hash: &InfoHash, peer: [u8; N], seeder: bool) {
-        let mut rng = fastrand::Rng::with_seed(1);
-        s.announce(
-            &AnnounceInput {
-                info_hash,
-                peer: &peer,
-                seeder,
-                event: if seeder {
-                    Event::Completed
-                } else {
-                    Event::Started
-                },
-                numwant: 0,
-            },
-            0,
-            &mut rng,
-            &mut Vec::new(),
-        );
+        s.add_peer(info_hash, &peer, seeder);
     }
 
     /// Stores of `n` torrents (several slices), a few in both families.

@@ -390,8 +390,7 @@ fn put_urlencoded(out: &mut Vec<u8>, h: &InfoHash) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{AnnounceInput, Store, StoreConfig};
-    use crate::types::Event;
+    use crate::swarm::store::{Store, StoreConfig};
     use std::io::Read;
 
     fn h(n: u32) -> InfoHash {
@@ -402,24 +401,7 @@ mod tests {
     }
 
     fn add<const N: usize>(s: &mut Store<N>, info_hash: &InfoHash, peer: [u8; N], seeder: bool) {
-        let mut rng = fastrand::Rng::with_seed(1);
-        let mut out = Vec::new();
-        s.announce(
-            &AnnounceInput {
-                info_hash,
-                peer: &peer,
-                seeder,
-                event: if seeder {
-                    Event::Completed
-                } else {
-                    Event::Started
-                },
-                numwant: 0,
-            },
-            0,
-            &mut rng,
-            &mut out,
-        );
+        s.add_peer(info_hash, &peer, seeder);
     }
 
     fn stores() -> (Store<6>, Store<18>) {
