@@ -1,7 +1,8 @@
 //! Counters of several workers (`tracker.workers`): each worker counts in its own [`Stats`]
 //! (plain integers, no atomics on the hot path) and publishes a copy on a [`Board`] when a
-//! reader asks (checked at the end of each loop turn) and once a second; `/stats` and `/metrics` read the sum ([`Board::total`], fresh: see
-//! [`Board`]) with a per-worker breakdown ([`WorkerCounts`]).
+//! reader asks (checked at the end of each loop turn) and once a second; `/stats` and
+//! `/metrics` read the sum ([`Board::total`], fresh: see [`Board`]) with a per-worker
+//! breakdown ([`WorkerCounts`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,8 +37,7 @@ impl WorkerCounts {
 
 /// One published [`Stats`] per worker (index = worker number), each behind its own lock: the
 /// owner writes its slot at the end of a loop turn when a reader asked, and once a second;
-/// readers (a `/stats` request on any
-/// worker) copy the slots.
+/// readers (a `/stats` request on any worker) copy the slots.
 ///
 /// Fresh on demand: a reader asks every worker for a new copy (a generation number and a
 /// wake-up) and waits until each has published one taken after the request, at most
