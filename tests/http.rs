@@ -2,8 +2,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -598,4 +599,29 @@ fn many_connections_at_once_all_served() {
             .as_int(),
         Some(200)
     );
+}
+
+/// A request followed at once by the client's FIN (a half-close) is answered and the
+/// connection closed at once: the FIN comes with the request's readiness event, so the server
+/// reads on to the end of stream instead of taking its short read of the request for "nothing
+/// more" (then only `http.idle_timeout`, 60 s here, would close it).
+#[test]
+fn a_request_sent_with_the_clients_fin_is_answered_and_closed() {
+    let t = Tracker::start("http-fin", &config_loopback("http.idle_timeout 60"));
+    for i in 0..20u16 {
+        let mut s = TcpStream::connect(t.http_addr(false)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Accepted and registered before the request comes (not served at the accept).
+        std::thread::sleep(Duration::from_millis(20));
+        let target = announce(&hash(1), 7000 + i, 0, "");
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let started = Instant::now();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)
+            .unwrap_or_else(|e| panic!("request {i}: not closed by the server: {e}"));
+        assert!(started.elapsed() < Duration::from_secs(2), "request {i}");
+        assert!(all.starts_with(b"HTTP/1.1 200"), "request {i}: {all:?}");
+    }
 }

@@ -69,20 +69,6 @@ pub fn program(workers: usize, shards: usize) -> Vec<libc::sock_filter> {
     ]
 }
 
-/// The worker a datagram goes to, as [`program`] decides it (`None` where the program gives
-/// up on a short datagram: the kernel then delivers to member 0). For tests and docs.
-pub fn worker_of(datagram: &[u8], workers: usize, shards: usize) -> Option<usize> {
-    let n = workers.max(1);
-    let bits = shards.max(1).next_power_of_two().trailing_zeros().min(16);
-    let action = u32::from_be_bytes(datagram.get(8..12)?.try_into().ok()?);
-    if action == 1 || action == 2 {
-        let h = u16::from_be_bytes(datagram.get(16..18)?.try_into().ok()?);
-        Some((usize::from(h) >> (16 - bits)) % n)
-    } else {
-        Some(usize::from(*datagram.get(15)?) % n)
-    }
-}
-
 /// Attaches [`program`] to `socket`'s `SO_REUSEPORT` group (one member is enough: the program
 /// belongs to the group).
 ///
@@ -124,23 +110,55 @@ mod tests {
         d
     }
 
+    /// Runs `prog` on a UDP payload as the kernel runs a reuseport program, for the
+    /// instructions [`program`] uses: a load past the end of the datagram ends it with 0
+    /// (member 0).
+    fn run(prog: &[libc::sock_filter], payload: &[u8]) -> u32 {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let k = i.k as usize;
+            let load = |n: usize| payload.get(k..k + n);
+            match u32::from(i.code) {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => match load(4) {
+                    Some(b) => a = u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => match load(2) {
+                    Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => match load(1) {
+                    Some(b) => a = u32::from(b[0]),
+                    None => return 0,
+                },
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == i.k { i.jt } else { i.jf });
+                }
+                c if c == libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K => a %= i.k,
+                c if c == libc::BPF_ALU | libc::BPF_RSH | libc::BPF_K => a >>= i.k,
+                c if c == libc::BPF_RET | libc::BPF_A => return a,
+                c => panic!("instruction {c:#x} not interpreted"),
+            }
+        }
+    }
+
     #[test]
     fn announces_and_scrapes_go_by_shard_connects_by_transaction() {
         // 64 shards: the shard is info_hash[0] >> 2.
-        assert_eq!(worker_of(&request(1, 7, [0x00, 0xff]), 2, 64), Some(0));
-        assert_eq!(worker_of(&request(1, 7, [0x04, 0x00]), 2, 64), Some(1));
-        assert_eq!(worker_of(&request(2, 7, [0xfc, 0x00]), 2, 64), Some(1));
-        assert_eq!(worker_of(&request(1, 7, [0x08, 0x00]), 3, 64), Some(2));
-        assert_eq!(
-            worker_of(&request(0, 0x0102_0304, [0x04, 0]), 2, 64),
-            Some(0)
-        );
-        assert_eq!(
-            worker_of(&request(0, 0x0102_0305, [0x00, 0]), 2, 64),
-            Some(1)
-        );
-        assert_eq!(worker_of(&[0; 11], 2, 64), None);
-        assert_eq!(worker_of(&request(1, 0, [0, 0])[..17], 2, 64), None);
+        let (two, three) = (program(2, 64), program(3, 64));
+        assert_eq!(run(&two, &request(1, 7, [0x00, 0xff])), 0);
+        assert_eq!(run(&two, &request(1, 7, [0x04, 0x00])), 1);
+        assert_eq!(run(&two, &request(2, 7, [0xfc, 0x00])), 1);
+        assert_eq!(run(&three, &request(1, 7, [0x08, 0x00])), 2);
+        assert_eq!(run(&two, &request(0, 0x0102_0304, [0x04, 0])), 0);
+        assert_eq!(run(&two, &request(0, 0x0102_0305, [0x00, 0])), 1);
+        // Too short for the action or the info_hash: member 0.
+        assert_eq!(run(&two, &[0xff; 11]), 0);
+        assert_eq!(run(&two, &request(1, 0, [0x04, 0])[..17]), 0);
+        // 1,024 shards: the top 10 bits.
+        assert_eq!(run(&program(2, 1024), &request(1, 7, [0x00, 0x40])), 1);
     }
 
     #[test]
