@@ -249,6 +249,15 @@ table::directives! {
         /// Opentracker-rs's own: pin worker i to the i-th CPU the process may use (wrapping
         /// around), with `tracker.workers` above 1.
         "tracker.cpu_affinity" => cpu_affinity: bool = false;
+        /// Opentracker-rs's own: with `tracker.workers` above 1, run every worker under the
+        /// kernel's `SCHED_BATCH` policy (`sched(7)`; same nice value, no privilege needed): a
+        /// worker woken by a request no longer preempts the thread running on its CPU (another
+        /// worker, another process) but waits for that thread's time slice to end, and then
+        /// answers everything queued in the meantime in one turn. On CPUs shared by workers and
+        /// other load this cuts context switches per response 6-fold (UDP) to 14-fold (HTTP
+        /// keep-alive) (BENCHMARKS.md, issue #11); on idle CPUs a worker runs at once, as
+        /// before. Off: the default policy (`SCHED_OTHER`).
+        "tracker.sched_batch" => sched_batch: bool = true;
         /// REST API listen addresses (torrust's v1 API, port 1212 when none is given); none = no
         /// API. Served by the event loop with the HTTP limits of `http.*`.
         "api.listen" => api_listen: Vec<SocketAddr>, [API_DEFAULT_PORT, "API"];

@@ -360,6 +360,7 @@ fn run(cfg: Config) -> ExitCode {
         livesync: livesync_cfg,
         on_sighup: Some(daemon::reopen_log),
         cpu_affinity: cfg.cpu_affinity,
+        sched_batch: cfg.sched_batch,
     };
     // Tests widen the start-up window a stop signal may hit (debug builds only).
     #[cfg(debug_assertions)]

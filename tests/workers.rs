@@ -414,3 +414,73 @@ fn udp_requests_reach_the_worker_of_their_info_hash() {
         }
     }
 }
+
+/// The scheduling policy (`sched(7)`: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`) of the process's main
+/// thread (worker 0) and of its `worker-N` threads, from `/proc/PID/task/TID/stat` (field 41).
+fn worker_policies(t: &Tracker) -> Vec<(String, u32)> {
+    let pid = t.child.id();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let comm = head.split_once('(').unwrap().1.to_string();
+        let tid: u32 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        if tid != pid && !comm.starts_with("worker-") {
+            continue;
+        }
+        // Fields from the third on; the policy is the 41st.
+        let policy = rest
+            .split_whitespace()
+            .nth(41 - 3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.push((if tid == pid { "main".into() } else { comm }, policy));
+    }
+    out.sort();
+    out
+}
+
+/// `tracker.sched_batch` (on by default): with 2 workers both loops run under `SCHED_BATCH`;
+/// turned off, or with one worker, under the default policy.
+#[test]
+fn workers_run_under_sched_batch_unless_turned_off() {
+    for (workers, batch, want) in [
+        (2, "", 3),
+        (2, "tracker.sched_batch off\n", 0),
+        (1, "tracker.sched_batch on\n", 0),
+    ] {
+        let t = Tracker::start(
+            "workers-sched",
+            &format!(
+                "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\ntracker.workers {workers}\n\
+                 {batch}{QUOTAS_OFF}"
+            ),
+        );
+        let expected: Vec<(String, u32)> = std::iter::once(("main".to_string(), want))
+            .chain((1..workers).map(|i| (format!("worker-{i}"), want)))
+            .collect();
+        // A worker sets its policy as its thread starts: wait for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = worker_policies(&t);
+        while seen != expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            seen = worker_policies(&t);
+        }
+        assert_eq!(
+            seen,
+            expected,
+            "workers {workers} {batch:?}\n{}",
+            t.log_text()
+        );
+        // Both serve: an announce over UDP and over HTTP.
+        let c = UdpClient::new(t.udp_addr(false));
+        let id = c.connect();
+        c.announce(id, &torrent(1), 6881, 100, Event::Started, 10);
+        let r = get(t.http_addr(false), &announce(&torrent(2), 7000, 0, ""));
+        assert_eq!(r.status, 200);
+    }
+}

@@ -272,6 +272,7 @@ fn to_config_text_exact() {
             "tracker.mode private_listed",
             "tracker.workers 1",
             "tracker.cpu_affinity off",
+            "tracker.sched_batch on",
             "api.listen 127.0.0.1:1212",
             "api.listen [::1]:8081",
             "# api.listen_tls (not set)",

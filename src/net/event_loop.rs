@@ -105,6 +105,8 @@ pub struct LoopConfig {
     /// `tracker.cpu_affinity`: with several workers, pin worker i to the i-th CPU the process
     /// may use.
     pub cpu_affinity: bool,
+    /// `tracker.sched_batch`: with several workers, run every worker under `SCHED_BATCH`.
+    pub sched_batch: bool,
 }
 
 /// The other workers, as worker 0 holds them.
@@ -151,6 +153,21 @@ fn pin_to(cpu: usize, worker: usize) {
     }
 }
 
+/// Puts the calling thread under `SCHED_BATCH` (`tracker.sched_batch`, `sched(7)`): its
+/// wake-ups no longer preempt the thread running on the CPU; it runs when that thread's slice
+/// ends or it sleeps. The nice value is kept. A failure is logged, not fatal: the worker runs
+/// under the policy it has.
+fn use_batch_scheduling(worker: usize) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(0, ...) changes the calling thread and reads `param`.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        log::warn!(
+            "worker {worker}: cannot use SCHED_BATCH: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 /// What a worker other than 0 needs besides its sockets and its tracker.
 struct WorkerConfig {
     index: usize,
@@ -160,6 +177,8 @@ struct WorkerConfig {
     stop: Arc<std::sync::atomic::AtomicBool>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     cpu: Option<usize>,
+    /// `tracker.sched_batch` (the count is above 1 here).
+    sched_batch: bool,
     /// The certificates of the HTTPS listeners, as worker 0 last loaded them (`None` without
     /// `listen.tls`).
     tls: Option<Arc<SharedConfigs>>,
@@ -193,6 +212,7 @@ fn start_workers(
             stop: Arc::clone(&stop),
             open: Arc::clone(open),
             cpu: (cfg.cpu_affinity && !cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+            sched_batch: cfg.sched_batch,
             tls: tls.cloned(),
         };
         let worker_tracker = tracker.worker(index);
@@ -218,6 +238,9 @@ fn run_worker(
     mut tracker: Tracker,
     mut udp_handler: UdpHandler,
 ) -> io::Result<()> {
+    if wc.sched_batch {
+        use_batch_scheduling(wc.index);
+    }
     if let Some(cpu) = wc.cpu {
         pin_to(cpu, wc.index);
     }
@@ -453,6 +476,10 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
     };
     if let Some(&cpu) = cpus.first() {
         pin_to(cpu, 0);
+    }
+    if cfg.sched_batch && worker_count > 1 {
+        use_batch_scheduling(0);
+        log::info!("{worker_count} workers under SCHED_BATCH (tracker.sched_batch)");
     }
     let workers = start_workers(
         worker_sockets,
