@@ -464,9 +464,9 @@ fn workers_run_under_sched_batch_unless_turned_off() {
             .chain((1..workers).map(|i| (format!("worker-{i}"), want)))
             .collect();
         // A worker sets its policy as its thread starts: wait for it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         let mut seen = worker_policies(&t);
-        while seen != expected && std::time::Instant::now() < deadline {
+        while seen != expected && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
             seen = worker_policies(&t);
         }
@@ -476,7 +476,7 @@ fn workers_run_under_sched_batch_unless_turned_off() {
             "workers {workers} {batch:?}\n{}",
             t.log_text()
         );
-        // Both serve: an announce over UDP and over HTTP.
+        // It serves under either policy: an announce over UDP, one over HTTP.
         let c = UdpClient::new(t.udp_addr(false));
         let id = c.connect();
         c.announce(id, &torrent(1), 6881, 100, Event::Started, 10);
