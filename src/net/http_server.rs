@@ -20,6 +20,9 @@
 //!   table, another may take the descriptor it freed), the newcomer waits in the backlog and is
 //!   accepted again at the next sweep (logged apart, not counted as refused). At start, [`fds::fit_connections`] raises the soft open-files limit and lowers
 //!   `http.max_connections` to what fits.
+//! - A listener yields at most [`MAX_ACCEPTS_PER_TURN`] connections per loop turn; the rest of
+//!   its backlog is taken on the next turns (the listener goes on a pending list, served without
+//!   waiting for readiness), so a burst of connections cannot hold the loop for long.
 //! - `http.idle_timeout`: a connection with no read or write progress for that many seconds is
 //!   closed (also a client that sends half a request and stops).
 //! - `http.header_timeout`: a request head must be complete that many seconds after its first
@@ -103,6 +106,13 @@ pub struct HttpLimits {
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Connections taken from one listener's backlog per loop turn (accepted, or refused over a
+/// limit); the rest wait for the next turn. A one-request connection is read, answered and
+/// closed within its accept (about 30 us of tracker CPU, kernel included, in a release build:
+/// BENCHMARKS.md's one-announce-per-connection figure), so a turn spends about 4 ms at most on
+/// newcomers however many arrive at once.
+pub const MAX_ACCEPTS_PER_TURN: usize = 128;
+
 /// A write buffer larger than this is freed after it drained (one large response must not pin
 /// memory for the connection's whole life).
 const KEEP_WBUF: usize = 64 * 1024;
@@ -177,6 +187,13 @@ pub struct HttpServer {
     pending_spare: Vec<usize>,
     /// Slots of connections with a producer.
     streaming: Vec<usize>,
+    /// Listeners whose backlog was left by [`MAX_ACCEPTS_PER_TURN`] on an earlier turn: accepted
+    /// from again by this turn's [`HttpServer::serve_pending`], without a readiness event (mio
+    /// is edge-triggered, so none would come for connections already waiting).
+    accept_pending: Vec<usize>,
+    /// Listeners left with a backlog during this turn: pending from the next turn on (so that
+    /// one turn takes at most [`MAX_ACCEPTS_PER_TURN`] from a listener).
+    accept_later: Vec<usize>,
     /// Serial number of the next connection accepted.
     next_serial: u64,
     /// Per listener: the index in `tls_configs` of its certificate, `None` for plain HTTP.
@@ -225,6 +242,8 @@ impl HttpServer {
             pending: Vec::new(),
             pending_spare: Vec::new(),
             streaming: Vec::new(),
+            accept_pending: Vec::new(),
+            accept_later: Vec::new(),
             next_serial: 0,
             spare: Spare::open(),
             no_fd: Throttle::default(),
@@ -302,7 +321,8 @@ impl HttpServer {
         self.open
     }
 
-    /// Accepts every pending connection on listener `index`.
+    /// Accepts the pending connections on listener `index`, at most [`MAX_ACCEPTS_PER_TURN`]
+    /// (the listener then goes on the pending list, see [`HttpServer::serve_pending`]).
     ///
     /// The cheap path for one-request clients: a new connection is read at once, before it is
     /// registered with the poll (under load its request has usually arrived by the time it is
@@ -316,7 +336,9 @@ impl HttpServer {
         front: &mut F,
         now: u32,
     ) {
-        loop {
+        // This call serves the listener's backlog for this turn.
+        self.accept_pending.retain(|&i| i != index);
+        for _ in 0..MAX_ACCEPTS_PER_TURN {
             let (stream, addr): (TcpStream, SocketAddr) = match self.listeners[index].accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -402,6 +424,10 @@ impl HttpServer {
             let result = self.read_and_serve(slot, registry, token, tracker, front, now);
             self.settle(slot, registry, token, result, tracker);
         }
+        // The budget is spent and the backlog may hold more: the next turn goes on.
+        if !self.accept_later.contains(&index) {
+            self.accept_later.push(index);
+        }
     }
 
     /// After serving: closes the connection if `result` says so or if it is done (closing, all
@@ -485,14 +511,16 @@ impl HttpServer {
         self.settle(slot, registry, token, result, tracker);
     }
 
-    /// True when some connection has requests left for the next loop turn: the loop must then
-    /// poll without sleeping.
+    /// True when some connection has requests left for the next loop turn, or some listener
+    /// connections left in its backlog by [`MAX_ACCEPTS_PER_TURN`]: the loop must then poll
+    /// without sleeping.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.accept_pending.is_empty() || !self.accept_later.is_empty()
     }
 
-    /// Serves the connections left with buffered requests by `http.max_pipelined` (or with bytes
-    /// not read yet), each as if it had become readable. Call once per loop turn.
+    /// Accepts from the listeners left with a backlog by [`MAX_ACCEPTS_PER_TURN`], then serves
+    /// the connections left with buffered requests by `http.max_pipelined` (or with bytes not
+    /// read yet), each as if it had become readable. Call once per loop turn.
     pub fn serve_pending<F: Front>(
         &mut self,
         registry: &Registry,
@@ -500,6 +528,12 @@ impl HttpServer {
         front: &mut F,
         now: u32,
     ) {
+        // At most a few listeners. Those left with a backlog again, or during this turn's
+        // events, are served on the next turn.
+        while let Some(&index) = self.accept_pending.first() {
+            self.accept(index, registry, tracker, front, now);
+        }
+        std::mem::swap(&mut self.accept_pending, &mut self.accept_later);
         if self.pending.is_empty() {
             return;
         }

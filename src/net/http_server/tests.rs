@@ -51,8 +51,8 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
+        // Bound as the tracker binds (a backlog of 1,024, non-blocking).
+        let listener = crate::net::bind_tcp("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = HttpLimits {
             max_connections: 100,
@@ -86,48 +86,53 @@ impl Rig {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !done(self) {
             assert!(Instant::now() < deadline, "the server did not get there");
-            self.poll
-                .poll(&mut self.events, Some(Duration::from_millis(5)))
-                .unwrap();
-            let ready: Vec<_> = self
-                .events
-                .iter()
-                .map(|e| {
-                    (
-                        e.token(),
-                        e.is_readable() || e.is_read_closed(),
-                        e.is_writable(),
-                        e.is_read_closed() || e.is_error(),
-                    )
-                })
-                .collect();
-            for (token, readable, writable, closed) in ready {
-                if token.0 < self.server.listener_count() {
-                    self.server.accept(
-                        token.0,
-                        self.poll.registry(),
-                        &mut self.tracker,
-                        &mut self.front,
-                        0,
-                    );
-                } else {
-                    if closed {
-                        self.server.note_read_closed(token);
-                    }
-                    self.server.ready(
-                        token,
-                        readable,
-                        writable,
-                        self.poll.registry(),
-                        &mut self.tracker,
-                        &mut self.front,
-                        0,
-                    );
-                }
-            }
-            self.server
-                .serve_pending(self.poll.registry(), &mut self.tracker, &mut self.front, 0);
+            self.turn();
         }
+    }
+
+    /// One loop turn: a poll (5 ms at most), its events, then the pending work.
+    fn turn(&mut self) {
+        self.poll
+            .poll(&mut self.events, Some(Duration::from_millis(5)))
+            .unwrap();
+        let ready: Vec<_> = self
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed(),
+                    e.is_writable(),
+                    e.is_read_closed() || e.is_error(),
+                )
+            })
+            .collect();
+        for (token, readable, writable, closed) in ready {
+            if token.0 < self.server.listener_count() {
+                self.server.accept(
+                    token.0,
+                    self.poll.registry(),
+                    &mut self.tracker,
+                    &mut self.front,
+                    0,
+                );
+            } else {
+                if closed {
+                    self.server.note_read_closed(token);
+                }
+                self.server.ready(
+                    token,
+                    readable,
+                    writable,
+                    self.poll.registry(),
+                    &mut self.tracker,
+                    &mut self.front,
+                    0,
+                );
+            }
+        }
+        self.server
+            .serve_pending(self.poll.registry(), &mut self.tracker, &mut self.front, 0);
     }
 
     /// Sends `head` in the pieces `cuts` makes, each read by the server before the next is
@@ -231,4 +236,47 @@ fn a_head_over_the_line_cap_gets_431_even_in_pieces() {
     let fits = scrape_head(63);
     let response = rig.send_in_pieces(&fits, &[100]);
     assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+/// A backlog of more connections than one turn may take ([`MAX_ACCEPTS_PER_TURN`]): each turn
+/// takes exactly the budget, the rest waits in the kernel's backlog for the next turns (with no
+/// new readiness event: the listener is on the pending list), and every client is answered.
+#[test]
+fn a_turn_takes_at_most_max_accepts_per_turn_from_a_backlog() {
+    let mut rig = Rig::new();
+    let n = 2 * MAX_ACCEPTS_PER_TURN + 44;
+    let head = scrape_head(0);
+    // Every connection is in the backlog, its request sent, before the server's first turn.
+    let mut clients: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut c = TcpStream::connect(rig.addr).unwrap();
+            c.write_all(&head).unwrap();
+            c
+        })
+        .collect();
+    let mut per_turn = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rig.tracker.stats.tcp_accepted < n as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "stuck at {} of {n} after {} turns",
+            rig.tracker.stats.tcp_accepted,
+            per_turn.len()
+        );
+        let before = rig.tracker.stats.tcp_accepted;
+        rig.turn();
+        per_turn.push(rig.tracker.stats.tcp_accepted - before);
+    }
+    assert_eq!(
+        per_turn,
+        [MAX_ACCEPTS_PER_TURN as u64, MAX_ACCEPTS_PER_TURN as u64, 44],
+        "connections accepted per turn"
+    );
+    assert!(!rig.server.has_pending());
+    for c in &mut clients {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut response = Vec::new();
+        c.read_to_end(&mut response).unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"), "{response:?}");
+    }
 }
