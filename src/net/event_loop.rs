@@ -294,18 +294,7 @@ fn run_worker(
             } else if (UDP_BASE..UDP_BASE + udp.len()).contains(&token) {
                 udp[token - UDP_BASE].serve(&mut udp_handler, &mut tracker, now);
             } else if token >= CONN_BASE {
-                if event.is_read_closed() || event.is_error() {
-                    http.note_read_closed(event.token());
-                }
-                http.ready(
-                    event.token(),
-                    event.is_readable() || event.is_read_closed() || event.is_error(),
-                    event.is_writable() || event.is_write_closed() || event.is_error(),
-                    poll.registry(),
-                    &mut tracker,
-                    &mut &site,
-                    now,
-                );
+                http.on_event(event, poll.registry(), &mut tracker, &mut &site, now);
             }
             // WAKER: the stop flag, checked at the top of the loop.
         }
@@ -598,33 +587,11 @@ pub fn run(mut listeners: Listeners, cfg: LoopConfig, db: Option<(Db, Loaded)>) 
                     site: &cfg.api,
                     sink: sink(&mut persist, &mut ram),
                 };
-                if event.is_read_closed() || event.is_error() {
-                    api.note_read_closed(event.token());
-                }
-                api.ready(
-                    event.token(),
-                    event.is_readable() || event.is_read_closed() || event.is_error(),
-                    event.is_writable() || event.is_write_closed() || event.is_error(),
-                    poll.registry(),
-                    &mut tracker,
-                    &mut front,
-                    now,
-                );
+                api.on_event(event, poll.registry(), &mut tracker, &mut front, now);
             } else if let Some(l) = livesync.as_mut().filter(|l| l.owns(token)) {
                 l.readable(token, &mut tracker, now);
             } else if token >= CONN_BASE {
-                if event.is_read_closed() || event.is_error() {
-                    http.note_read_closed(event.token());
-                }
-                http.ready(
-                    event.token(),
-                    event.is_readable() || event.is_read_closed() || event.is_error(),
-                    event.is_writable() || event.is_write_closed() || event.is_error(),
-                    poll.registry(),
-                    &mut tracker,
-                    &mut &cfg.site,
-                    now,
-                );
+                http.on_event(event, poll.registry(), &mut tracker, &mut &cfg.site, now);
             }
         }
         // Streamed responses (full scrape) get one slice each per turn.

@@ -468,19 +468,45 @@ impl HttpServer {
         }
     }
 
+    /// Handles one readiness event of a connection (a token at or above the connection base):
+    /// a hang-up or an error it carries is noted first ([`HttpServer::note_read_closed`]), then
+    /// the connection is served as readable on readability, hang-up or error, and as writable
+    /// on writability, write hang-up or error ([`HttpServer::ready`]).
+    pub fn on_event<F: Front>(
+        &mut self,
+        event: &mio::event::Event,
+        registry: &Registry,
+        tracker: &mut Tracker,
+        front: &mut F,
+        now: u32,
+    ) {
+        if event.is_read_closed() || event.is_error() {
+            self.note_read_closed(event.token());
+        }
+        self.ready(
+            event.token(),
+            event.is_readable() || event.is_read_closed() || event.is_error(),
+            event.is_writable() || event.is_write_closed() || event.is_error(),
+            registry,
+            tracker,
+            front,
+            now,
+        );
+    }
+
     /// Marks the connection of `token` as closed by the client on its side or in error, as a
     /// readiness event said (mio's `is_read_closed` or `is_error`): call it before
     /// [`HttpServer::ready`] for that event. See [`Conn::hup`].
-    pub fn note_read_closed(&mut self, token: Token) {
+    fn note_read_closed(&mut self, token: Token) {
         let slot = token.0.wrapping_sub(self.token_base);
         if let Some(Some(conn)) = self.conns.get_mut(slot) {
             conn.hup = true;
         }
     }
 
-    /// Handles readiness of the connection with `token`.
+    /// Handles readiness of the connection with `token` (see [`HttpServer::on_event`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn ready<F: Front>(
+    fn ready<F: Front>(
         &mut self,
         token: Token,
         readable: bool,
