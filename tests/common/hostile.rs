@@ -6,9 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use opentracker_rs::types::Event;
-use opentracker_rs::wire::udp::{
-    AnnounceOptions, AnnounceRequest, ConnectRequest, Response, parse_response,
-};
+use opentracker_rs::wire::udp::{ConnectRequest, Response, parse_response};
 
 use super::Tracker;
 
@@ -121,6 +119,7 @@ impl UdpClient {
         }
     }
 
+    /// An announce with transaction_id 0xabcd and numwant -1 (the tracker's default).
     pub fn announce_bytes(
         connection_id: u64,
         info_hash: [u8; 20],
@@ -128,23 +127,6 @@ impl UdpClient {
         left: u64,
         event: Event,
     ) -> Vec<u8> {
-        let mut out = Vec::new();
-        AnnounceRequest {
-            connection_id,
-            transaction_id: 0xabcd,
-            info_hash,
-            peer_id: *b"-UT0001-000000000000",
-            downloaded: 0,
-            left,
-            uploaded: 0,
-            event,
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
-            key: 1,
-            num_want: -1,
-            port,
-            options: AnnounceOptions::parse(&[]).unwrap(),
-        }
-        .emit(&mut out);
-        out
+        super::udp::announce_request(connection_id, 0xabcd, &info_hash, port, left, event, -1)
     }
 }
