@@ -484,3 +484,83 @@ fn workers_run_under_sched_batch_unless_turned_off() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// CPUs in a `Cpus_allowed_list` value (`0-1`, `0,2-3`).
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<usize>().unwrap()..=b.parse().unwrap()),
+            None => out.push(part.parse().unwrap()),
+        }
+    }
+    out
+}
+
+/// `Cpus_allowed_list` of a task's `/proc/.../status`.
+fn allowed_cpus(status_path: &str) -> Vec<usize> {
+    let status = std::fs::read_to_string(status_path).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    cpu_list(line)
+}
+
+/// `tracker.cpu_affinity on` with 2 workers: worker i runs on the i-th CPU the process may use
+/// (wrapping around); off (the default), every worker may use them all.
+#[test]
+fn cpu_affinity_pins_worker_i_to_the_ith_allowed_cpu() {
+    // The tracker inherits this process's CPUs.
+    let allowed = allowed_cpus("/proc/self/status");
+    for on in [true, false] {
+        let t = Tracker::start(
+            "workers-affinity",
+            &format!(
+                "listen.tcp 127.0.0.1:0\nlisten.udp 127.0.0.1:0\ntracker.workers 2\n\
+                 tracker.cpu_affinity {}\n{QUOTAS_OFF}",
+                if on { "on" } else { "off" }
+            ),
+        );
+        let pid = t.child.id();
+        let expected: Vec<(String, Vec<usize>)> = if on {
+            vec![
+                ("main".into(), vec![allowed[0]]),
+                ("worker-1".into(), vec![allowed[1 % allowed.len()]]),
+            ]
+        } else {
+            vec![
+                ("main".into(), allowed.clone()),
+                ("worker-1".into(), allowed.clone()),
+            ]
+        };
+        let seen = || -> Vec<(String, Vec<usize>)> {
+            let mut out = Vec::new();
+            for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+                let path = task.unwrap().path();
+                let tid: u32 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+                    continue;
+                };
+                let name = if tid == pid {
+                    "main".to_string()
+                } else if comm.trim().starts_with("worker-") {
+                    comm.trim().to_string()
+                } else {
+                    continue;
+                };
+                out.push((name, allowed_cpus(path.join("status").to_str().unwrap())));
+            }
+            out.sort();
+            out
+        };
+        // A worker pins itself as its thread starts: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = seen();
+        while got != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            got = seen();
+        }
+        assert_eq!(got, expected, "cpu_affinity {on}\n{}", t.log_text());
+    }
+}
