@@ -600,8 +600,9 @@ fn two_worker_pair(name: &str, max_delay: u32) -> (Node, Node, SocketAddr) {
         None,
         &conf(pb, pa, "livesync.cluster.max_delay 1\n"),
     );
+    // Logged once the workers are started, after the lines `Node::start` waits for.
     assert!(
-        a.log_text().contains("2 workers serve"),
+        eventually(10, || a.log_text().contains("2 workers serve")),
         "A runs one worker:\n{}",
         a.log_text()
     );
